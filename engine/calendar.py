@@ -1,0 +1,139 @@
+"""Date law: durations in days, weeks, months and working days, and England's working days.
+
+Pure functions of dates. The rules are those of the SEND Regulations 2014 and the general law of
+time limits (see docs/workflow-format.md, "Counting time"):
+
+- ``N days`` / ``N weeks`` after D: D + N days (weeks are seven calendar days).
+- ``N months`` after D: the corresponding date N months later, or that month's last day when it
+  has no such date (the corresponding-date rule, Dodds v Walker [1981] 1 WLR 1441).
+- ``inclusive`` ("a period of N ... beginning/starting with the day D"): D is day 1, so the
+  period ends one day earlier than the plain rule gives.
+- ``N working days`` after D: count forward N working days, D itself not counted. A working day
+  is not a Saturday, Sunday, Christmas Day, Good Friday or a bank holiday in England (reg 2(1)).
+
+A statutory date is never moved onto a working day: a limit that ends on a Saturday ends then.
+"""
+
+from __future__ import annotations
+
+import calendar as _stdcal
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from functools import lru_cache
+
+import holidays
+from dateutil.easter import easter
+
+
+class Unit(StrEnum):
+    DAYS = "days"
+    WEEKS = "weeks"
+    MONTHS = "months"
+    WORKING_DAYS = "working_days"
+
+
+_UNIT_WORDS = {
+    "day": Unit.DAYS,
+    "days": Unit.DAYS,
+    "calendar day": Unit.DAYS,
+    "calendar days": Unit.DAYS,
+    "week": Unit.WEEKS,
+    "weeks": Unit.WEEKS,
+    "month": Unit.MONTHS,
+    "months": Unit.MONTHS,
+    "working day": Unit.WORKING_DAYS,
+    "working days": Unit.WORKING_DAYS,
+    "working_day": Unit.WORKING_DAYS,
+    "working_days": Unit.WORKING_DAYS,
+}
+
+_DURATION = re.compile(r"^\s*(\d+)\s+([a-z_ ]+?)\s*$")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A length of time as the law states it: ``6 weeks``, ``15 days``, ``3 working days``."""
+
+    amount: int
+    unit: Unit
+    inclusive: bool = False
+
+    @classmethod
+    def parse(cls, text: str, inclusive: bool = False) -> Duration:
+        """Parse ``"6 weeks"``; raises ValueError naming the accepted units when it cannot."""
+        match = _DURATION.match(str(text).lower())
+        if not match or match.group(2) not in _UNIT_WORDS:
+            raise ValueError(
+                f"'{text}' is not a duration; write a whole number and a unit, "
+                "e.g. '6 weeks', '15 days', '2 months', '3 working days'"
+            )
+        unit = _UNIT_WORDS[match.group(2)]
+        if inclusive and unit is Unit.WORKING_DAYS:
+            raise ValueError("'inclusive' applies to days, weeks and months, not working days")
+        return cls(int(match.group(1)), unit, inclusive)
+
+    def __str__(self) -> str:
+        word = self.unit.value.replace("_", " ")
+        if self.amount == 1:
+            word = word[:-1]
+        return f"{self.amount} {word}" + (" (beginning with the first day)" if self.inclusive else "")
+
+
+def add_months(start: date, months: int) -> date:
+    """The corresponding date ``months`` later (or earlier), clamped to the month's last day."""
+    index = start.year * 12 + (start.month - 1) + months
+    year, month0 = divmod(index, 12)
+    last = _stdcal.monthrange(year, month0 + 1)[1]
+    return date(year, month0 + 1, min(start.day, last))
+
+
+@lru_cache(maxsize=256)
+def bank_holidays(year: int) -> frozenset[date]:
+    """England's bank holidays in ``year``, with Christmas Day and Good Friday always included.
+
+    Known offline: the ``holidays`` package computes the usual days and lists the one-off ones.
+    """
+    days = set(holidays.country_holidays("GB", subdiv="ENG", years=year).keys())
+    days.add(date(year, 12, 25))
+    days.add(easter(year) - timedelta(days=2))
+    return frozenset(days)
+
+
+def is_working_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in bank_holidays(day.year)
+
+
+def add_working_days(start: date, count: int) -> date:
+    """``count`` working days after ``start`` (``start`` itself not counted); negative counts back."""
+    step = 1 if count >= 0 else -1
+    remaining = abs(count)
+    day = start
+    while remaining:
+        day += timedelta(days=step)
+        if is_working_day(day):
+            remaining -= 1
+    return day
+
+
+def add(start: date, duration: Duration) -> date:
+    """The last day of a period of ``duration`` counted from ``start``."""
+    if duration.unit is Unit.WORKING_DAYS:
+        return add_working_days(start, duration.amount)
+    if duration.unit is Unit.MONTHS:
+        end = add_months(start, duration.amount)
+    else:
+        days = duration.amount * (7 if duration.unit is Unit.WEEKS else 1)
+        end = start + timedelta(days=days)
+    return end - timedelta(days=1) if duration.inclusive else end
+
+
+def subtract(end: date, duration: Duration) -> date:
+    """The day ``duration`` before ``end`` (for reminders and notice periods counted backwards)."""
+    if duration.unit is Unit.WORKING_DAYS:
+        return add_working_days(end, -duration.amount)
+    if duration.unit is Unit.MONTHS:
+        return add_months(end, -duration.amount)
+    days = duration.amount * (7 if duration.unit is Unit.WEEKS else 1)
+    return end - timedelta(days=days)

@@ -1,0 +1,466 @@
+"""``ehcp``: the command line for caseworkers and scripts. Parse, call the service, print.
+
+Every listing has ``--json``; dates are YYYY-MM-DD; errors are one line on stderr with exit 1
+(exit 2 for bad usage).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from . import diagram
+from .app import App, build
+from .cases import parse_contact
+from .catalogue import workflow_files
+from .clock import FixedClock, SystemClock
+from .config import load_settings
+from .definition.load import check_files
+from .errors import DefinitionError, EhcpError, InvalidInput
+from .inputs import parse_date
+from .store import database, queries
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="EHC plan casework: statutory workflows and deadlines."
+)
+workflows_app = typer.Typer(no_args_is_help=True, help="Check and read the workflow definitions.")
+case_app = typer.Typer(no_args_is_help=True, help="Open, step and read cases.")
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+app.add_typer(workflows_app, name="workflows")
+app.add_typer(case_app, name="case")
+app.add_typer(db_app, name="db")
+
+T = TypeVar("T")
+_state: dict[str, Any] = {"config": None}
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
+OnOpt = typer.Option(None, "--on", help="The date of the step (YYYY-MM-DD); default today.")
+
+
+@app.callback()
+def _main(config: Path | None = typer.Option(None, "--config", help="config.yaml to use (or EHCP_CONFIG).")) -> None:
+    _state["config"] = config
+
+
+def _date_arg(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option}: {exc}") from None
+
+
+def _app(on: str | None = None, option: str = "--on") -> App:
+    day = _date_arg(on, option)
+    return build(load_settings(_state["config"]), FixedClock(day) if day else SystemClock())
+
+
+def _sets(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--set '{item}': write key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _run(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except DefinitionError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    except EhcpError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _table(rows: list[list[Any]], header: list[str], indent: str = "") -> None:
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(len(header))]
+    typer.echo(indent + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for r in rows:
+        typer.echo(indent + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# -- workflows ---------------------------------------------------------------------------------
+
+
+@workflows_app.command("check")
+def workflows_check(
+    paths: list[Path] | None = typer.Argument(None, help="Files or folders; default the configured workflows folder."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Validate workflow definitions: every mistake with file:line: field, exit 1 if any."""
+
+    def go() -> None:
+        targets = paths or [load_settings(_state["config"]).workflows_path()]
+        files: list[Path] = []
+        for p in targets:
+            files += workflow_files(p) if p.is_dir() else [p]
+        loaded, problems = check_files(files)
+        if as_json:
+            _print_json(
+                {
+                    "ok": not problems,
+                    "workflows": [{"name": d.name, "version": d.version, "file": d.file} for d in loaded],
+                    "problems": [
+                        {"file": p.file, "line": p.line, "field": p.field, "message": p.message} for p in problems
+                    ],
+                }
+            )
+        else:
+            for d in loaded:
+                typer.echo(
+                    f"ok  {d.file}: {d.name} v{d.version}, {len(d.states)} states, "
+                    f"{len(d.transitions)} transitions, {len(d.deadlines)} deadlines"
+                )
+            for problem in problems:
+                typer.echo(str(problem), err=True)
+        if problems or not files:
+            if not files:
+                typer.echo("error: no workflow files found", err=True)
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@workflows_app.command("list")
+def workflows_list(as_json: bool = JsonOpt) -> None:
+    """The installed workflows and their versions."""
+
+    def go() -> None:
+        defs = _app().catalogue.all()
+        rows = [{"name": d.name, "version": d.version, "title": d.title, "source": d.source} for d in defs]
+        if as_json:
+            _print_json(rows)
+        else:
+            _table([[r["name"], r["version"], r["title"]] for r in rows], ["NAME", "VERSION", "TITLE"])
+
+    _run(go)
+
+
+@workflows_app.command("show")
+def workflows_show(
+    name: str,
+    as_json: bool = JsonOpt,
+    diagram_out: str | None = typer.Option(
+        None, "--diagram", help="Write a Mermaid state diagram to this file ('-' for standard output)."
+    ),
+) -> None:
+    """A workflow's states, transitions and deadlines (and its diagram)."""
+
+    def go() -> None:
+        d = _app().catalogue.latest(name)
+        if diagram_out:
+            text = diagram.mermaid(d)
+            if diagram_out == "-":
+                typer.echo(text, nl=False)
+            else:
+                Path(diagram_out).write_text(text, encoding="utf-8")
+                typer.echo(f"wrote {diagram_out}")
+            return
+        if as_json:
+            _print_json(d.model_dump(mode="json", by_alias=True))
+            return
+        typer.echo(f"{d.title} ({d.name} v{d.version})\nSource: {d.source}\n")
+        typer.echo("STATES")
+        for sname, s in d.states.items():
+            mark = " (final)" if s.final else (" (start)" if sname == d.initial else "")
+            typer.echo(f"  {sname}{mark}: {' '.join(s.description.split())}")
+        typer.echo("\nTRANSITIONS")
+        _table(
+            [[t.trigger, ", ".join(t.source), t.dest, ", ".join(t.roles), ", ".join(t.inputs)] for t in d.transitions],
+            ["TRIGGER", "FROM", "TO", "ROLES", "INPUTS"],
+            "  ",
+        )
+        typer.echo("\nDEADLINES")
+        _table(
+            [
+                [dl.name, str(dl.duration), dl.counted_from or "(event)", dl.basis.value, dl.source]
+                for dl in d.deadlines
+            ],
+            ["NAME", "TIME LIMIT", "COUNTED FROM", "BASIS", "SOURCE"],
+            "  ",
+        )
+
+    _run(go)
+
+
+# -- cases -------------------------------------------------------------------------------------
+
+
+@case_app.command("open")
+def case_open(
+    name: str = typer.Option(..., "--name", help="The child's or young person's name."),
+    dob: str = typer.Option(..., "--dob", help="Date of birth, YYYY-MM-DD."),
+    workflow: str = typer.Option("needs_assessment", "--workflow", help="The workflow to start."),
+    on: str | None = OnOpt,
+    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
+    caseworker: str | None = typer.Option(None, "--caseworker", help="The caseworker's email or staff id."),
+    contacts: list[str] | None = typer.Option(None, "--contact", help="ROLE:NAME:EMAIL (repeatable)."),
+    note: str | None = typer.Option(None, "--note"),
+) -> None:
+    """Open a case and start its workflow; prints the new case id."""
+
+    def go() -> None:
+        a = _app(on)
+        dob_date = _date_arg(dob, "--dob")
+        assert dob_date is not None
+        opened = a.cases.open_case(
+            name=name,
+            date_of_birth=dob_date,
+            workflow=workflow,
+            actor_id=by or a.settings.user,
+            inputs=_sets(sets),
+            contacts=[parse_contact(c) for c in contacts or []],
+            caseworker=caseworker,
+            note=note,
+        )
+        typer.echo(str(opened.case_id))
+
+    _run(go)
+
+
+@case_app.command("list")
+def case_list(
+    state: str | None = typer.Option(None, "--state"),
+    workflow: str | None = typer.Option(None, "--workflow"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Cases with their workflow, state and next statutory date."""
+
+    def go() -> None:
+        a = _app()
+        a.directory.actor(a.settings.user)
+        rows = queries.list_cases(a.engine, state, workflow)
+        if as_json:
+            _print_json(rows)
+        else:
+            _table(
+                [[r["id"], r["name"], r["workflow"], r["state"], r["next_due"] or "-"] for r in rows],
+                ["ID", "NAME", "WORKFLOW", "STATE", "NEXT DUE"],
+            )
+
+    _run(go)
+
+
+@case_app.command("show")
+def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.Option(None, "--as-of")) -> None:
+    """One case: its state, the steps open now, deadlines and history."""
+
+    def go() -> None:
+        a = _app(as_of, "--as-of")
+        actor = a.directory.actor(a.settings.user)
+        view = queries.case_view(a.engine, case_id, a.clock.today())
+        view["allowed"] = a.cases.allowed(case_id, actor.id) if view["workflow"] else []
+        if as_json:
+            _print_json(view)
+            return
+        typer.echo(f"Case {view['id']}: {view['name']} (born {view['date_of_birth']})")
+        if view["caseworker"]:
+            typer.echo(f"Caseworker: {view['caseworker']}")
+        for c in view["contacts"]:
+            typer.echo(f"Contact: {c['role']}: {c['name']} {c['email'] or '(no email: letters by post)'}")
+        for w in view["workflows"]:
+            definition = a.catalogue.get(w["workflow"], w["definition_version"])
+            desc = " ".join(definition.states[w["state"]].description.split())
+            typer.echo(f"\n{definition.title}: {w['state']}" + (" (ended)" if w["closed"] else ""))
+            typer.echo(f"  {desc}")
+        typer.echo(f"\nNext steps you can take: {', '.join(view['allowed']) or 'none'}")
+        typer.echo("\nDEADLINES")
+        _table(
+            [[d["due"], d["status"], d.get("days_left", ""), d["title"], d["regulation"]] for d in view["deadlines"]],
+            ["DUE", "STATUS", "DAYS", "WHAT", "SOURCE"],
+            "  ",
+        )
+        typer.echo("\nHISTORY")
+        _table(
+            [
+                [h["on"], h["by"], h["trigger"], f"{h['from'] or '-'} -> {h['to']}", h["note"] or ""]
+                for h in view["history"]
+            ],
+            ["ON", "BY", "STEP", "STATE", "NOTE"],
+            "  ",
+        )
+
+    _run(go)
+
+
+@case_app.command("fire")
+def case_fire(
+    case_id: int,
+    trigger: str,
+    on: str | None = OnOpt,
+    by: str | None = typer.Option(None, "--by", help="Who is doing this (a staff id)."),
+    note: str | None = typer.Option(None, "--note", help="Why, in a sentence (kept in the history)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
+    workflow: str | None = typer.Option(None, "--workflow", help="Which workflow, if the case has several open."),
+    expect_version: int | None = typer.Option(None, "--expect-version", help="Refuse if the case moved on."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Take a step in a case's workflow."""
+
+    def go() -> None:
+        a = _app(on)
+        fired = a.cases.fire(
+            case_id,
+            trigger,
+            actor_id=by or a.settings.user,
+            inputs=_sets(sets),
+            note=note,
+            workflow=workflow,
+            expected_version=expect_version,
+        )
+        o = fired.outcome
+        if as_json:
+            _print_json(
+                {
+                    "case": case_id,
+                    "trigger": o.trigger,
+                    "from": o.from_state,
+                    "to": o.to_state,
+                    "on": o.on.isoformat(),
+                    "met": o.met,
+                    "cancelled": o.cancelled,
+                    "opened": [{"name": d.name, "due": d.due_on.isoformat(), "regulation": d.source} for d in o.opened],
+                    "messages": [m.template for m in o.messages],
+                    "documents": o.documents,
+                }
+            )
+            return
+        typer.echo(f"case {case_id}: {o.from_state} -> {o.to_state} ({o.trigger}, {o.on.isoformat()})")
+        for name in o.met:
+            typer.echo(f"  met: {name}")
+        for name in o.cancelled:
+            typer.echo(f"  closed: {name}")
+        for d in o.opened:
+            typer.echo(f"  due {d.due_on.isoformat()}: {d.title} ({d.source})")
+        if o.messages or o.documents:
+            typer.echo(f"  queued: {len(o.messages)} message(s), {len(o.documents)} document(s)")
+
+    _run(go)
+
+
+@app.command("due")
+def due(
+    as_of: str | None = typer.Option(None, "--as-of", help="The date to look from; default today."),
+    within: int = typer.Option(0, "--within", min=0, help="Also list deadlines due in the next N days."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Open deadlines due or overdue, soonest first."""
+
+    def go() -> None:
+        a = _app(as_of, "--as-of")
+        a.directory.actor(a.settings.user)
+        today = a.clock.today()
+        rows = queries.due(a.engine, today + timedelta(days=within))
+        for r in rows:
+            r["days_left"] = (date.fromisoformat(r["due"]) - today).days
+            r["overdue"] = r["days_left"] < 0
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            typer.echo(f"nothing due by {today.isoformat()}")
+            return
+        _table(
+            [
+                [
+                    r["due"],
+                    f"{-r['days_left']} days late"
+                    if r["overdue"]
+                    else ("today" if r["days_left"] == 0 else f"in {r['days_left']} days"),
+                    r["case_id"],
+                    r["case_name"],
+                    r["title"],
+                    r["regulation"],
+                ]
+                for r in rows
+            ],
+            ["DUE", "", "CASE", "NAME", "WHAT", "SOURCE"],
+        )
+
+    _run(go)
+
+
+# -- database and demo -------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the newest migration."""
+
+    def go() -> None:
+        settings = load_settings(_state["config"])
+        engine = database.connect(settings.database())
+        database.migrate(engine)
+        typer.echo(f"schema at {database.current_revision(engine)}")
+
+    _run(go)
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """The schema version of the database and of the code."""
+
+    def go() -> None:
+        settings = load_settings(_state["config"])
+        engine = database.connect(settings.database())
+        typer.echo(f"database {database.current_revision(engine) or 'empty'}; code {database.head_revision()}")
+
+    _run(go)
+
+
+@app.command("demo")
+def demo(
+    cases: int = typer.Option(40, "--cases", min=1, max=100000, help="How many generated cases."),
+    seed: int = typer.Option(2014, "--seed", help="Random seed: the same seed gives the same caseload."),
+    as_of: str | None = typer.Option(None, "--as-of", help="The date the caseload is seen from; default today."),
+) -> None:
+    """Seed a generated demo caseload (no real people) and show what is due."""
+    from .demo import seed_caseload
+
+    def go() -> None:
+        settings = load_settings(_state["config"])
+        today = _date_arg(as_of, "--as-of") or SystemClock().today()
+        a = build(settings, FixedClock(today))
+        created = seed_caseload(a, cases, seed, today)
+        if created:
+            typer.echo(f"seeded {created} generated cases into {settings.database()}")
+        else:
+            typer.echo(f"the database already has cases: {settings.database()}")
+        counts: dict[str, int] = {}
+        for row in queries.list_cases(a.engine):
+            counts[f"{row['workflow']}: {row['state']}"] = counts.get(f"{row['workflow']}: {row['state']}", 0) + 1
+        typer.echo("\nCases by stage")
+        for stage, n in sorted(counts.items()):
+            typer.echo(f"  {n:4}  {stage}")
+        typer.echo(f"\nDue or overdue on {today.isoformat()} (ehcp due --as-of {today.isoformat()}):")
+
+    _run(go)
+    due(as_of=as_of, within=0, as_json=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workflow definitions: the YAML format, its typed model and its loader."""

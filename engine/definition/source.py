@@ -1,0 +1,81 @@
+"""Read YAML keeping the line of every value, so a mistake can be reported as file:line: field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ..errors import Problem
+
+Path = tuple[str | int, ...]
+
+
+class LineMap:
+    """Line numbers (1-based) of every mapping key and sequence item, by path."""
+
+    def __init__(self) -> None:
+        self._lines: dict[Path, int] = {}
+
+    def record(self, path: Path, line: int) -> None:
+        self._lines.setdefault(path, line)
+
+    def line(self, path: Path) -> int | None:
+        """The line of ``path``, or of its nearest recorded parent."""
+        probe = tuple(path)
+        while probe:
+            if probe in self._lines:
+                return self._lines[probe]
+            probe = probe[:-1]
+        return self._lines.get((), None)
+
+
+def field_name(path: Path) -> str:
+    """``("transitions", 3, "to")`` -> ``transitions[3].to``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
+    """Parse YAML text into plain Python values and a LineMap; syntax errors become Problems."""
+    lines = LineMap()
+    problems: list[Problem] = []
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, lines, [Problem(file, line, "", f"not valid YAML: {reason}")]
+    if node is None:
+        return None, lines, [Problem(file, 1, "", "the file is empty")]
+    constructor = yaml.SafeLoader("")
+
+    def build(n: yaml.Node, path: Path) -> Any:
+        lines.record(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in n.value:
+                key = constructor.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    key = str(key)
+                child = path + (key,)
+                if key in out:
+                    problems.append(Problem(file, key_node.start_mark.line + 1, field_name(child), "written twice"))
+                lines.record(child, key_node.start_mark.line + 1)
+                out[key] = build(value_node, child)
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, path + (i,)) for i, item in enumerate(n.value)]
+        try:
+            return constructor.construct_object(n, deep=True)
+        except yaml.YAMLError as exc:  # e.g. an impossible date such as 2025-02-30
+            problems.append(Problem(file, n.start_mark.line + 1, field_name(path), f"bad value: {exc}"))
+            return None
+
+    return build(node, ()), lines, problems

@@ -1,0 +1,76 @@
+"""Turning what a caseworker typed (``--set key=value``, a form field) into typed values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from .definition.model import InputSpec, InputType
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_YES = {"yes", "y", "true", "1"}
+_NO = {"no", "n", "false", "0"}
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not a date; write it as YYYY-MM-DD") from None
+
+
+def coerce(spec: InputSpec, value: Any) -> Any:
+    """One input value in its declared type; raises ValueError with a plain message."""
+    if spec.type is InputType.DATE:
+        return value if isinstance(value, date) else parse_date(value)
+    if spec.type is InputType.YES_NO:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _YES:
+            return True
+        if text in _NO:
+            return False
+        raise ValueError(f"'{value}' is not yes or no")
+    if spec.type is InputType.NUMBER:
+        try:
+            return float(value) if "." in str(value) else int(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a number") from None
+    text = str(value).strip()
+    if spec.type is InputType.CHOICE and text not in spec.options:
+        raise ValueError(f"'{value}' is not one of: {', '.join(spec.options)}")
+    if spec.type is InputType.EMAIL and not EMAIL.match(text):
+        raise ValueError(f"'{value}' is not an email address")
+    if not text:
+        raise ValueError("is empty")
+    return text
+
+
+def resolve(specs: Mapping[str, InputSpec], given: Mapping[str, Any], today: date) -> tuple[dict[str, Any], list[str]]:
+    """Typed inputs with defaults applied, and the list of problems (unknown, missing, invalid)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for name in given:
+        if name not in specs:
+            takes = ", ".join(specs) if specs else "no inputs"
+            problems.append(f"unknown input '{name}' (this step takes: {takes})")
+    for name, spec in specs.items():
+        if name in given and given[name] not in (None, ""):
+            try:
+                values[name] = coerce(spec, given[name])
+            except ValueError as exc:
+                problems.append(f"input '{name}': {exc}")
+        elif spec.default is not None:
+            values[name] = today if spec.default == "today" else spec.default
+        elif spec.required:
+            label = f" ({spec.label.strip()})" if spec.label else ""
+            problems.append(f"input '{name}' is required{label}")
+    return values, problems
+
+
+def to_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as JSON-ready values (dates as ISO strings)."""
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}

@@ -1,0 +1,23 @@
+"""The roles the engine knows: staff who act on a case, and the contacts a case has.
+
+Workflow files name these; a typo is a load-time error. A council maps its people to staff roles
+in ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+STAFF_ROLES: tuple[str, ...] = ("caseworker", "team_manager", "head_of_service")
+
+CONTACT_ROLES: tuple[str, ...] = (
+    "parent",
+    "young_person",
+    "school",
+    "post16_institution",
+    "early_years_setting",
+    "health",
+    "social_care",
+    "educational_psychologist",
+    "other",
+)
+
+RECIPIENT_ROLES: tuple[str, ...] = STAFF_ROLES + CONTACT_ROLES

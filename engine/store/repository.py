@@ -1,0 +1,352 @@
+"""The write path: load an instance and write an Outcome in one transaction.
+
+Statements are issued on the DBAPI cursor of a pooled SQLAlchemy connection rather than through
+the ORM's unit of work: a transition is five to eight small statements, and the ORM's per-object
+bookkeeping would cost several times the database work itself (see docs/benchmarks.md). The
+SQLModel classes in ``models.py`` remain the schema and the read model.
+
+Concurrency: the instance row carries a ``version``. The UPDATE that moves the state is guarded by
+the version read before deciding; if another caseworker's change committed in between, it matches
+no row and the whole unit is rolled back with a ConflictError. On SQLite the read happens before
+the write transaction begins, so no stale snapshot is held; on PostgreSQL the guarded UPDATE waits
+for the other transaction and then finds the version changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ..errors import ConflictError, NotFound
+from ..inputs import to_json
+from ..machine import NewDeadline, OpenDeadline, Outcome, Snapshot
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    id: int
+    case_id: int
+    workflow: str
+    definition_version: int
+    state: str
+    version: int
+    facts: dict[str, Any]
+    last_event_on: date
+    closed_on: date | None
+    deadlines: dict[str, OpenDeadline]
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.state, self.facts, self.deadlines, self.last_event_on)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a queued message goes to; a message nobody can receive is kept as 'skipped' with why."""
+
+    role: str
+    name: str | None
+    email: str | None
+    status: str = "queued"
+    reason: str | None = None
+
+    @property
+    def channel(self) -> str:
+        return "email" if self.email else "letter"
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    role: str
+    name: str
+    email: str | None
+
+
+@dataclass(frozen=True)
+class NewCase:
+    name: str
+    date_of_birth: date
+    caseworker: str | None
+    contacts: Sequence[ContactRecord]
+
+
+class Unit:
+    """One database transaction over one pooled connection."""
+
+    def __init__(self, store: Store, raw: Any):
+        self._store = store
+        self._raw = raw
+        self._cur = raw.cursor()
+
+    def _exec(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        self._cur.execute(self._store.sql(sql), self._store.encode(params or {}))
+        return self._cur
+
+    def _many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            encode = self._store.encode
+            self._cur.executemany(self._store.sql(sql), [encode(r) for r in rows])
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def load(self, instance_id: int) -> InstanceRecord:
+        row = self._exec(
+            "SELECT id, case_id, workflow, definition_version, state, version, facts, last_event_on, closed_on "
+            "FROM workflow_instance WHERE id = :id",
+            {"id": instance_id},
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no workflow instance {instance_id}")
+        deadlines = {
+            name: OpenDeadline(name, _date(due), status)
+            for name, due, status in self._exec(
+                "SELECT name, due_on, status FROM deadline WHERE instance_id = :id AND closed_on IS NULL",
+                {"id": instance_id},
+            ).fetchall()
+        }
+        return InstanceRecord(
+            id=row[0],
+            case_id=row[1],
+            workflow=row[2],
+            definition_version=row[3],
+            state=row[4],
+            version=row[5],
+            facts=json.loads(row[6]),
+            last_event_on=_date(row[7]),
+            closed_on=_date(row[8]) if row[8] is not None else None,
+            deadlines=deadlines,
+        )
+
+    def instances(self, case_id: int) -> list[tuple[int, str, str, date | None]]:
+        rows = self._exec(
+            "SELECT id, workflow, state, closed_on FROM workflow_instance WHERE case_id = :case_id ORDER BY id",
+            {"case_id": case_id},
+        ).fetchall()
+        if not rows and self._exec("SELECT 1 FROM ehc_case WHERE id = :id", {"id": case_id}).fetchone() is None:
+            raise NotFound(f"no case {case_id}")
+        return [(r[0], r[1], r[2], _date(r[3]) if r[3] is not None else None) for r in rows]
+
+    def contacts(self, case_id: int) -> tuple[str | None, list[ContactRecord]]:
+        """The case's caseworker and its contacts."""
+        head = self._exec("SELECT caseworker FROM ehc_case WHERE id = :id", {"id": case_id}).fetchone()
+        rows = self._exec(
+            "SELECT role, name, email FROM contact WHERE case_id = :id ORDER BY id", {"id": case_id}
+        ).fetchall()
+        return (head[0] if head else None), [ContactRecord(r[0], r[1], r[2]) for r in rows]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def create_case(self, case: NewCase, actor: str, now: datetime) -> int:
+        case_id: int = self._exec(
+            "INSERT INTO ehc_case (name, date_of_birth, caseworker, created_at, created_by) "
+            "VALUES (:name, :dob, :caseworker, :now, :actor) RETURNING id",
+            {"name": case.name, "dob": case.date_of_birth, "caseworker": case.caseworker, "now": now, "actor": actor},
+        ).fetchone()[0]
+        self._many(
+            "INSERT INTO contact (case_id, role, name, email) VALUES (:case_id, :role, :name, :email)",
+            [{"case_id": case_id, "role": c.role, "name": c.name, "email": c.email} for c in case.contacts],
+        )
+        return case_id
+
+    def start_instance(
+        self,
+        case_id: int,
+        workflow: str,
+        definition_version: int,
+        outcome: Outcome,
+        note: str | None,
+        recipients: Sequence[tuple[str, Recipient]],
+        now: datetime,
+    ) -> int:
+        instance_id: int = self._exec(
+            "INSERT INTO workflow_instance (case_id, workflow, definition_version, state, version, facts, "
+            "opened_on, last_event_on, closed_on) VALUES (:case_id, :workflow, :dv, :state, 1, :facts, :on, :on, "
+            ":closed) RETURNING id",
+            {
+                "case_id": case_id,
+                "workflow": workflow,
+                "dv": definition_version,
+                "state": outcome.to_state,
+                "facts": json.dumps(to_json(outcome.facts), sort_keys=True),
+                "on": outcome.on,
+                "closed": outcome.on if outcome.final else None,
+            },
+        ).fetchone()[0]
+        self._record(instance_id, case_id, 1, outcome, note, recipients, now)
+        return instance_id
+
+    def apply(
+        self,
+        instance: InstanceRecord,
+        outcome: Outcome,
+        note: str | None,
+        recipients: Sequence[tuple[str, Recipient]],
+        now: datetime,
+    ) -> int:
+        """Write the outcome; raises ConflictError if the instance changed since it was loaded."""
+        seq = instance.version + 1
+        updated = self._exec(
+            "UPDATE workflow_instance SET state = :state, version = :seq, facts = :facts, "
+            "last_event_on = :on, closed_on = :closed WHERE id = :id AND version = :version",
+            {
+                "state": outcome.to_state,
+                "seq": seq,
+                "facts": json.dumps(to_json(outcome.facts), sort_keys=True),
+                "on": outcome.on,
+                "closed": outcome.on if outcome.final else None,
+                "id": instance.id,
+                "version": instance.version,
+            },
+        ).rowcount
+        if updated != 1:
+            raise ConflictError(
+                f"case {instance.case_id} was changed by someone else while you were working on it; "
+                "nothing was saved: look at the case again and repeat the step if it is still right"
+            )
+        self._record(instance.id, instance.case_id, seq, outcome, note, recipients, now)
+        return seq
+
+    def _record(
+        self,
+        instance_id: int,
+        case_id: int,
+        seq: int,
+        outcome: Outcome,
+        note: str | None,
+        recipients: Sequence[tuple[str, Recipient]],
+        now: datetime,
+    ) -> None:
+        self._exec(
+            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
+            "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, :trigger, "
+            ":from_state, :to_state, :inputs, :note)",
+            {
+                "iid": instance_id,
+                "cid": case_id,
+                "seq": seq,
+                "at": now,
+                "on": outcome.on,
+                "actor": outcome.actor.id,
+                "role": outcome.actor.role,
+                "trigger": outcome.trigger,
+                "from_state": outcome.from_state,
+                "to_state": outcome.to_state,
+                "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True),
+                "note": note,
+            },
+        )
+        closing = [(name, "met") for name in outcome.met] + [(name, "cancelled") for name in outcome.cancelled]
+        # A limit met after its last day stays on record as breached (closed, but late). A family's
+        # period is a minimum they are given, not a limit anyone can miss: it simply ends.
+        self._many(
+            "UPDATE deadline SET status = CASE WHEN :how = 'met' AND due_on < :on AND party <> 'family' "
+            "THEN 'breached' "
+            "WHEN :how = 'met' THEN 'met' ELSE 'cancelled' END, closed_on = :on, closed_by_seq = :seq "
+            "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
+            [{"how": how, "on": outcome.on, "seq": seq, "iid": instance_id, "name": name} for name, how in closing],
+        )
+        self._many(
+            "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
+            "status, opened_by_seq) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, :basis, "
+            ":party, 'open', :seq)",
+            [_deadline_row(instance_id, case_id, seq, d) for d in outcome.opened],
+        )
+        self._many(
+            "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
+            "recipient_email, channel, status, created_at, attempts, last_error) VALUES (:key, :cid, :iid, :seq, "
+            ":template, :role, :name, :email, :channel, :status, :now, 0, :reason)",
+            [
+                {
+                    "key": f"{instance_id}:{seq}:{template}:{r.role}:{r.email or r.name or '-'}",
+                    "cid": case_id,
+                    "iid": instance_id,
+                    "seq": seq,
+                    "template": template,
+                    "role": r.role,
+                    "name": r.name,
+                    "email": r.email,
+                    "channel": r.channel,
+                    "status": r.status,
+                    "now": now,
+                    "reason": r.reason,
+                }
+                for template, r in recipients
+            ],
+        )
+        self._many(
+            "INSERT INTO document (case_id, instance_id, history_seq, kind, status, created_at) "
+            "VALUES (:cid, :iid, :seq, :kind, 'queued', :now)",
+            [{"cid": case_id, "iid": instance_id, "seq": seq, "kind": k, "now": now} for k in outcome.documents],
+        )
+
+
+def _deadline_row(instance_id: int, case_id: int, seq: int, d: NewDeadline) -> dict[str, Any]:
+    return {
+        "iid": instance_id,
+        "cid": case_id,
+        "name": d.name,
+        "title": d.title,
+        "starts_on": d.starts_on,
+        "due_on": d.due_on,
+        "source": d.source,
+        "basis": d.basis,
+        "party": d.party,
+        "seq": seq,
+    }
+
+
+def _date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+class Store:
+    """Hands out units of work over an Engine, speaking its driver's parameter style."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        style = engine.dialect.paramstyle
+        self._pyformat = style in ("pyformat", "format")
+        self._cache: dict[str, str] = {}
+
+    def sql(self, statement: str) -> str:
+        cached = self._cache.get(statement)
+        if cached is None:
+            cached = _PARAM.sub(r"%(\1)s", statement) if self._pyformat else statement
+            self._cache[statement] = cached
+        return cached
+
+    def encode(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not self._sqlite:
+            return params
+        # SQLite has no date types: store them as SQLAlchemy's SQLite dialect does, so the ORM reads them.
+        out = dict(params)
+        for key, value in out.items():
+            if isinstance(value, datetime):
+                out[key] = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+            elif isinstance(value, date):
+                out[key] = value.isoformat()
+        return out
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        raw = self.engine.raw_connection()
+        try:
+            unit = Unit(self, raw)
+            try:
+                yield unit
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+        finally:
+            raw.close()

@@ -1,0 +1,109 @@
+"""Fixtures: a clock, a real SQLite file, a real PostgreSQL server, and the engine assembled on them."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from engine.app import App
+from engine.clock import FixedClock
+from engine.config import Settings, StaffMember
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_WORKFLOWS = Path(__file__).resolve().parent / "workflows"
+
+STAFF = [
+    StaffMember(id="cw", name="Case Worker", email="cw@example.org", role="caseworker"),
+    StaffMember(id="cw2", name="Second Worker", email="cw2@example.org", role="caseworker"),
+    StaffMember(id="tm", name="Team Manager", email="tm@example.org", role="team_manager"),
+    StaffMember(id="hos", name="Head of Service", email="hos@example.org", role="head_of_service"),
+]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(date(2025, 1, 6))
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster on loopback; yields a URL prefix without the database name."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (scripts/test.sh installs them)")
+    base = Path(tempfile.mkdtemp(prefix="ehcp-pg-"))
+    os.chmod(base, 0o777)
+    data = base / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(
+        as_postgres + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(base / "log"), "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cases.sqlite'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    yield f"{server}/{name}"
+
+
+def make_app(database_url: str, clock: FixedClock, workflows: Path = TEST_WORKFLOWS) -> App:
+    settings = Settings(database_url=database_url, workflows_dir=str(workflows), staff=STAFF, user="cw")
+    return App(settings, clock)
+
+
+@pytest.fixture
+def app(database_url: str, clock: FixedClock) -> Iterator[App]:
+    a = make_app(database_url, clock)
+    yield a
+    a.engine.dispose()
+
+
+@pytest.fixture
+def shipped_app(database_url: str, clock: FixedClock) -> Iterator[App]:
+    a = make_app(database_url, clock, ROOT / "workflows")
+    yield a
+    a.engine.dispose()

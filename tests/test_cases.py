@@ -1,0 +1,245 @@
+"""The service on a real database (a SQLite file, and PostgreSQL): one transaction per step."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from engine.app import App
+from engine.clock import FixedClock
+from engine.errors import ConflictError, NotAuthorised, NotFound, TransitionRefused
+from engine.store import queries
+from engine.store.repository import ContactRecord
+
+PARENT = ContactRecord("parent", "Parent One", "parent.one@example.org")
+PARENT_NO_EMAIL = ContactRecord("parent", "Parent Two", None)
+
+
+def open_simple(app: App, contacts: list[ContactRecord] | None = None) -> int:
+    return app.cases.open_case(
+        name="Test Child",
+        date_of_birth=date(2015, 2, 3),
+        workflow="simple",
+        actor_id="cw",
+        inputs={"received_on": "2025-01-06"},
+        contacts=[PARENT] if contacts is None else contacts,
+        caseworker="cw",
+    ).case_id
+
+
+def table_counts(app: App) -> dict[str, int]:
+    with app.engine.connect() as conn:
+        return {
+            t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("history", "deadline", "outbox", "document", "workflow_instance")
+        }
+
+
+def test_opening_a_case_records_history_and_deadlines(app: App) -> None:
+    case_id = open_simple(app)
+    view = queries.case_view(app.engine, case_id)
+    assert view["state"] == "received" and view["workflow"] == "simple"
+    assert [(h["trigger"], h["from"], h["to"], h["by"]) for h in view["history"]] == [("start", None, "received", "cw")]
+    assert [(d["name"], d["due"], d["status"], d["regulation"]) for d in view["deadlines"]] == [
+        ("start_within", "2025-02-17", "open", "Test reg 1")
+    ]
+
+
+def test_a_step_writes_state_history_deadlines_messages_and_documents(app: App, clock: FixedClock) -> None:
+    case_id = open_simple(app)
+    clock.set(date(2025, 1, 20))
+    fired = app.cases.fire(case_id, "start_work", actor_id="cw", note="Panel agreed", inputs={"priority": "high"})
+    assert fired.seq == 2
+    view = queries.case_view(app.engine, case_id)
+    assert view["state"] == "working"
+    last = view["history"][-1]
+    assert (last["trigger"], last["from"], last["to"], last["on"], last["note"]) == (
+        "start_work",
+        "received",
+        "working",
+        "2025-01-20",
+        "Panel agreed",
+    )
+    assert last["inputs"] == {"priority": "high", "started_on": "2025-01-20"}
+    deadlines = {d["name"]: d for d in view["deadlines"]}
+    assert deadlines["start_within"]["status"] == "met" and deadlines["start_within"]["closed"] == "2025-01-20"
+    assert deadlines["finish_within"]["due"] == "2025-03-20"
+    # The message goes to the parent and the caseworker, each with its own key; the document is queued.
+    assert sorted((m["template"], m["role"], m["to"], m["status"]) for m in view["outbox"]) == [
+        ("started", "caseworker", "cw@example.org", "queued"),
+        ("started", "parent", "parent.one@example.org", "queued"),
+    ]
+    assert [(d["kind"], d["status"]) for d in view["documents"]] == [("working_letter", "queued")]
+
+
+def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_skipped(
+    app: App, clock: FixedClock
+) -> None:
+    case_id = open_simple(app, [PARENT_NO_EMAIL])
+    app.cases.fire(case_id, "start_work", actor_id="cw")
+    other = app.cases.open_case(
+        name="No Contacts",
+        date_of_birth=date(2015, 2, 3),
+        workflow="simple",
+        actor_id="cw",
+        inputs={"received_on": "2025-01-06"},
+    ).case_id
+    app.cases.fire(other, "start_work", actor_id="cw")
+    letters = queries.case_view(app.engine, case_id)["outbox"]
+    assert ("parent", "Parent Two", "letter", "queued") in [
+        (m["role"], m["to"], m["channel"], m["status"]) for m in letters
+    ]
+    skipped = queries.case_view(app.engine, other)["outbox"]
+    assert [(m["template"], m["status"], m["note"]) for m in skipped] == [
+        ("started", "skipped", "no recipient with the role parent or caseworker")
+    ]
+
+
+def test_a_limit_met_after_its_last_day_is_recorded_as_breached(app: App, clock: FixedClock) -> None:
+    case_id = open_simple(app)
+    clock.set(date(2025, 2, 18))  # the 6 weeks ended on 17 Feb 2025
+    app.cases.fire(case_id, "start_work", actor_id="cw")
+    d = {x["name"]: x for x in queries.case_view(app.engine, case_id)["deadlines"]}["start_within"]
+    assert (d["status"], d["closed"]) == ("breached", "2025-02-18")
+
+
+def test_a_refused_step_changes_nothing(app: App) -> None:
+    case_id = open_simple(app)
+    before = table_counts(app)
+    with pytest.raises(TransitionRefused):
+        app.cases.fire(case_id, "finish", actor_id="cw")
+    with pytest.raises(NotAuthorised):
+        app.cases.fire(case_id, "start_work", actor_id="stranger")
+    with pytest.raises(NotFound):
+        app.cases.fire(999, "start_work", actor_id="cw")
+    assert table_counts(app) == before
+
+
+def test_a_failure_half_way_through_a_step_leaves_the_case_exactly_as_it_was(app: App, clock: FixedClock) -> None:
+    """Atomicity: the database itself fails on the outbox insert, after state, history and deadlines."""
+    case_id = open_simple(app)
+    before_view = queries.case_view(app.engine, case_id)
+    before = table_counts(app)
+    with app.engine.begin() as conn:
+        if app.engine.dialect.name == "sqlite":
+            conn.execute(
+                text("CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION fail_outbox() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$ "
+                    "LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text("CREATE TRIGGER fail_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_outbox()")
+            )
+    clock.set(date(2025, 1, 20))
+    with pytest.raises(Exception, match="disk full"):
+        app.cases.fire(case_id, "start_work", actor_id="cw")
+    assert table_counts(app) == before
+    assert queries.case_view(app.engine, case_id) == before_view
+    with app.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER fail_outbox" + (" ON outbox" if app.engine.dialect.name != "sqlite" else "")))
+    assert app.cases.fire(case_id, "start_work", actor_id="cw").outcome.to_state == "working"
+
+
+def test_history_is_append_only_in_the_database(app: App) -> None:
+    open_simple(app)
+    for statement in ("UPDATE history SET note = 'changed'", "DELETE FROM history"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with app.engine.begin() as conn:
+                conn.execute(text(statement))
+    assert table_counts(app)["history"] == 1
+
+
+def test_two_caseworkers_on_the_same_version_one_wins_the_other_gets_a_conflict(app: App) -> None:
+    case_id = open_simple(app)
+    version = queries.case_view(app.engine, case_id)["version"]
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def attempt(user: str, trigger: str) -> None:
+        barrier.wait()
+        try:
+            results.append(app.cases.fire(case_id, trigger, actor_id=user, expected_version=version))
+        except Exception as exc:  # collected and checked below
+            results.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=a) for a in (("cw", "start_work"), ("cw2", "drop"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [r for r in results if not isinstance(r, Exception)]
+    losses = [r for r in results if isinstance(r, Exception)]
+    assert len(wins) == 1 and len(losses) == 1
+    assert isinstance(losses[0], ConflictError), losses[0]
+    view = queries.case_view(app.engine, case_id)
+    assert len(view["history"]) == 2 and view["version"] == version + 1
+
+
+def test_a_write_after_someone_else_committed_is_a_conflict_and_writes_nothing(app: App) -> None:
+    """The guarded UPDATE itself: a unit that read version 1 cannot write over version 2."""
+    case_id = open_simple(app)
+    store = app.cases.store
+    machine = app.catalogue.machine("simple", 1)
+    from engine.machine import Actor
+
+    with store.unit() as unit:
+        instance_id = unit.instances(case_id)[0][0]
+        stale = unit.load(instance_id)
+    app.cases.fire(case_id, "start_work", actor_id="cw")
+    before = table_counts(app)
+    outcome = machine.decide(stale.snapshot(), "drop", {}, Actor("cw2", "caseworker"), date(2025, 1, 6))
+    with pytest.raises(ConflictError, match="changed by someone else"):
+        with store.unit() as unit:
+            unit.apply(stale, outcome, None, [], app.clock.now())
+    assert table_counts(app) == before
+
+
+def test_a_case_runs_through_the_whole_workflow_in_simulated_time(app: App, clock: FixedClock) -> None:
+    case_id = open_simple(app)
+    steps = [
+        (date(2025, 1, 20), "start_work", "cw", {}),
+        (date(2025, 2, 3), "send_proposal", "cw", {"served_on": "2025-02-03"}),
+        (date(2025, 2, 5), "approve", "tm", {"reason": "Fine"}),
+        (date(2025, 2, 18), "finish", "tm", {}),
+    ]
+    for day, trigger, user, inputs in steps:
+        clock.set(day)
+        app.cases.fire(case_id, trigger, actor_id=user, inputs=inputs)
+    view = queries.case_view(app.engine, case_id)
+    assert view["state"] == "done"
+    assert [h["trigger"] for h in view["history"]] == ["start", "start_work", "send_proposal", "approve", "finish"]
+    assert {d["name"]: d["status"] for d in view["deadlines"]} == {
+        "start_within": "met",
+        "finish_within": "met",
+        "manager_target": "met",
+        "family_period": "met",
+    }
+    with pytest.raises(TransitionRefused, match="the workflow has ended"):
+        app.cases.fire(case_id, "drop", actor_id="cw")
+
+
+def test_due_lists_open_deadlines_soonest_first(app: App, clock: FixedClock) -> None:
+    first = open_simple(app)
+    clock.set(date(2025, 1, 10))
+    second = app.cases.open_case(
+        name="Other Child",
+        date_of_birth=date(2016, 5, 1),
+        workflow="simple",
+        actor_id="cw",
+        inputs={"received_on": "2025-01-01"},
+    ).case_id
+    rows = queries.due(app.engine, date(2025, 2, 17))
+    assert [(r["case_id"], r["due"], r["overdue"]) for r in rows] == [
+        (second, "2025-02-12", True),
+        (first, "2025-02-17", False),
+    ]
+    assert queries.due(app.engine, date(2025, 2, 11)) == []
