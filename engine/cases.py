@@ -128,8 +128,9 @@ class Cases:
         actor = self.directory.actor(actor_id)
         today = self.clock.today()
         with self.store.unit() as unit:
-            instance_id = self._choose_instance(unit, case_id, workflow)
-            record = unit.load(instance_id)
+            # The usual case, one open workflow, costs one query; otherwise say which or why not.
+            record = unit.load_open(case_id, workflow) or unit.load(self._choose_instance(unit, case_id, workflow))
+            instance_id = record.id
             if expected_version is not None and record.version != expected_version:
                 raise ConflictError(
                     f"case {case_id} has changed since you looked at it (version {expected_version}, "

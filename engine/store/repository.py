@@ -97,14 +97,32 @@ class Unit:
 
     # -- reading -------------------------------------------------------------------------------
 
+    _INSTANCE = (
+        "SELECT id, case_id, workflow, definition_version, state, version, facts, last_event_on, closed_on "
+        "FROM workflow_instance "
+    )
+
     def load(self, instance_id: int) -> InstanceRecord:
-        row = self._exec(
-            "SELECT id, case_id, workflow, definition_version, state, version, facts, last_event_on, closed_on "
-            "FROM workflow_instance WHERE id = :id",
-            {"id": instance_id},
-        ).fetchone()
+        row = self._exec(self._INSTANCE + "WHERE id = :id", {"id": instance_id}).fetchone()
         if row is None:
             raise NotFound(f"no workflow instance {instance_id}")
+        return self._record_of(row)
+
+    def load_open(self, case_id: int, workflow: str | None) -> InstanceRecord | None:
+        """The case's one open instance (of ``workflow``, if named), or None when it is not unique."""
+        if workflow is None:
+            rows = self._exec(
+                self._INSTANCE + "WHERE case_id = :cid AND closed_on IS NULL LIMIT 2", {"cid": case_id}
+            ).fetchall()
+        else:
+            rows = self._exec(
+                self._INSTANCE + "WHERE case_id = :cid AND closed_on IS NULL AND workflow = :wf LIMIT 2",
+                {"cid": case_id, "wf": workflow},
+            ).fetchall()
+        return self._record_of(rows[0]) if len(rows) == 1 else None
+
+    def _record_of(self, row: Any) -> InstanceRecord:
+        instance_id = row[0]
         deadlines = {
             name: OpenDeadline(name, _date(due), status)
             for name, due, status in self._exec(
@@ -135,12 +153,14 @@ class Unit:
         return [(r[0], r[1], r[2], _date(r[3]) if r[3] is not None else None) for r in rows]
 
     def contacts(self, case_id: int) -> tuple[str | None, list[ContactRecord]]:
-        """The case's caseworker and its contacts."""
-        head = self._exec("SELECT caseworker FROM ehc_case WHERE id = :id", {"id": case_id}).fetchone()
+        """The case's caseworker and its contacts (one query)."""
         rows = self._exec(
-            "SELECT role, name, email FROM contact WHERE case_id = :id ORDER BY id", {"id": case_id}
+            "SELECT c.caseworker, t.role, t.name, t.email FROM ehc_case c LEFT JOIN contact t ON t.case_id = c.id "
+            "WHERE c.id = :id ORDER BY t.id",
+            {"id": case_id},
         ).fetchall()
-        return (head[0] if head else None), [ContactRecord(r[0], r[1], r[2]) for r in rows]
+        caseworker = rows[0][0] if rows else None
+        return caseworker, [ContactRecord(r[1], r[2], r[3]) for r in rows if r[1] is not None]
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -328,13 +348,16 @@ class Store:
         if not self._sqlite:
             return params
         # SQLite has no date types: store them as SQLAlchemy's SQLite dialect does, so the ORM reads them.
-        out = dict(params)
-        for key, value in out.items():
-            if isinstance(value, datetime):
-                out[key] = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-            elif isinstance(value, date):
-                out[key] = value.isoformat()
-        return out
+        out: dict[str, Any] | None = None
+        for key, value in params.items():
+            if isinstance(value, date):  # a datetime is a date too
+                if out is None:
+                    out = dict(params)
+                if isinstance(value, datetime):
+                    out[key] = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+                else:
+                    out[key] = value.isoformat()
+        return params if out is None else out
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
