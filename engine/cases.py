@@ -13,11 +13,11 @@ from typing import Any
 
 from .catalogue import Catalogue
 from .clock import Clock
-from .definition.model import MessageAction
+from .definition.model import MessageAction, WorkflowDefinition
 from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotFound
 from .inputs import EMAIL
-from .machine import Outcome
+from .machine import Actor, Outcome
 from .roles import CONTACT_ROLES, STAFF_ROLES
 from .store.repository import ContactRecord, NewCase, Recipient, Store, Unit
 
@@ -71,8 +71,7 @@ class Cases:
         actor = self.directory.actor(actor_id)
         today = self.clock.today()
         self._check_case(name, date_of_birth, today, contacts, caseworker)
-        definition = self.catalogue.latest(workflow)
-        outcome = self.catalogue.machine(definition.name, definition.version).start(inputs or {}, actor, today)
+        definition, outcome = self._start(workflow, inputs, actor, today)
         now = self.clock.now()
         case = NewCase(name.strip(), date_of_birth, caseworker, list(contacts))
         with self.store.unit() as unit:
@@ -94,10 +93,7 @@ class Cases:
     ) -> Opened:
         """Start another workflow for an existing case (a case has several over its life)."""
         actor = self.directory.actor(actor_id)
-        definition = self.catalogue.latest(workflow)
-        outcome = self.catalogue.machine(definition.name, definition.version).start(
-            inputs or {}, actor, self.clock.today()
-        )
+        definition, outcome = self._start(workflow, inputs, actor, self.clock.today())
         with self.store.unit() as unit:
             unit.instances(case_id)  # raises NotFound for an unknown case
             caseworker, contacts = unit.contacts(case_id)
@@ -153,6 +149,14 @@ class Cases:
         return self.catalogue.machine(record.workflow, record.definition_version).allowed(record.state, actor.role)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _start(
+        self, workflow: str, inputs: Mapping[str, Any] | None, actor: Actor, today: date
+    ) -> tuple[WorkflowDefinition, Outcome]:
+        """The newest version of ``workflow`` and the outcome of starting it."""
+        definition = self.catalogue.latest(workflow)
+        machine = self.catalogue.machine(definition.name, definition.version)
+        return definition, machine.start(inputs or {}, actor, today)
 
     @staticmethod
     def _choose_instance(unit: Unit, case_id: int, workflow: str | None) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.app import App
 from engine.clock import FixedClock
-from engine.errors import ConflictError, NotAuthorised, NotFound, TransitionRefused
+from engine.errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from engine.store import queries
 from engine.store.repository import ContactRecord
 
@@ -243,3 +243,16 @@ def test_due_lists_open_deadlines_soonest_first(app: App, clock: FixedClock) -> 
         (first, "2025-02-17", False),
     ]
     assert queries.due(app.engine, date(2025, 2, 11)) == []
+
+
+def test_a_case_can_run_several_workflows_and_a_step_must_then_say_which(app: App, clock: FixedClock) -> None:
+    case_id = open_simple(app)
+    app.cases.start_workflow(case_id, "simple", actor_id="cw", inputs={"received_on": "2025-01-06"})
+    with pytest.raises(InvalidInput, match="several open workflows"):
+        app.cases.fire(case_id, "start_work", actor_id="cw")
+    fired = app.cases.fire(case_id, "drop", actor_id="cw", workflow="simple")
+    assert fired.outcome.to_state == "dropped"
+    # With one workflow ended, the other is the open one again.
+    assert app.cases.fire(case_id, "start_work", actor_id="cw").instance_id != fired.instance_id
+    with pytest.raises(NotFound, match="no case 999"):
+        app.cases.start_workflow(999, "simple", actor_id="cw")
