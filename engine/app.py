@@ -23,7 +23,7 @@ class App:
 
     @cached_property
     def catalogue(self) -> Catalogue:
-        return Catalogue.from_folder(self.settings.workflows_path())
+        return Catalogue.from_folder(self.settings.workflows_path(), self.settings.policy, self.settings.workflows)
 
     @cached_property
     def engine(self) -> Engine:

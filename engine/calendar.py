@@ -123,10 +123,25 @@ def add(start: date, duration: Duration) -> date:
         return add_working_days(start, duration.amount)
     if duration.unit is Unit.MONTHS:
         end = add_months(start, duration.amount)
+        if duration.inclusive and end.day < start.day:
+            # "12 months starting with 29 February" has no corresponding day: it ends on the
+            # last day of the month (the day before the 1 March that would follow).
+            return end
     else:
         days = duration.amount * (7 if duration.unit is Unit.WEEKS else 1)
         end = start + timedelta(days=days)
     return end - timedelta(days=1) if duration.inclusive else end
+
+
+def fixed_date(year: int, month: int, day: int) -> date:
+    """``day`` ``month`` in ``year``; 29 February in a common year is the 28th."""
+    last = _stdcal.monthrange(year, month)[1]
+    return date(year, month, min(day, last))
+
+
+def age_on(born: date, day: date) -> int:
+    """Whole years of age on ``day`` (a child born on 29 February has a birthday on 1 March)."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 def subtract(end: date, duration: Duration) -> date:

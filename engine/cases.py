@@ -15,11 +15,25 @@ from .catalogue import Catalogue
 from .clock import Clock
 from .definition.model import MessageAction, WorkflowDefinition
 from .directory import Directory
-from .errors import ConflictError, InvalidInput, NotFound
+from .errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from .inputs import EMAIL
 from .machine import Actor, Outcome
-from .roles import CONTACT_ROLES, STAFF_ROLES
-from .store.repository import ContactRecord, NewCase, Recipient, Store, Unit
+from .roles import CONTACT_ROLES, STAFF_ROLES, WORKFLOW_ROLE
+from .store.repository import CaseInfo, ContactRecord, ExceptionRecord, InstanceRecord, NewCase, Recipient, Store, Unit
+
+SCHOOL_PATTERNS = ("primary_secondary", "infant_junior", "three_tier")
+_MAX_DEPTH = 4  # workflows starting workflows: a loop in the files must not run away
+
+
+@dataclass(frozen=True)
+class FollowOn:
+    """What a step did to another workflow of the case, in the same transaction."""
+
+    kind: str  # "started", "signalled" or "not_signalled"
+    workflow: str
+    instance_id: int
+    trigger: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,7 @@ class Opened:
     case_id: int
     instance_id: int
     outcome: Outcome
+    follow_ons: tuple[FollowOn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,17 @@ class Fired:
     instance_id: int
     seq: int
     outcome: Outcome
+    follow_ons: tuple[FollowOn, ...] = ()
+
+
+@dataclass(frozen=True)
+class Excused:
+    case_id: int
+    instance_id: int
+    seq: int
+    deadline: str
+    due_on: date
+    status: str
 
 
 def parse_contact(text: str) -> ContactRecord:
@@ -66,21 +92,27 @@ class Cases:
         contacts: Sequence[ContactRecord] = (),
         caseworker: str | None = None,
         note: str | None = None,
+        year_group_offset: int = 0,
+        school_pattern: str = "primary_secondary",
     ) -> Opened:
         """Record a new child or young person and start their first workflow, in one transaction."""
         actor = self.directory.actor(actor_id)
         today = self.clock.today()
         self._check_case(name, date_of_birth, today, contacts, caseworker)
-        definition, outcome = self._start(workflow, inputs, actor, today)
+        if school_pattern not in SCHOOL_PATTERNS:
+            raise InvalidInput(f"--school-pattern: '{school_pattern}' is not one of {', '.join(SCHOOL_PATTERNS)}")
+        info = CaseInfo(caseworker, date_of_birth, list(contacts))
+        definition, outcome = self._start(workflow, inputs, actor, today, info)
         now = self.clock.now()
-        case = NewCase(name.strip(), date_of_birth, caseworker, list(contacts))
+        case = NewCase(name.strip(), date_of_birth, caseworker, list(contacts), year_group_offset, school_pattern)
         with self.store.unit() as unit:
             case_id = unit.create_case(case, actor.id, now)
             recipients = self._recipients(outcome.messages, caseworker, list(contacts))
             instance_id = unit.start_instance(
                 case_id, definition.name, definition.version, outcome, note, recipients, now
             )
-        return Opened(case_id, instance_id, outcome)
+            follow_ons = self._follow(unit, case_id, instance_id, None, outcome, info, 1)
+        return Opened(case_id, instance_id, outcome, tuple(follow_ons))
 
     def start_workflow(
         self,
@@ -90,18 +122,23 @@ class Cases:
         actor_id: str | None,
         inputs: Mapping[str, Any] | None = None,
         note: str | None = None,
+        parent_id: int | None = None,
     ) -> Opened:
-        """Start another workflow for an existing case (a case has several over its life)."""
+        """Start another workflow for an existing case (a case has several over its life).
+
+        ``parent_id`` links it to the instance it belongs to (a disagreement about a decision of
+        that instance), so that its signals reach it.
+        """
         actor = self.directory.actor(actor_id)
-        definition, outcome = self._start(workflow, inputs, actor, self.clock.today())
         with self.store.unit() as unit:
-            unit.instances(case_id)  # raises NotFound for an unknown case
-            caseworker, contacts = unit.contacts(case_id)
-            recipients = self._recipients(outcome.messages, caseworker, contacts)
+            info = unit.case_info(case_id)  # raises NotFound for an unknown case
+            definition, outcome = self._start(workflow, inputs, actor, self.clock.today(), info)
+            recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
             instance_id = unit.start_instance(
-                case_id, definition.name, definition.version, outcome, note, recipients, self.clock.now()
+                case_id, definition.name, definition.version, outcome, note, recipients, self.clock.now(), parent_id
             )
-        return Opened(case_id, instance_id, outcome)
+            follow_ons = self._follow(unit, case_id, instance_id, parent_id, outcome, info, 1)
+        return Opened(case_id, instance_id, outcome, tuple(follow_ons))
 
     # -- firing --------------------------------------------------------------------------------
 
@@ -135,11 +172,71 @@ class Cases:
             machine = self.catalogue.machine(record.workflow, record.definition_version)
             outcome = machine.decide(record.snapshot(), trigger, inputs or {}, actor, today)
             recipients: list[tuple[str, Recipient]] = []
-            if outcome.messages:
-                caseworker, contacts = unit.contacts(case_id)
-                recipients = self._recipients(outcome.messages, caseworker, contacts)
+            info: CaseInfo | None = None
+            if outcome.messages or outcome.starts:
+                info = unit.case_info(case_id)
+                recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
             seq = unit.apply(record, outcome, note, recipients, self.clock.now())
-        return Fired(case_id, instance_id, seq, outcome)
+            follow_ons: list[FollowOn] = []
+            if outcome.starts or outcome.signal:
+                info = info or unit.case_info(case_id)
+                follow_ons = self._follow(unit, case_id, instance_id, record.parent_id, outcome, info, 1)
+        return Fired(case_id, instance_id, seq, outcome, tuple(follow_ons))
+
+    def record_exception(
+        self,
+        case_id: int,
+        deadline: str,
+        head: str,
+        reason: str,
+        *,
+        actor_id: str | None,
+        workflow: str | None = None,
+    ) -> Excused:
+        """Record that a time limit need not be met for one of the reasons the regulations allow.
+
+        The statutory due date is kept; the deadline is marked excused with its head, reason,
+        who recorded it and when, and the step is in the case's history.
+        """
+        actor = self.directory.actor(actor_id)
+        if actor.role not in ("caseworker", "team_manager"):
+            raise NotAuthorised(f"only a caseworker or team manager may record an exception; you are {actor.role}")
+        if not reason.strip():
+            raise InvalidInput("--reason: say why the limit could not be met (it goes on the record)")
+        today = self.clock.today()
+        with self.store.unit() as unit:
+            record = self._instance_with_deadline(unit, case_id, deadline, workflow)
+            definition = self.catalogue.get(record.workflow, record.definition_version)
+            spec = definition.deadline(deadline)
+            allowed = [h.value for h in spec.exceptions]
+            if head not in allowed:
+                known = ", ".join(allowed) if allowed else "none: the law allows no exception to this limit"
+                raise InvalidInput(f"--head: '{head}' does not excuse '{deadline}' ({spec.source}); allowed: {known}")
+            row = unit.deadline_row(record.id, deadline)
+            assert row is not None
+            deadline_id, status, due_on, existing = row
+            if status == "cancelled":
+                raise InvalidInput(f"'{deadline}' was cancelled: there is no limit to excuse")
+            if existing:
+                raise InvalidInput(f"'{deadline}' already has an exception recorded ({existing})")
+            seq = unit.record_exception(
+                record, ExceptionRecord(deadline, head, reason.strip()), deadline_id, actor.id, actor.role, today,
+                self.clock.now(),
+            )
+        return Excused(case_id, record.id, seq, deadline, due_on, status)
+
+    def _instance_with_deadline(self, unit: Unit, case_id: int, deadline: str, workflow: str | None) -> InstanceRecord:
+        instances = unit.instances(case_id)
+        candidates = []
+        for iid, name, _state, closed in reversed(instances):
+            if workflow is not None and name != workflow:
+                continue
+            if unit.deadline_row(iid, deadline) is not None:
+                candidates.append((closed is not None, iid))
+        if not candidates:
+            raise NotFound(f"case {case_id} has no deadline called '{deadline}'")
+        candidates.sort()  # open instances first, then the most recent
+        return unit.load(candidates[0][1])
 
     def allowed(self, case_id: int, actor_id: str | None, workflow: str | None = None) -> list[str]:
         """The triggers this person may fire on the case now."""
@@ -151,12 +248,68 @@ class Cases:
     # -- helpers -------------------------------------------------------------------------------
 
     def _start(
-        self, workflow: str, inputs: Mapping[str, Any] | None, actor: Actor, today: date
+        self, workflow: str, inputs: Mapping[str, Any] | None, actor: Actor, today: date, info: CaseInfo
     ) -> tuple[WorkflowDefinition, Outcome]:
         """The newest version of ``workflow`` and the outcome of starting it."""
         definition = self.catalogue.latest(workflow)
         machine = self.catalogue.machine(definition.name, definition.version)
-        return definition, machine.start(inputs or {}, actor, today)
+        context = {"date_of_birth": info.date_of_birth}
+        return definition, machine.start(inputs or {}, actor, today, context=context)
+
+    def _follow(
+        self,
+        unit: Unit,
+        case_id: int,
+        instance_id: int,
+        parent_id: int | None,
+        outcome: Outcome,
+        info: CaseInfo,
+        depth: int,
+    ) -> list[FollowOn]:
+        """Start the workflows a step starts and signal the workflow that started this one.
+
+        All of it in the caller's transaction: if any part fails, nothing of the step is saved.
+        """
+        if depth > _MAX_DEPTH:
+            raise InvalidInput("workflows start each other in a loop; check the 'start' actions in the files")
+        done: list[FollowOn] = []
+        now = self.clock.now()
+        auto = Actor(outcome.actor.id, WORKFLOW_ROLE)
+        for request in outcome.starts:
+            definition, child = self._start(request.workflow, request.inputs, auto, outcome.on, info)
+            recipients = self._recipients(child.messages, info.caseworker, info.contacts)
+            child_id = unit.start_instance(
+                case_id,
+                definition.name,
+                definition.version,
+                child,
+                f"started by {outcome.trigger} of instance {instance_id}",
+                recipients,
+                now,
+                instance_id,
+            )
+            done.append(FollowOn("started", definition.name, child_id, "start"))
+            done += self._follow(unit, case_id, child_id, instance_id, child, info, depth + 1)
+        if outcome.signal is not None and parent_id is not None:
+            parent = unit.load(parent_id)
+            trigger = outcome.signal.trigger
+            if parent.closed_on is not None:
+                return done  # the decision's workflow has ended: nothing waits for the news
+            machine = self.catalogue.machine(parent.workflow, parent.definition_version)
+            if machine.transition(trigger, parent.state) is None:
+                reason = f"it cannot take '{trigger}' in the state '{parent.state}'"
+                done.append(FollowOn("not_signalled", parent.workflow, parent.id, trigger, reason))
+                return done
+            try:
+                result = machine.decide(parent.snapshot(), trigger, outcome.signal.inputs, auto, outcome.on)
+            except TransitionRefused as refused:
+                done.append(FollowOn("not_signalled", parent.workflow, parent.id, trigger, refused.reason))
+                return done
+            recipients = self._recipients(result.messages, info.caseworker, info.contacts)
+            unit.apply(parent, result, f"signalled by {outcome.trigger} of instance {instance_id}", recipients, now)
+            done.append(FollowOn("signalled", parent.workflow, parent.id, trigger, result.to_state))
+            done += self._follow(unit, case_id, parent.id, parent.parent_id, result, info, depth + 1)
+        return done
 
     @staticmethod
     def _choose_instance(unit: Unit, case_id: int, workflow: str | None) -> int:

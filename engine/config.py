@@ -37,9 +37,35 @@ class Council(BaseModel):
     name: str = "Demo County Council"
 
 
+class PolicyStep(BaseModel):
+    """A reminder (``before``) or an escalation (``after``), as in a workflow file's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    before: str | None = None
+    after: str | None = None
+    to: str | list[str]
+
+
+class WorkflowSettings(BaseModel):
+    """A council's choices for one workflow: its readings of open points, its reminder policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    parameters: dict[str, str] = Field(default_factory=dict)
+    reminders: list[PolicyStep] | None = None
+    escalations: list[PolicyStep] | None = None
+
+
+class PolicySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reminders: list[PolicyStep] | None = None
+    escalations: list[PolicyStep] | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     council: Council = Field(default_factory=Council)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    workflows: dict[str, WorkflowSettings] = Field(default_factory=dict)
     database_url: str = "sqlite:///data/ehcp.sqlite"
     workflows_dir: str = "workflows"
     user: str | None = None

@@ -21,13 +21,19 @@ from transitions import EventData, Machine
 from . import calendar
 from .definition.model import (
     START,
+    AgeBelow,
     AnyOf,
     DeadlineSpec,
+    Direction,
+    InputEquals,
     InputIsYes,
     InputSpec,
     MessageAction,
+    Not,
+    OnEnter,
     PeriodEnded,
     TransitionSpec,
+    ValueFrom,
     WorkflowDefinition,
 )
 from .errors import TransitionRefused
@@ -72,6 +78,23 @@ class NewDeadline:
     source: str
     basis: str
     party: str
+    recount: bool = False  # the deadline is already open: its dates are counted again
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """Start ``workflow`` on the same case, as a child of this instance, with these inputs."""
+
+    workflow: str
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SignalRequest:
+    """Fire ``trigger`` on the instance that started this one, if it can take it."""
+
+    trigger: str
+    inputs: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,8 @@ class Outcome:
     messages: list[MessageAction] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
     final: bool = False
+    starts: list[StartRequest] = field(default_factory=list)
+    signal: SignalRequest | None = None
 
 
 class _Bound:
@@ -118,10 +143,47 @@ def _compile(cond: Any) -> ConditionFn:
     if isinstance(cond, InputIsYes):
         key = cond.input_is_yes
         return lambda b: b.facts.get(key) is True
+    if isinstance(cond, InputEquals):
+        wanted = {k: (v if isinstance(v, list) else [v]) for k, v in cond.input_equals.items()}
+        return lambda b: all(b.facts.get(k) in vs for k, vs in wanted.items())
+    if isinstance(cond, AgeBelow):
+        years, on = cond.age_below, cond.on_date
+
+        def age_below(b: _Bound) -> bool:
+            born, day = _as_date(b.facts.get("date_of_birth")), _as_date(b.facts.get(on))
+            return born is not None and day is not None and calendar.age_on(born, day) < years
+
+        return age_below
     if isinstance(cond, AnyOf):
         parts = [_compile(c) for c in cond.any_of]
         return lambda b: any(p(b) for p in parts)
+    if isinstance(cond, Not):
+        inner = _compile(cond.not_)
+        return lambda b: not inner(b)
     raise TypeError(f"unknown condition {cond!r}")  # the loader makes this unreachable
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _mapped(values: Mapping[str, ValueFrom], facts: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, source in values.items():
+        if source.fact_named_by is not None:
+            value = facts.get(str(facts.get(source.fact_named_by)))
+        elif source.fact is not None:
+            value = facts.get(source.fact)
+        else:
+            value = source.value
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def _explain(cond: Any, b: _Bound) -> str:
@@ -134,6 +196,12 @@ def _explain(cond: Any, b: _Bound) -> str:
         return f"the period '{cond.period_ended}' runs until {d.due_on.isoformat()}"
     if isinstance(cond, InputIsYes):
         return f"input '{cond.input_is_yes}' must be yes"
+    if isinstance(cond, InputEquals):
+        return " and ".join(f"'{k}' must be {v}" for k, v in cond.input_equals.items())
+    if isinstance(cond, AgeBelow):
+        return f"the child must be under {cond.age_below} on '{cond.on_date}'"
+    if isinstance(cond, Not):
+        return "this must not hold: " + _explain(cond.not_, b)
     return "none of the conditions is met: " + "; or ".join(_explain(c, b) for c in cond.any_of)
 
 
@@ -151,7 +219,9 @@ class WorkflowMachine:
         self._opened_by: dict[str, list[DeadlineSpec]] = {}
         self._met_by: dict[str, list[str]] = {}
         self._cancelled_by: dict[str, list[str]] = {}
+        self._when: dict[int, list[ConditionFn]] = {}
         for d in definition.deadlines:
+            self._when[id(d)] = [_compile(c) for c in d.when]
             for trig in d.opened_by:
                 self._opened_by.setdefault(trig, []).append(d)
             for trig in d.met_by:
@@ -165,7 +235,8 @@ class WorkflowMachine:
                 {
                     "trigger": t.trigger,
                     "source": src,
-                    "dest": t.dest,
+                    # A step that stays in its state is internal: the state is not entered again.
+                    "dest": None if t.dest == src else t.dest,
                     "conditions": [self._condition_checker(t.trigger, src)],
                 }
                 for t in definition.transitions
@@ -208,14 +279,28 @@ class WorkflowMachine:
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def start(self, inputs: Mapping[str, Any], actor: Actor, today: date) -> Outcome:
-        """The outcome of opening a new instance of this workflow."""
+    def start(
+        self,
+        inputs: Mapping[str, Any],
+        actor: Actor,
+        today: date,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """The outcome of opening a new instance of this workflow.
+
+        ``parameters`` are the council's readings of points the law leaves open (config.yaml);
+        ``context`` holds facts about the case the conditions may read (the date of birth).
+        Both are kept in the instance's facts.
+        """
         values, problems = resolve(self.definition.inputs, inputs, today)
         initial = self.definition.initial
         if problems:
             raise TransitionRefused("(new)", START, "; ".join(problems), [START])
-        facts = dict(values)
+        facts = {**self.definition.parameter_values(), **(parameters or {}), **(context or {}), **values}
         state = self.definition.states[initial]
+        starts, signal = self._actions(state.on_enter, facts)
         return Outcome(
             trigger=START,
             from_state=None,
@@ -224,10 +309,12 @@ class WorkflowMachine:
             actor=actor,
             inputs=values,
             facts=facts,
-            opened=self._open(START, facts, today),
+            opened=self._open(START, facts, today, {}),
             messages=list(state.on_enter.messages),
             documents=list(state.on_enter.documents),
             final=state.final,
+            starts=starts,
+            signal=signal,
         )
 
     def decide(self, snap: Snapshot, trigger: str, inputs: Mapping[str, Any], actor: Actor, today: date) -> Outcome:
@@ -267,6 +354,13 @@ class WorkflowMachine:
             # Reaching the end of the workflow closes every limit still running.
             cancelled += sorted(open_names - set(met) - set(cancelled))
         entered = bool(bound.entered)
+        messages = list(spec.actions.messages) + (list(dest.on_enter.messages) if entered else [])
+        documents = list(spec.actions.documents) + (list(dest.on_enter.documents) if entered else [])
+        starts, signal = self._actions(spec.actions, facts)
+        if entered:
+            more, entry_signal = self._actions(dest.on_enter, facts)
+            starts += more
+            signal = entry_signal or signal
         return Outcome(
             trigger=trigger,
             from_state=state,
@@ -275,32 +369,101 @@ class WorkflowMachine:
             actor=actor,
             inputs=values,
             facts=facts,
-            opened=[] if dest.final else self._open(trigger, facts, today),
+            opened=[] if dest.final else self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled)),
             met=met,
             cancelled=cancelled,
-            messages=list(dest.on_enter.messages) if entered else [],
-            documents=list(dest.on_enter.documents) if entered else [],
+            messages=messages,
+            documents=documents,
             final=dest.final,
+            starts=starts,
+            signal=signal,
         )
 
-    def _open(self, trigger: str, facts: Mapping[str, Any], today: date) -> list[NewDeadline]:
-        opened = []
+    def _open(
+        self, trigger: str, facts: Mapping[str, Any], today: date, current: Mapping[str, OpenDeadline]
+    ) -> list[NewDeadline]:
+        """The deadlines ``trigger`` opens (or counts again, when already open)."""
+        opened: list[NewDeadline] = []
+        dues: dict[str, date] = {n: d.due_on for n, d in current.items() if d.status == "open"}
+        bound = _Bound("", facts, current, today)
         for d in self._opened_by.get(trigger, ()):
-            start = facts.get(d.counted_from, today) if d.counted_from else today
-            if not isinstance(start, date):
-                start = date.fromisoformat(str(start))
+            if any(o.name == d.name for o in opened):
+                continue  # another variant of this deadline was chosen
+            if d.when and not all(fn(bound) for fn in self._when[id(d)]):
+                continue
+            dates = self._count(d, facts, dues, today)
+            if dates is None:
+                continue
+            starts_on, due_on = dates
             opened.append(
                 NewDeadline(
                     name=d.name,
                     title=d.title,
-                    starts_on=start,
-                    due_on=calendar.add(start, d.duration),
+                    starts_on=starts_on,
+                    due_on=due_on,
                     source=d.source,
                     basis=d.basis.value,
                     party=d.party.value,
+                    recount=d.name in dues,
                 )
             )
+            dues[d.name] = due_on
         return opened
+
+    @staticmethod
+    def _from(name: str | None, facts: Mapping[str, Any], dues: Mapping[str, date], today: date) -> date | None:
+        if name is None:
+            return today
+        if name in dues:
+            return dues[name]
+        return _as_date(facts.get(name))
+
+    def _count(
+        self, d: DeadlineSpec, facts: Mapping[str, Any], dues: Mapping[str, date], today: date
+    ) -> tuple[date, date] | None:
+        """(start, due) of a deadline, or None when a date it is counted from is not known."""
+        if d.fixed is not None:
+            year_of = _as_date(facts.get(d.fixed.year_of))
+            if year_of is None:
+                return None
+            return year_of, calendar.fixed_date(year_of.year, d.fixed.month, d.fixed.day)
+        if d.later_of:
+            candidates = []
+            for period in d.later_of:
+                start = self._from(period.counted_from, facts, dues, today)
+                if start is not None:
+                    candidates.append((calendar.add(start, period.duration), start))
+            if not candidates:
+                return None
+            due, start = max(candidates)
+            return start, due
+        start = self._from(d.counted_from, facts, dues, today)
+        if start is None:
+            return None
+        duration = d.duration
+        if duration is None:
+            duration = calendar.Duration.parse(str(facts.get(d.duration_from or "") or ""))
+        if d.direction is Direction.BEFORE:
+            return start, calendar.subtract(start, duration)
+        return start, calendar.add(start, duration)
+
+    @staticmethod
+    def _actions(on_enter: OnEnter, facts: Mapping[str, Any]) -> tuple[list[StartRequest], SignalRequest | None]:
+        bound = _Bound("", facts, {}, date.min)
+        starts = [
+            StartRequest(s.workflow, _mapped(s.inputs, facts))
+            for s in on_enter.start
+            if all(_compile(c)(bound) for c in s.when)
+        ]
+        signal = on_enter.signal
+        return starts, (SignalRequest(signal.trigger, _mapped(signal.inputs, facts)) if signal else None)
+
+
+def _still_open(
+    deadlines: Mapping[str, OpenDeadline], met: list[str], cancelled: list[str]
+) -> dict[str, OpenDeadline]:
+    closing = set(met) | set(cancelled)
+    return {n: d for n, d in deadlines.items() if n not in closing}
 
 
 def input_specs(definition: WorkflowDefinition, trigger: str) -> Mapping[str, InputSpec]:

@@ -21,3 +21,11 @@ CONTACT_ROLES: tuple[str, ...] = (
 )
 
 RECIPIENT_ROLES: tuple[str, ...] = STAFF_ROLES + CONTACT_ROLES
+
+WORKFLOW_ROLE = "workflow"
+"""The role of a step taken by another workflow of the same case (a signal), not by a person."""
+
+ACTING_ROLES: tuple[str, ...] = STAFF_ROLES + (WORKFLOW_ROLE,)
+
+CASE_FACTS: tuple[str, ...] = ("date_of_birth",)
+"""Facts about the case itself that every instance holds from its start."""

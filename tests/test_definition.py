@@ -59,7 +59,7 @@ def test_a_file_with_many_mistakes_reports_all_of_them_with_lines() -> None:
         f"{f}:26: transitions[2].from: 'done' is a final state",  # transition from a final state
         f"{f}:32: transitions[3].roles[0]: unknown role 'caseworkr'; did you mean 'caseworker'?",
         f"{f}:36: deadlines[0].duraton: unknown key 'duraton'; did you mean 'duration'?",  # typo in a key
-        f"{f}:34: deadlines[0].duration: required but missing",
+        f"{f}:34: deadlines[0].duration: required but missing (or count it with later_of or fixed)",
         f"{f}:43: deadlines[1].duration: 'six weeks' is not a duration",  # bad duration
         f"{f}:45: deadlines[1].met_by[0]: unknown trigger 'finsh'; did you mean 'finish'?",
     ]

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import DefinitionError, Problem
-from ..roles import RECIPIENT_ROLES, STAFF_ROLES
+from ..roles import ACTING_ROLES, CASE_FACTS, RECIPIENT_ROLES
 from .model import CONDITION_KINDS, START, WorkflowDefinition
 from .source import LineMap, Path, field_name, read_yaml
 
@@ -62,6 +62,24 @@ _KNOWN_KEYS = {
     "amount",
     "unit",
     "inclusive",
+    "parameters",
+    "duration_from",
+    "direction",
+    "later_of",
+    "fixed",
+    "day",
+    "month",
+    "year_of",
+    "when",
+    "exceptions",
+    "start",
+    "signal",
+    "workflow",
+    "fact",
+    "value",
+    "actions",
+    "on_date",
+    "fact_named_by",
     *CONDITION_KINDS,
 }
 
@@ -218,11 +236,13 @@ def _meaning_problems(data: dict[str, Any], lines: LineMap, file: str) -> list[P
             if src in edges and isinstance(dest, str):
                 edges[src].add(dest)
         for j, role in enumerate(_as_list(t.get("roles"))):
-            if role not in STAFF_ROLES:
+            if role not in ACTING_ROLES:
                 where = base + ("roles",) if isinstance(t.get("roles"), str) else base + ("roles", j)
-                add(where, _unknown("role", role, STAFF_ROLES))
+                add(where, _unknown("role", role, ACTING_ROLES))
         t_inputs = _mapping(t.get("inputs"))
         _check_conditions(t.get("conditions"), base + ("conditions",), t_inputs, data, add)
+        if isinstance(t.get("actions"), dict):
+            _check_actions(t["actions"], base + ("actions",), data, add)
 
     # Reachability from the initial state, and states with no way out.
     if isinstance(initial, str) and initial in states:
@@ -244,10 +264,50 @@ def _meaning_problems(data: dict[str, Any], lines: LineMap, file: str) -> list[P
     _check_policies(data, add)
     for name, spec in states.items():
         if isinstance(spec, dict) and isinstance(spec.get("on_enter"), dict):
-            for k, msg in enumerate(_as_list(spec["on_enter"].get("messages"))):
-                if isinstance(msg, dict):
-                    _check_recipients(msg.get("to"), ("states", name, "on_enter", "messages", k, "to"), add)
+            _check_actions(spec["on_enter"], ("states", name, "on_enter"), data, add)
     return problems
+
+
+def known_facts(data: dict[str, Any]) -> dict[str, Any]:
+    """Every fact an instance of this workflow can hold: inputs, parameters and the case's own."""
+    facts: dict[str, Any] = {name: {"type": "date"} for name in CASE_FACTS}
+    facts.update({k: {"type": "parameter", **_mapping(v)} for k, v in _mapping(data.get("parameters")).items()})
+    facts.update(_mapping(data.get("inputs")))
+    for t in _as_list(data.get("transitions")):
+        if isinstance(t, dict):
+            for k, v in _mapping(t.get("inputs")).items():
+                facts.setdefault(k, v)
+    return facts
+
+
+def _check_actions(actions: dict[str, Any], path: Path, data: dict[str, Any], add: Any) -> None:
+    for k, msg in enumerate(_as_list(actions.get("messages"))):
+        if isinstance(msg, dict):
+            _check_recipients(msg.get("to"), path + ("messages", k, "to"), add)
+    facts = known_facts(data)
+    places: list[tuple[Path, Any]] = [
+        (path + ("start", k, "inputs"), s.get("inputs"))
+        for k, s in enumerate(_as_list(actions.get("start")))
+        if isinstance(s, dict)
+    ]
+    if isinstance(actions.get("signal"), dict):
+        places.append((path + ("signal", "inputs"), actions["signal"].get("inputs")))
+    for where, mapping in places:
+        for key, source in _mapping(mapping).items():
+            if isinstance(source, str) and source not in facts:
+                add(where + (key,), _unknown("fact", source, facts))
+            named_by = source.get("fact_named_by") if isinstance(source, dict) else None
+            if isinstance(named_by, str):
+                spec = _mapping(data.get("parameters")).get(named_by)
+                if not isinstance(spec, dict):
+                    add(where + (key, "fact_named_by"), _unknown("parameter", named_by, _mapping(data.get("parameters"))))
+                else:
+                    for option in _as_list(spec.get("options")):
+                        if option not in facts:
+                            add(where + (key, "fact_named_by"), f"option '{option}' of '{named_by}' is not a fact")
+    for k, s in enumerate(_as_list(actions.get("start"))):
+        if isinstance(s, dict):
+            _check_conditions(s.get("when"), path + ("start", k, "when"), {}, data, add)
 
 
 def _check_recipients(value: Any, path: Path, add: Any) -> None:
@@ -287,8 +347,17 @@ def _check_conditions(value: Any, path: Path, t_inputs: dict[str, Any], data: di
                 add(here + ("input_is_yes",), _unknown("input of this transition", name, t_inputs))
             elif isinstance(spec, dict) and spec.get("type") != "yes_no":
                 add(here + ("input_is_yes",), f"input '{name}' must be of type yes_no to be tested")
+        facts = known_facts(data)
+        if isinstance(cond.get("input_equals"), dict):
+            for name in cond["input_equals"]:
+                if name not in facts:
+                    add(here + ("input_equals", name), _unknown("input or parameter", name, facts))
+        if "age_below" in cond and cond.get("on_date") not in facts:
+            add(here + ("on_date",), _unknown("date input", cond.get("on_date"), facts))
         if "any_of" in cond:
             _check_conditions(cond["any_of"], here + ("any_of",), t_inputs, data, add)
+        if "not" in cond:
+            _check_conditions([cond["not"]], here + ("not",), t_inputs, data, add)
 
 
 def _check_deadlines(
@@ -299,15 +368,42 @@ def _check_deadlines(
     add: Any,
 ) -> None:
     names: set[str] = set()
+    deadlines = [d for d in _as_list(data.get("deadlines")) if isinstance(d, dict)]
+    all_names = {d.get("name") for d in deadlines if isinstance(d.get("name"), str)}
+    facts = known_facts(data)
+    parameters = _mapping(data.get("parameters"))
     for i, d in enumerate(_as_list(data.get("deadlines"))):
         if not isinstance(d, dict):
             continue
         base: Path = ("deadlines", i)
         name = d.get("name")
         if isinstance(name, str):
-            if name in names:
-                add(base + ("name",), f"deadline '{name}' is defined twice")
+            variants = [v for v in deadlines if v.get("name") == name]
+            if name in names and not all(v.get("when") for v in variants):
+                add(base + ("name",), f"deadline '{name}' is defined twice (variants each need 'when')")
             names.add(name)
+        _check_conditions(d.get("when"), base + ("when",), {}, data, add)
+        if not any(key in d for key in ("duration", "duration_from", "later_of", "fixed")):
+            add(base + ("duration",), "required but missing (or count it with later_of or fixed)")
+        duration_from = d.get("duration_from")
+        if isinstance(duration_from, str):
+            spec = parameters.get(duration_from)
+            if not isinstance(spec, dict):
+                add(base + ("duration_from",), _unknown("parameter", duration_from, parameters))
+            elif not spec.get("duration"):
+                add(base + ("duration_from",), f"parameter '{duration_from}' is not a duration (duration: true)")
+        fixed = d.get("fixed")
+        if isinstance(fixed, dict) and isinstance(fixed.get("year_of"), str):
+            spec = facts.get(fixed["year_of"])
+            if spec is None:
+                add(base + ("fixed", "year_of"), _unknown("date input", fixed["year_of"], facts))
+            elif isinstance(spec, dict) and spec.get("type") != "date":
+                add(base + ("fixed", "year_of"), f"'{fixed['year_of']}' is not a date input")
+        for k, period in enumerate(_as_list(d.get("later_of"))):
+            if isinstance(period, dict) and isinstance(period.get("counted_from"), str):
+                ref = period["counted_from"]
+                if ref not in all_names and ref not in facts:
+                    add(base + ("later_of", k, "counted_from"), _unknown("date input or deadline", ref, facts))
         for key in ("opened_by", "met_by", "cancelled_by"):
             value = d.get(key)
             for j, trig in enumerate(_as_list(value)):
@@ -317,7 +413,10 @@ def _check_deadlines(
                 if trig not in triggers:
                     add(where, _unknown("trigger", trig, [str(t) for t in triggers if t]))
         counted_from = d.get("counted_from")
-        if isinstance(counted_from, str):
+        if isinstance(counted_from, str) and counted_from in all_names:
+            if counted_from == name:
+                add(base + ("counted_from",), "a deadline cannot be counted from itself")
+        elif isinstance(counted_from, str):
             openers = _as_list(d.get("opened_by"))
             for opener in openers:
                 if opener == START:

@@ -93,9 +93,49 @@ class MessageAction(Strict):
     to: Names
 
 
+def _mapping_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"fact": value}
+    return value
+
+
+class ValueFrom(Strict):
+    """Where a value passed to another workflow comes from: a fact of this one, or a fixed value."""
+
+    fact: Name | None = None
+    value: Any = None
+    fact_named_by: Name | None = None  # a parameter whose value is the name of the fact to pass
+
+    @model_validator(mode="after")
+    def _one(self) -> ValueFrom:
+        if sum(x is not None for x in (self.fact, self.value, self.fact_named_by)) != 1:
+            raise ValueError("give a fact name, {value: ...} or {fact_named_by: PARAMETER}")
+        return self
+
+
+Mapped = Annotated[ValueFrom, BeforeValidator(_mapping_value)]
+
+
+class StartAction(Strict):
+    """Start another workflow on the same case, as a child of this instance, in the same transaction."""
+
+    workflow: Name
+    inputs: dict[str, Mapped] = Field(default_factory=dict)
+    when: list[Condition] = Field(default_factory=list)
+
+
+class SignalAction(Strict):
+    """Fire a trigger on the workflow that started this one (if it can take it now)."""
+
+    trigger: Name
+    inputs: dict[str, Mapped] = Field(default_factory=dict)
+
+
 class OnEnter(Strict):
     documents: Names = Field(default_factory=list)
     messages: list[MessageAction] = Field(default_factory=list)
+    start: list[StartAction] = Field(default_factory=list)
+    signal: SignalAction | None = None
 
 
 class StateSpec(Strict):
@@ -120,13 +160,38 @@ class InputIsYes(Strict):
     explain: str = ""
 
 
+class InputEquals(Strict):
+    kind: ClassVar[str] = "input_equals"
+    """True when each named fact (an input or a parameter) has the value given (or one of a list)."""
+
+    input_equals: dict[str, Any] = Field(min_length=1)
+    explain: str = ""
+
+
+class AgeBelow(Strict):
+    kind: ClassVar[str] = "age_below"
+    """True when the child is younger than ``age_below`` years on the date held in the fact ``on_date``."""
+
+    age_below: int = Field(ge=1, le=30)
+    on_date: Name
+    explain: str = ""
+
+
 class AnyOf(Strict):
     kind: ClassVar[str] = "any_of"
     any_of: list[Condition] = Field(min_length=1)
     explain: str = ""
 
 
-CONDITION_KINDS = ("period_ended", "input_is_yes", "any_of")
+class Not(Strict):
+    kind: ClassVar[str] = "not"
+    not_: Condition = Field(alias="not")
+    explain: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+CONDITION_KINDS = ("period_ended", "input_is_yes", "input_equals", "age_below", "any_of", "not")
 
 
 def _condition_kind(value: Any) -> str | None:
@@ -141,10 +206,17 @@ def _condition_kind(value: Any) -> str | None:
 Condition = Annotated[
     Annotated[PeriodEnded, Tag("period_ended")]
     | Annotated[InputIsYes, Tag("input_is_yes")]
-    | Annotated[AnyOf, Tag("any_of")],
+    | Annotated[InputEquals, Tag("input_equals")]
+    | Annotated[AgeBelow, Tag("age_below")]
+    | Annotated[AnyOf, Tag("any_of")]
+    | Annotated[Not, Tag("not")],
     Discriminator(_condition_kind),
 ]
 AnyOf.model_rebuild()
+Not.model_rebuild()
+StartAction.model_rebuild()
+OnEnter.model_rebuild()
+StateSpec.model_rebuild()
 
 
 class TransitionSpec(Strict):
@@ -155,6 +227,7 @@ class TransitionSpec(Strict):
     roles: Names = Field(min_length=1)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     conditions: list[Condition] = Field(default_factory=list)
+    actions: OnEnter = Field(default_factory=OnEnter)  # done by the step itself, whatever the state
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -193,25 +266,128 @@ class Party(StrEnum):
     SCHOOL = "school"
 
 
+class Direction(StrEnum):
+    AFTER = "after"
+    BEFORE = "before"  # "at least two weeks before the meeting": counted back from the date
+
+
+class Period(Strict):
+    """One way of counting a limit: a duration from a date fact, or from another deadline's due date."""
+
+    duration: DurationField
+    counted_from: Name | None = None
+
+
+MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
+
+
+def _month(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in MONTHS:
+        return MONTHS.index(value.strip().lower()) + 1
+    return value
+
+
+class FixedDate(Strict):
+    """A date fixed in the calendar, such as 15 February in the calendar year of a date fact."""
+
+    day: int = Field(ge=1, le=31)
+    month: Annotated[int, BeforeValidator(_month)] = Field(ge=1, le=12)
+    year_of: Name
+
+    @model_validator(mode="after")
+    def _real(self) -> FixedDate:
+        try:
+            date(2028, self.month, self.day)  # a leap year, so 29 February is allowed
+        except ValueError:
+            raise ValueError(f"{self.day} {MONTHS[self.month - 1].title()} is not a date") from None
+        return self
+
+
+class ExceptionHead(StrEnum):
+    """Why a time limit need not be met, in the words of the regulations' exceptions."""
+
+    SCHOOL_CLOSURE = "school_closure"
+    PERSONAL_CIRCUMSTANCES = "personal_circumstances"
+    ABSENCE_FROM_AREA = "absence_from_area"
+    MISSED_APPOINTMENT = "missed_appointment"
+    ADVISER_DELAY = "adviser_delay"
+    REPRESENTATIONS = "representations"
+
+
+EXCEPTION_HEADS: dict[str, str] = {
+    "school_closure": "the school or college was closed for at least 4 weeks around the request for advice",
+    "personal_circumstances": "exceptional personal circumstances of the child, parent or young person",
+    "absence_from_area": "the child, parent or young person was away from the area for the qualifying period",
+    "missed_appointment": "the child, parent or young person missed an appointment for an examination or test",
+    "adviser_delay": "health or social care advice was not received in time through no fault of the council",
+    "representations": "the parent or young person asked to make representations about the content",
+}
+
+
 class DeadlineSpec(Strict):
     name: Name
     title: str = Field(min_length=1)
-    duration: DurationField
+    duration: DurationField | None = None
+    duration_from: Name | None = None  # a parameter holding the duration, e.g. "6 months"
     source: str = Field(min_length=1)
     basis: Basis
     party: Party = Party.COUNCIL
-    opened_by: Names = Field(min_length=1)  # triggers, or the word "start"
-    counted_from: Name | None = None  # a date input; default the date of the opening event
+    opened_by: Names = Field(min_length=1)  # triggers, or the word "start"; a later opener recounts it
+    counted_from: Name | None = None  # a date input or another deadline; default the opening event's date
+    direction: Direction = Direction.AFTER
+    later_of: list[Period] = Field(default_factory=list)
+    fixed: FixedDate | None = None
+    when: list[Condition] = Field(default_factory=list)  # opened only when these hold
     met_by: Names = Field(min_length=1)
     cancelled_by: Names = Field(default_factory=list)
+    exceptions: list[ExceptionHead] = Field(default_factory=list)
     reminders: list[Reminder] | None = None  # None: the workflow's defaults apply
     escalations: list[Escalation] | None = None
     note: str = ""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> DeadlineSpec:
+        ways = [
+            self.duration is not None or self.duration_from is not None,
+            bool(self.later_of),
+            self.fixed is not None,
+        ]
+        if sum(ways) != 1:
+            raise ValueError("a deadline has exactly one of: duration (or duration_from), later_of, fixed")
+        if self.duration is not None and self.duration_from is not None:
+            raise ValueError("give duration or duration_from, not both")
+        if (self.later_of or self.fixed) and (self.counted_from or self.direction is Direction.BEFORE):
+            raise ValueError("counted_from and direction go with duration; later_of lists its own")
+        return self
 
 
 class Policy(Strict):
     reminders: list[Reminder] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
+
+
+class ParameterSpec(Strict):
+    """A point the law leaves to the council: a default in the file, changeable in config.yaml.
+
+    The value in force when an instance starts is kept in its facts, so a case keeps the reading
+    it started under.
+    """
+
+    label: str = Field(min_length=1)
+    options: list[str] = Field(default_factory=list)
+    duration: bool = False  # the value is a duration such as "6 months"
+    default: str
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterSpec:
+        if self.options and self.default not in self.options:
+            raise ValueError(f"default '{self.default}' is not one of the options {self.options}")
+        if self.duration:
+            Duration.parse(self.default)
+        return self
 
 
 START = "start"
@@ -227,13 +403,14 @@ class WorkflowDefinition(Strict):
     description: str = ""
     initial: Name
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     defaults: Policy = Field(default_factory=Policy)
     states: dict[str, StateSpec] = Field(min_length=1)
     transitions: list[TransitionSpec] = Field(min_length=1)
     deadlines: list[DeadlineSpec] = Field(default_factory=list)
     file: str = Field(default="", exclude=True)
 
-    @field_validator("states", "inputs")
+    @field_validator("states", "inputs", "parameters")
     @classmethod
     def _key_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
@@ -254,10 +431,14 @@ class WorkflowDefinition(Strict):
         return list(seen)
 
     def deadline(self, name: str) -> DeadlineSpec:
+        """The deadline called ``name`` (the first variant, when several are chosen between by 'when')."""
         for d in self.deadlines:
             if d.name == name:
                 return d
         raise KeyError(name)
+
+    def parameter_values(self) -> dict[str, str]:
+        return {name: p.default for name, p in self.parameters.items()}
 
     def reminders_for(self, deadline: DeadlineSpec) -> list[Reminder]:
         if deadline.reminders is not None:

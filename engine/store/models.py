@@ -27,6 +27,11 @@ class Case(SQLModel, table=True):
     caseworker: str | None = Field(default=None, max_length=320)
     created_at: datetime = Field(sa_column=_moment())
     created_by: str = Field(max_length=100)
+    # Years ahead of (+) or behind (-) the year group the date of birth gives (phase transfers).
+    year_group_offset: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    school_pattern: str = Field(
+        default="primary_secondary", max_length=20, sa_column_kwargs={"server_default": "primary_secondary"}
+    )
 
 
 class Contact(SQLModel, table=True):
@@ -46,6 +51,7 @@ class WorkflowInstance(SQLModel, table=True):
     __tablename__ = "workflow_instance"
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="workflow_instance.id", index=True)
     workflow: str = Field(max_length=80)
     definition_version: int
     state: str = Field(max_length=80, index=True)

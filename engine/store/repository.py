@@ -43,6 +43,7 @@ class InstanceRecord:
     last_event_on: date
     closed_on: date | None
     deadlines: dict[str, OpenDeadline]
+    parent_id: int | None = None
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.state, self.facts, self.deadlines, self.last_event_on)
@@ -76,6 +77,24 @@ class NewCase:
     date_of_birth: date
     caseworker: str | None
     contacts: Sequence[ContactRecord]
+    year_group_offset: int = 0
+    school_pattern: str = "primary_secondary"
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """What a step needs to know about the case: who to write to, and the child's date of birth."""
+
+    caseworker: str | None
+    date_of_birth: date
+    contacts: list[ContactRecord]
+
+
+@dataclass(frozen=True)
+class ExceptionRecord:
+    deadline: str
+    head: str
+    reason: str
 
 
 class Unit:
@@ -98,8 +117,8 @@ class Unit:
     # -- reading -------------------------------------------------------------------------------
 
     _INSTANCE = (
-        "SELECT id, case_id, workflow, definition_version, state, version, facts, last_event_on, closed_on "
-        "FROM workflow_instance "
+        "SELECT id, case_id, workflow, definition_version, state, version, facts, last_event_on, closed_on, "
+        "parent_id FROM workflow_instance "
     )
 
     def load(self, instance_id: int) -> InstanceRecord:
@@ -141,6 +160,7 @@ class Unit:
             last_event_on=_date(row[7]),
             closed_on=_date(row[8]) if row[8] is not None else None,
             deadlines=deadlines,
+            parent_id=row[9],
         )
 
     def instances(self, case_id: int) -> list[tuple[int, str, str, date | None]]:
@@ -152,23 +172,41 @@ class Unit:
             raise NotFound(f"no case {case_id}")
         return [(r[0], r[1], r[2], _date(r[3]) if r[3] is not None else None) for r in rows]
 
-    def contacts(self, case_id: int) -> tuple[str | None, list[ContactRecord]]:
-        """The case's caseworker and its contacts (one query)."""
+    def case_info(self, case_id: int) -> CaseInfo:
+        """The case's caseworker, date of birth and contacts (one query)."""
         rows = self._exec(
-            "SELECT c.caseworker, t.role, t.name, t.email FROM ehc_case c LEFT JOIN contact t ON t.case_id = c.id "
-            "WHERE c.id = :id ORDER BY t.id",
+            "SELECT c.caseworker, c.date_of_birth, t.role, t.name, t.email FROM ehc_case c "
+            "LEFT JOIN contact t ON t.case_id = c.id WHERE c.id = :id ORDER BY t.id",
             {"id": case_id},
         ).fetchall()
-        caseworker = rows[0][0] if rows else None
-        return caseworker, [ContactRecord(r[1], r[2], r[3]) for r in rows if r[1] is not None]
+        if not rows:
+            raise NotFound(f"no case {case_id}")
+        return CaseInfo(rows[0][0], _date(rows[0][1]), [ContactRecord(r[2], r[3], r[4]) for r in rows if r[2]])
+
+    def deadline_row(self, instance_id: int, name: str) -> tuple[int, str, date, str | None] | None:
+        """(id, status, due_on, exception_head) of the instance's latest deadline called ``name``."""
+        row = self._exec(
+            "SELECT id, status, due_on, exception_head FROM deadline WHERE instance_id = :iid AND name = :name "
+            "ORDER BY id DESC LIMIT 1",
+            {"iid": instance_id, "name": name},
+        ).fetchone()
+        return None if row is None else (row[0], row[1], _date(row[2]), row[3])
 
     # -- writing -------------------------------------------------------------------------------
 
     def create_case(self, case: NewCase, actor: str, now: datetime) -> int:
         case_id: int = self._exec(
-            "INSERT INTO ehc_case (name, date_of_birth, caseworker, created_at, created_by) "
-            "VALUES (:name, :dob, :caseworker, :now, :actor) RETURNING id",
-            {"name": case.name, "dob": case.date_of_birth, "caseworker": case.caseworker, "now": now, "actor": actor},
+            "INSERT INTO ehc_case (name, date_of_birth, caseworker, created_at, created_by, year_group_offset, "
+            "school_pattern) VALUES (:name, :dob, :caseworker, :now, :actor, :offset, :pattern) RETURNING id",
+            {
+                "name": case.name,
+                "dob": case.date_of_birth,
+                "caseworker": case.caseworker,
+                "now": now,
+                "actor": actor,
+                "offset": case.year_group_offset,
+                "pattern": case.school_pattern,
+            },
         ).fetchone()[0]
         self._many(
             "INSERT INTO contact (case_id, role, name, email) VALUES (:case_id, :role, :name, :email)",
@@ -185,12 +223,14 @@ class Unit:
         note: str | None,
         recipients: Sequence[tuple[str, Recipient]],
         now: datetime,
+        parent_id: int | None = None,
     ) -> int:
         instance_id: int = self._exec(
             "INSERT INTO workflow_instance (case_id, workflow, definition_version, state, version, facts, "
-            "opened_on, last_event_on, closed_on) VALUES (:case_id, :workflow, :dv, :state, 1, :facts, :on, :on, "
-            ":closed) RETURNING id",
+            "opened_on, last_event_on, closed_on, parent_id) VALUES (:case_id, :workflow, :dv, :state, 1, :facts, "
+            ":on, :on, :closed, :parent) RETURNING id",
             {
+                "parent": parent_id,
                 "case_id": case_id,
                 "workflow": workflow,
                 "dv": definition_version,
@@ -232,6 +272,50 @@ class Unit:
                 "nothing was saved: look at the case again and repeat the step if it is still right"
             )
         self._record(instance.id, instance.case_id, seq, outcome, note, recipients, now)
+        return seq
+
+    def record_exception(
+        self,
+        instance: InstanceRecord,
+        exception: ExceptionRecord,
+        deadline_id: int,
+        actor_id: str,
+        actor_role: str,
+        on: date,
+        now: datetime,
+    ) -> int:
+        """Mark a deadline excused, with a history entry, guarded by the instance's version."""
+        seq = instance.version + 1
+        updated = self._exec(
+            "UPDATE workflow_instance SET version = :seq WHERE id = :id AND version = :version",
+            {"seq": seq, "id": instance.id, "version": instance.version},
+        ).rowcount
+        if updated != 1:
+            raise ConflictError(
+                f"case {instance.case_id} was changed by someone else while you were working on it; nothing was saved"
+            )
+        self._exec(
+            "UPDATE deadline SET exception_head = :head, exception_reason = :reason, exception_by = :actor, "
+            "exception_on = :on WHERE id = :id",
+            {"head": exception.head, "reason": exception.reason, "actor": actor_id, "on": on, "id": deadline_id},
+        )
+        self._exec(
+            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
+            "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, "
+            "'record_exception', :state, :state, :inputs, :note)",
+            {
+                "iid": instance.id,
+                "cid": instance.case_id,
+                "seq": seq,
+                "at": now,
+                "on": on,
+                "actor": actor_id,
+                "role": actor_role,
+                "state": instance.state,
+                "inputs": json.dumps({"deadline": exception.deadline, "head": exception.head}, sort_keys=True),
+                "note": exception.reason,
+            },
+        )
         return seq
 
     def _record(
@@ -277,7 +361,17 @@ class Unit:
             "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
             "status, opened_by_seq) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, :basis, "
             ":party, 'open', :seq)",
-            [_deadline_row(instance_id, case_id, seq, d) for d in outcome.opened],
+            [_deadline_row(instance_id, case_id, seq, d) for d in outcome.opened if not d.recount],
+        )
+        # A limit counted again (an appeal window after a mediation certificate) keeps its row.
+        self._many(
+            "UPDATE deadline SET starts_on = :starts_on, due_on = :due_on WHERE instance_id = :iid "
+            "AND name = :name AND closed_on IS NULL",
+            [
+                {"starts_on": d.starts_on, "due_on": d.due_on, "iid": instance_id, "name": d.name}
+                for d in outcome.opened
+                if d.recount
+            ],
         )
         self._many(
             "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
