@@ -162,7 +162,9 @@ class Cases:
         today = self.clock.today()
         with self.store.unit() as unit:
             # The usual case, one open workflow, costs one query; otherwise say which or why not.
-            record = unit.load_open(case_id, workflow) or unit.load(self._choose_instance(unit, case_id, workflow))
+            record = unit.load_open(case_id, workflow) or unit.load(
+                self._choose_instance(unit, case_id, workflow, trigger)
+            )
             instance_id = record.id
             if expected_version is not None and record.version != expected_version:
                 raise ConflictError(
@@ -220,7 +222,12 @@ class Cases:
             if existing:
                 raise InvalidInput(f"'{deadline}' already has an exception recorded ({existing})")
             seq = unit.record_exception(
-                record, ExceptionRecord(deadline, head, reason.strip()), deadline_id, actor.id, actor.role, today,
+                record,
+                ExceptionRecord(deadline, head, reason.strip()),
+                deadline_id,
+                actor.id,
+                actor.role,
+                today,
                 self.clock.now(),
             )
         return Excused(case_id, record.id, seq, deadline, due_on, status)
@@ -244,6 +251,18 @@ class Cases:
         with self.store.unit() as unit:
             record = unit.load(self._choose_instance(unit, case_id, workflow))
         return self.catalogue.machine(record.workflow, record.definition_version).allowed(record.state, actor.role)
+
+    def allowed_by_instance(self, case_id: int, actor_id: str | None) -> dict[int, list[str]]:
+        """For each open workflow of the case, the triggers this person may fire now."""
+        actor = self.directory.actor(actor_id)
+        out: dict[int, list[str]] = {}
+        with self.store.unit() as unit:
+            for iid, name, state, closed in unit.instances(case_id):
+                if closed is None:
+                    record = unit.load(iid)
+                    machine = self.catalogue.machine(name, record.definition_version)
+                    out[iid] = machine.allowed(state, actor.role)
+        return out
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -311,8 +330,7 @@ class Cases:
             done += self._follow(unit, case_id, parent.id, parent.parent_id, result, info, depth + 1)
         return done
 
-    @staticmethod
-    def _choose_instance(unit: Unit, case_id: int, workflow: str | None) -> int:
+    def _choose_instance(self, unit: Unit, case_id: int, workflow: str | None, trigger: str | None = None) -> int:
         instances = unit.instances(case_id)
         if workflow is not None:
             chosen = [i for i in instances if i[1] == workflow]
@@ -321,6 +339,11 @@ class Cases:
             open_ones = [i for i in chosen if i[3] is None]
             return (open_ones or chosen)[-1][0]
         open_ones = [i for i in instances if i[3] is None]
+        if len(open_ones) > 1 and trigger is not None:
+            # Several workflows run side by side: the step's name usually says which one it is for.
+            takers = [i for i in open_ones if self._takes(unit, i[0], trigger)]
+            if len(takers) == 1:
+                return takers[0][0]
         if len(open_ones) > 1:
             names = ", ".join(i[1] for i in open_ones)
             raise InvalidInput(f"case {case_id} has several open workflows ({names}); say which with --workflow")
@@ -330,6 +353,57 @@ class Cases:
             last = instances[-1]
             return last[0]  # the machine will refuse: its workflow has ended
         return open_ones[0][0]
+
+    def _takes(self, unit: Unit, instance_id: int, trigger: str) -> bool:
+        record = unit.load(instance_id)
+        machine = self.catalogue.machine(record.workflow, record.definition_version)
+        return machine.transition(trigger, record.state) is not None
+
+    def phase_transfers(self, academic_year: int, *, actor_id: str | None, apply: bool) -> list[dict[str, Any]]:
+        """The children who move between phases at the end of ``academic_year``, and their reviews.
+
+        With ``apply``, each one's open annual review gets the reg 18 date (15 February, or
+        31 March into post-16) by the step ``record_phase_transfer``, each its own transaction.
+        """
+        from . import phases
+        from .store.queries import review_candidates
+
+        self.directory.actor(actor_id)
+        rows: list[dict[str, Any]] = []
+        for c in review_candidates(self.store.engine):
+            transfer = phases.transfer_in(
+                c["date_of_birth"], academic_year, c["school_pattern"], c["year_group_offset"]
+            )
+            if transfer is None:
+                continue
+            row = {
+                "case": c["id"],
+                "name": c["name"],
+                "year_group": phases.year_name(transfer.from_year),
+                "transfer": transfer.kind,
+                "moves_on": transfer.moves_on.isoformat(),
+                "deadline": transfer.deadline.isoformat(),
+                "review": c["review"],
+            }
+            if c["review"] is None:
+                row["action"] = "no open annual review (no plan yet, or it has ended)"
+            elif c["phase_due"] is not None:
+                row["action"] = f"already recorded (due {c['phase_due'].isoformat()})"
+            elif not apply:
+                row["action"] = "to record (run with --apply)"
+            else:
+                fired = self.fire(
+                    c["id"],
+                    "record_phase_transfer",
+                    actor_id=actor_id,
+                    workflow="annual_review",
+                    inputs={"transfer_kind": transfer.kind, "transfer_on": transfer.moves_on},
+                    note=f"phase transfer found for academic year {academic_year}/{(academic_year + 1) % 100:02d}",
+                )
+                due = [d.due_on.isoformat() for d in fired.outcome.opened if d.name == "phase_transfer"]
+                row["action"] = f"recorded (due {due[0]})" if due else "recorded"
+            rows.append(row)
+        return rows
 
     def _recipients(
         self, messages: Sequence[MessageAction], caseworker: str | None, contacts: Sequence[ContactRecord]

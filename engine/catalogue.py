@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -48,7 +47,9 @@ class Catalogue:
                 for start in action.start:
                     names = {n for n, _ in self._defs}
                     if start.workflow not in names:
-                        problems.append(Problem(d.file, None, f"{where}.start", f"no workflow called '{start.workflow}'"))
+                        problems.append(
+                            Problem(d.file, None, f"{where}.start", f"no workflow called '{start.workflow}'")
+                        )
                         continue
                     child = self.latest(start.workflow)
                     for key in start.inputs:

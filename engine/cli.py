@@ -199,6 +199,26 @@ def workflows_show(
     _run(go)
 
 
+PROCESS_ORDER = ("needs_assessment", "annual_review", "cease", "disagreement")
+
+
+@workflows_app.command("guide")
+def workflows_guide(
+    out: Path = typer.Option(Path("guide"), "--out", help="Folder to write guide.md, guide.html and diagrams/ into."),
+) -> None:
+    """Write the caseworker's guide (Markdown and HTML, with a diagram of each workflow)."""
+    from . import guide
+
+    def go() -> None:
+        a = _app()
+        names = sorted(a.catalogue.names(), key=lambda n: (PROCESS_ORDER + (n,)).index(n))
+        written = guide.write([a.catalogue.latest(n) for n in names], a.settings.council.name, out)
+        for path in written:
+            typer.echo(f"wrote {path}")
+
+    _run(go)
+
+
 # -- cases -------------------------------------------------------------------------------------
 
 
@@ -213,6 +233,12 @@ def case_open(
     caseworker: str | None = typer.Option(None, "--caseworker", help="The caseworker's email or staff id."),
     contacts: list[str] | None = typer.Option(None, "--contact", help="ROLE:NAME:EMAIL (repeatable)."),
     note: str | None = typer.Option(None, "--note"),
+    year_group_offset: int = typer.Option(
+        0, "--year-group-offset", help="Years ahead (+1) of or behind (-1) the year group the date of birth gives."
+    ),
+    school_pattern: str = typer.Option(
+        "primary_secondary", "--school-pattern", help="primary_secondary, infant_junior or three_tier."
+    ),
 ) -> None:
     """Open a case and start its workflow; prints the new case id."""
 
@@ -229,10 +255,69 @@ def case_open(
             contacts=[parse_contact(c) for c in contacts or []],
             caseworker=caseworker,
             note=note,
+            year_group_offset=year_group_offset,
+            school_pattern=school_pattern,
         )
         typer.echo(str(opened.case_id))
 
     _run(go)
+
+
+@case_app.command("start")
+def case_start(
+    case_id: int,
+    workflow: str,
+    on: str | None = OnOpt,
+    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
+    about: int | None = typer.Option(
+        None, "--about", help="The workflow instance this one is about (a disagreement about its decision)."
+    ),
+    note: str | None = typer.Option(None, "--note"),
+) -> None:
+    """Start another workflow for a case (a disagreement, a cease, a review); prints its instance id."""
+
+    def go() -> None:
+        a = _app(on)
+        opened = a.cases.start_workflow(
+            case_id, workflow, actor_id=by or a.settings.user, inputs=_sets(sets), note=note, parent_id=about
+        )
+        typer.echo(str(opened.instance_id))
+        _print_follow_ons(opened.follow_ons)
+
+    _run(go)
+
+
+@case_app.command("exception")
+def case_exception(
+    case_id: int,
+    deadline: str,
+    head: str = typer.Option(..., "--head", help="Which exception the regulations allow (see the deadline)."),
+    reason: str = typer.Option(..., "--reason", help="Why, in a sentence (kept on the record)."),
+    on: str | None = OnOpt,
+    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    workflow: str | None = typer.Option(None, "--workflow", help="Which workflow, if several have this deadline."),
+) -> None:
+    """Record an exception to a time limit: the due date is kept, the limit is marked excused."""
+
+    def go() -> None:
+        a = _app(on)
+        excused = a.cases.record_exception(
+            case_id, deadline, head, reason, actor_id=by or a.settings.user, workflow=workflow
+        )
+        typer.echo(f"case {case_id}: '{deadline}' (due {excused.due_on.isoformat()}, {excused.status}) excused: {head}")
+
+    _run(go)
+
+
+def _print_follow_ons(follow_ons: Any) -> None:
+    for f in follow_ons:
+        if f.kind == "started":
+            typer.echo(f"  started {f.workflow} (instance {f.instance_id})")
+        elif f.kind == "signalled":
+            typer.echo(f"  {f.workflow} (instance {f.instance_id}): {f.trigger} -> {f.detail}")
+        else:
+            typer.echo(f"  {f.workflow} (instance {f.instance_id}) did not take {f.trigger}: {f.detail}")
 
 
 @case_app.command("list")
@@ -266,7 +351,11 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
         a = _app(as_of, "--as-of")
         actor = a.directory.actor(a.settings.user)
         view = queries.case_view(a.engine, case_id, a.clock.today())
-        view["allowed"] = a.cases.allowed(case_id, actor.id) if view["workflow"] else []
+        allowed = a.cases.allowed_by_instance(case_id, actor.id)
+        for w in view["workflows"]:
+            w["allowed"] = allowed.get(w["instance"], [])
+        current = next((w for w in reversed(view["workflows"]) if w["closed"] is None), None)
+        view["allowed"] = current["allowed"] if current else []
         if as_json:
             _print_json(view)
             return
@@ -278,13 +367,25 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
         for w in view["workflows"]:
             definition = a.catalogue.get(w["workflow"], w["definition_version"])
             desc = " ".join(definition.states[w["state"]].description.split())
-            typer.echo(f"\n{definition.title}: {w['state']}" + (" (ended)" if w["closed"] else ""))
+            ended = f" (ended {w['closed']})" if w["closed"] else ""
+            typer.echo(f"\n[{w['instance']}] {definition.title}: {w['state']}{ended}")
             typer.echo(f"  {desc}")
-        typer.echo(f"\nNext steps you can take: {', '.join(view['allowed']) or 'none'}")
+            if not w["closed"]:
+                typer.echo(f"  Next steps you can take: {', '.join(w['allowed']) or 'none'}")
         typer.echo("\nDEADLINES")
         _table(
-            [[d["due"], d["status"], d.get("days_left", ""), d["title"], d["regulation"]] for d in view["deadlines"]],
-            ["DUE", "STATUS", "DAYS", "WHAT", "SOURCE"],
+            [
+                [
+                    d["due"],
+                    d["status"] + (" (excused)" if d["excused"] else ""),
+                    d.get("days_left", ""),
+                    d["workflow"],
+                    d["title"],
+                    d["regulation"],
+                ]
+                for d in view["deadlines"]
+            ],
+            ["DUE", "STATUS", "DAYS", "WORKFLOW", "WHAT", "SOURCE"],
             "  ",
         )
         typer.echo("\nHISTORY")
@@ -339,6 +440,16 @@ def case_fire(
                     "opened": [{"name": d.name, "due": d.due_on.isoformat(), "regulation": d.source} for d in o.opened],
                     "messages": [m.template for m in o.messages],
                     "documents": o.documents,
+                    "follow_ons": [
+                        {
+                            "kind": f.kind,
+                            "workflow": f.workflow,
+                            "instance": f.instance_id,
+                            "trigger": f.trigger,
+                            "detail": f.detail,
+                        }
+                        for f in fired.follow_ons
+                    ],
                 }
             )
             return
@@ -351,6 +462,7 @@ def case_fire(
             typer.echo(f"  due {d.due_on.isoformat()}: {d.title} ({d.source})")
         if o.messages or o.documents:
             typer.echo(f"  queued: {len(o.messages)} message(s), {len(o.documents)} document(s)")
+        _print_follow_ons(fired.follow_ons)
 
     _run(go)
 
@@ -392,6 +504,67 @@ def due(
                 for r in rows
             ],
             ["DUE", "", "CASE", "NAME", "WHAT", "SOURCE"],
+        )
+
+    _run(go)
+
+
+@app.command("transfers")
+def transfers(
+    academic_year: str | None = typer.Option(
+        None, "--academic-year", help="e.g. 2026/27: children moving on at its end; default the current year."
+    ),
+    apply: bool = typer.Option(False, "--apply", help="Record each move on the child's open annual review."),
+    on: str | None = OnOpt,
+    by: str | None = typer.Option(None, "--by", help="Who is doing this (a staff id)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Children moving between phases of education, and their reg 18 dates (15 February / 31 March)."""
+    from . import phases
+
+    def go() -> None:
+        a = _app(on)
+        try:
+            year = phases.parse_academic_year(academic_year) if academic_year else None
+        except ValueError as exc:
+            raise InvalidInput(f"--academic-year: {exc}") from None
+        if year is None:
+            year = phases.academic_year_starting(a.clock.today())
+        rows = a.cases.phase_transfers(year, actor_id=by or a.settings.user, apply=apply)
+        if as_json:
+            _print_json(rows)
+            return
+        typer.echo(f"Moves between phases at the end of {year}/{(year + 1) % 100:02d}: {len(rows)}")
+        _table(
+            [[r["case"], r["name"], r["year_group"], r["transfer"], r["deadline"], r["action"]] for r in rows],
+            ["CASE", "NAME", "NOW IN", "MOVE", "AMEND BY", "REVIEW"],
+        )
+
+    _run(go)
+
+
+@app.command("report")
+def report(
+    deadline: str = typer.Option("final_plan", "--deadline", help="Which limit to count (default the 20 weeks)."),
+    since: str | None = typer.Option(None, "--since", help="Closed on or after this date."),
+    until: str | None = typer.Option(None, "--until", help="Closed on or before this date."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Timeliness of one time limit, with and without exceptions, as the DfE's SEN2 return counts it."""
+
+    def go() -> None:
+        a = _app()
+        a.directory.actor(a.settings.user)
+        result = queries.timeliness(a.engine, deadline, _date_arg(since, "--since"), _date_arg(until, "--until"))
+        if as_json:
+            _print_json(result)
+            return
+        ex = result["excluding_exceptions"]
+        typer.echo(
+            f"{deadline}: {result['on_time']} of {result['closed']} on time "
+            f"({result['on_time_percent'] if result['on_time_percent'] is not None else '-'}%); "
+            f"excluding {result['with_exception']} with an exception: {ex['on_time']} of {ex['closed']} "
+            f"({ex['on_time_percent'] if ex['on_time_percent'] is not None else '-'}%)"
         )
 
     _run(go)

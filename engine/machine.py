@@ -459,9 +459,7 @@ class WorkflowMachine:
         return starts, (SignalRequest(signal.trigger, _mapped(signal.inputs, facts)) if signal else None)
 
 
-def _still_open(
-    deadlines: Mapping[str, OpenDeadline], met: list[str], cancelled: list[str]
-) -> dict[str, OpenDeadline]:
+def _still_open(deadlines: Mapping[str, OpenDeadline], met: list[str], cancelled: list[str]) -> dict[str, OpenDeadline]:
     closing = set(met) | set(cancelled)
     return {n: d for n, d in deadlines.items() if n not in closing}
 

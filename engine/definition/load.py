@@ -300,7 +300,10 @@ def _check_actions(actions: dict[str, Any], path: Path, data: dict[str, Any], ad
             if isinstance(named_by, str):
                 spec = _mapping(data.get("parameters")).get(named_by)
                 if not isinstance(spec, dict):
-                    add(where + (key, "fact_named_by"), _unknown("parameter", named_by, _mapping(data.get("parameters"))))
+                    add(
+                        where + (key, "fact_named_by"),
+                        _unknown("parameter", named_by, _mapping(data.get("parameters"))),
+                    )
                 else:
                     for option in _as_list(spec.get("options")):
                         if option not in facts:

@@ -278,9 +278,7 @@ class Period(Strict):
     counted_from: Name | None = None
 
 
-MONTHS = (
-    "january february march april may june july august september october november december"
-).split()
+MONTHS = ("january february march april may june july august september october november december").split()
 
 
 def _month(value: Any) -> Any:

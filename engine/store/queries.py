@@ -36,6 +36,7 @@ def deadline_dict(d: Deadline, as_of: date | None = None) -> dict[str, Any]:
         "basis": d.basis,
         "party": d.party,
         "closed": _day(d.closed_on),
+        "excused": d.exception_head is not None,
         "exception": (
             {"head": d.exception_head, "reason": d.exception_reason, "by": d.exception_by, "on": _day(d.exception_on)}
             if d.exception_head
@@ -70,6 +71,7 @@ def case_view(engine: Engine, case_id: int, as_of: date | None = None) -> dict[s
     workflows = [
         {
             "instance": i.id,
+            "parent": i.parent_id,
             "workflow": i.workflow,
             "definition_version": i.definition_version,
             "state": i.state,
@@ -86,6 +88,8 @@ def case_view(engine: Engine, case_id: int, as_of: date | None = None) -> dict[s
         "name": case.name,
         "date_of_birth": _day(case.date_of_birth),
         "caseworker": case.caseworker,
+        "year_group_offset": case.year_group_offset,
+        "school_pattern": case.school_pattern,
         "created": _moment(case.created_at),
         "contacts": [{"role": c.role, "name": c.name, "email": c.email} for c in contacts],
         "workflow": current["workflow"] if current else None,
@@ -108,7 +112,9 @@ def case_view(engine: Engine, case_id: int, as_of: date | None = None) -> dict[s
             }
             for h in history
         ],
-        "deadlines": [dict(deadline_dict(d, as_of), workflow=names.get(d.instance_id)) for d in deadlines],
+        "deadlines": [
+            dict(deadline_dict(d, as_of), workflow=names.get(d.instance_id), instance=d.instance_id) for d in deadlines
+        ],
         "outbox": [
             {
                 "key": m.key,
@@ -185,3 +191,75 @@ def due(engine: Engine, as_of: date) -> list[dict[str, Any]]:
         )
         for d, name, wf, st in rows
     ]
+
+
+def review_candidates(engine: Engine) -> list[dict[str, Any]]:
+    """Every case with its date of birth, year group offset, school pattern and open annual review."""
+    with Session(engine) as s:
+        reviews = (
+            select(WorkflowInstance.case_id, func.max(WorkflowInstance.id).label("review"))
+            .where(WorkflowInstance.workflow == "annual_review", col(WorkflowInstance.closed_on).is_(None))
+            .group_by(col(WorkflowInstance.case_id))
+            .subquery()
+        )
+        phase = (
+            select(Deadline.instance_id, func.max(Deadline.due_on).label("phase_due"))
+            .where(Deadline.name == "phase_transfer", col(Deadline.closed_on).is_(None))
+            .group_by(col(Deadline.instance_id))
+            .subquery()
+        )
+        rows = s.exec(
+            select(Case, reviews.c.review, phase.c.phase_due)
+            .join(reviews, reviews.c.case_id == Case.id, isouter=True)
+            .join(phase, phase.c.instance_id == reviews.c.review, isouter=True)
+            .order_by(col(Case.id))
+        ).all()
+    return [
+        {
+            "id": case.id,
+            "name": case.name,
+            "date_of_birth": case.date_of_birth,
+            "year_group_offset": case.year_group_offset,
+            "school_pattern": case.school_pattern,
+            "review": review,
+            "phase_due": phase_due
+            if isinstance(phase_due, date) or phase_due is None
+            else date.fromisoformat(phase_due),
+        }
+        for case, review, phase_due in rows
+    ]
+
+
+def timeliness(engine: Engine, name: str, since: date | None = None, until: date | None = None) -> dict[str, Any]:
+    """How many limits called ``name`` were met in time, with and without exceptions counted.
+
+    As the Department for Education counts new plans within 20 weeks: all closed limits, and those
+    without an exception recorded.
+    """
+    with Session(engine) as s:
+        query = select(Deadline).where(Deadline.name == name, col(Deadline.status).in_(("met", "breached")))
+        if since is not None:
+            query = query.where(col(Deadline.closed_on) >= since)
+        if until is not None:
+            query = query.where(col(Deadline.closed_on) <= until)
+        rows = s.exec(query).all()
+    total = len(rows)
+    on_time = sum(1 for d in rows if d.status == "met")
+    plain = [d for d in rows if d.exception_head is None]
+    plain_on_time = sum(1 for d in plain if d.status == "met")
+
+    def pct(a: int, b: int) -> float | None:
+        return round(100.0 * a / b, 1) if b else None
+
+    return {
+        "deadline": name,
+        "closed": total,
+        "on_time": on_time,
+        "on_time_percent": pct(on_time, total),
+        "with_exception": total - len(plain),
+        "excluding_exceptions": {
+            "closed": len(plain),
+            "on_time": plain_on_time,
+            "on_time_percent": pct(plain_on_time, len(plain)),
+        },
+    }
