@@ -391,10 +391,10 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
         typer.echo("\nHISTORY")
         _table(
             [
-                [h["on"], h["by"], h["trigger"], f"{h['from'] or '-'} -> {h['to']}", h["note"] or ""]
+                [h["on"], h["by"], h["workflow"], h["trigger"], f"{h['from'] or '-'} -> {h['to']}", h["note"] or ""]
                 for h in view["history"]
             ],
-            ["ON", "BY", "STEP", "STATE", "NOTE"],
+            ["ON", "BY", "WORKFLOW", "STEP", "STATE", "NOTE"],
             "  ",
         )
 

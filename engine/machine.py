@@ -116,6 +116,7 @@ class Outcome:
     final: bool = False
     starts: list[StartRequest] = field(default_factory=list)
     signal: SignalRequest | None = None
+    met_on: dict[str, date] = field(default_factory=dict)  # when a step says a limit was met earlier
 
 
 class _Bound:
@@ -219,15 +220,21 @@ class WorkflowMachine:
         self._opened_by: dict[str, list[DeadlineSpec]] = {}
         self._met_by: dict[str, list[str]] = {}
         self._cancelled_by: dict[str, list[str]] = {}
+        self._met_on: dict[str, dict[str, str]] = {}  # trigger -> deadline -> the date input it was met on
         self._when: dict[int, list[ConditionFn]] = {}
         for d in definition.deadlines:
             self._when[id(d)] = [_compile(c) for c in d.when]
             for trig in d.opened_by:
                 self._opened_by.setdefault(trig, []).append(d)
             for trig in d.met_by:
-                self._met_by.setdefault(trig, []).append(d.name)
+                names = self._met_by.setdefault(trig, [])
+                if d.name not in names:  # variants of one deadline share their name
+                    names.append(d.name)
+                if d.met_on:
+                    self._met_on.setdefault(trig, {})[d.name] = d.met_on
             for trig in d.cancelled_by:
-                self._cancelled_by.setdefault(trig, []).append(d.name)
+                if d.name not in self._cancelled_by.setdefault(trig, []):
+                    self._cancelled_by[trig].append(d.name)
         self.machine = Machine(
             model=None,
             states=[{"name": name, "on_enter": [self._entered]} for name in definition.states],
@@ -361,6 +368,16 @@ class WorkflowMachine:
             more, entry_signal = self._actions(dest.on_enter, facts)
             starts += more
             signal = entry_signal or signal
+        opened = [] if dest.final else self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled))
+        met_on = {
+            name: day
+            for name, key in self._met_on.get(trigger, {}).items()
+            if (day := _as_date(facts.get(key))) is not None
+        }
+        # A step that opens a limit and also meets it (invitations sent as the meeting is
+        # arranged) closes it at once, on the date the step says it was done.
+        at_once = [d.name for d in opened if d.name in self._met_by.get(trigger, ()) and not d.recount]
+        met += [n for n in at_once if n not in met]
         return Outcome(
             trigger=trigger,
             from_state=state,
@@ -369,8 +386,9 @@ class WorkflowMachine:
             actor=actor,
             inputs=values,
             facts=facts,
-            opened=[] if dest.final else self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled)),
+            opened=opened,
             met=met,
+            met_on=met_on,
             cancelled=cancelled,
             messages=messages,
             documents=documents,

@@ -33,7 +33,7 @@ GOLDEN = [
     (date(2025, 3, 1), "1 month", False, date(2025, 4, 1), "TPR r.20: 1 month from the certificate"),
     (date(2024, 1, 31), "1 month", False, date(2024, 2, 29), "month end in a leap year"),
     (date(2025, 3, 10), "12 months", True, date(2026, 3, 9), "CFA s.44(1): 12 months starting with"),
-    (date(2028, 2, 29), "12 months", True, date(2029, 2, 28), "CFA s.44(1): 29 Feb start; no 29 Feb 2029, so the month's last day (rules s.9)"),
+    (date(2028, 2, 29), "12 months", True, date(2029, 2, 28), "CFA s.44(1): 29 Feb start, month end"),
     # working days: D not counted; weekends, Christmas, Boxing Day, Good Friday, bank holidays skipped
     (date(2025, 12, 22), "3 working days", False, date(2025, 12, 29), "reg 34(1): rules §9 example"),
     (date(2025, 4, 17), "1 working day", False, date(2025, 4, 22), "Good Friday and Easter Monday 2025"),

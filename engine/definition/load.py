@@ -80,6 +80,7 @@ _KNOWN_KEYS = {
     "actions",
     "on_date",
     "fact_named_by",
+    "met_on",
     *CONDITION_KINDS,
 }
 
@@ -415,6 +416,13 @@ def _check_deadlines(
                     continue
                 if trig not in triggers:
                     add(where, _unknown("trigger", trig, [str(t) for t in triggers if t]))
+        met_on = d.get("met_on")
+        if isinstance(met_on, str):
+            spec = facts.get(met_on)
+            if spec is None:
+                add(base + ("met_on",), _unknown("date input", met_on, facts))
+            elif isinstance(spec, dict) and spec.get("type") != "date":
+                add(base + ("met_on",), f"'{met_on}' is not a date input")
         counted_from = d.get("counted_from")
         if isinstance(counted_from, str) and counted_from in all_names:
             if counted_from == name:

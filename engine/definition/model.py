@@ -339,6 +339,7 @@ class DeadlineSpec(Strict):
     fixed: FixedDate | None = None
     when: list[Condition] = Field(default_factory=list)  # opened only when these hold
     met_by: Names = Field(min_length=1)
+    met_on: Name | None = None  # a date input saying when it was done; default the step's date
     cancelled_by: Names = Field(default_factory=list)
     exceptions: list[ExceptionHead] = Field(default_factory=list)
     reminders: list[Reminder] | None = None  # None: the workflow's defaults apply

@@ -347,16 +347,6 @@ class Unit:
                 "note": note,
             },
         )
-        closing = [(name, "met") for name in outcome.met] + [(name, "cancelled") for name in outcome.cancelled]
-        # A limit met after its last day stays on record as breached (closed, but late). A family's
-        # period is a minimum they are given, not a limit anyone can miss: it simply ends.
-        self._many(
-            "UPDATE deadline SET status = CASE WHEN :how = 'met' AND due_on < :on AND party <> 'family' "
-            "THEN 'breached' "
-            "WHEN :how = 'met' THEN 'met' ELSE 'cancelled' END, closed_on = :on, closed_by_seq = :seq "
-            "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
-            [{"how": how, "on": outcome.on, "seq": seq, "iid": instance_id, "name": name} for name, how in closing],
-        )
         self._many(
             "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
             "status, opened_by_seq) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, :basis, "
@@ -371,6 +361,19 @@ class Unit:
                 {"starts_on": d.starts_on, "due_on": d.due_on, "iid": instance_id, "name": d.name}
                 for d in outcome.opened
                 if d.recount
+            ],
+        )
+        closing = [(name, "met") for name in outcome.met] + [(name, "cancelled") for name in outcome.cancelled]
+        # A limit met after its last day stays on record as breached (closed, but late). A family's
+        # period is a minimum they are given, not a limit anyone can miss: it simply ends.
+        self._many(
+            "UPDATE deadline SET status = CASE WHEN :how = 'met' AND due_on < :on AND party <> 'family' "
+            "THEN 'breached' "
+            "WHEN :how = 'met' THEN 'met' ELSE 'cancelled' END, closed_on = :on, closed_by_seq = :seq "
+            "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
+            [
+                {"how": how, "on": outcome.met_on.get(name, outcome.on), "seq": seq, "iid": instance_id, "name": name}
+                for name, how in closing
             ],
         )
         self._many(
