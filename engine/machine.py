@@ -189,7 +189,10 @@ def _mapped(values: Mapping[str, ValueFrom], facts: Mapping[str, Any]) -> dict[s
 
 def _explain(cond: Any, b: _Bound) -> str:
     if cond.explain:
-        return " ".join(cond.explain.split())
+        text = " ".join(cond.explain.split())
+        if isinstance(cond, PeriodEnded) and (d := b.deadlines.get(cond.period_ended)) is not None:
+            text += f"; the period runs until {d.due_on.isoformat()}"
+        return text
     if isinstance(cond, PeriodEnded):
         d = b.deadlines.get(cond.period_ended)
         if d is None:

@@ -1,0 +1,432 @@
+"""Each statutory workflow walked end to end through the command line, the clock moved forward
+step by step, asserting every state, history entry and deadline the law gives.
+
+Dates here are worked out by hand from the regulations (see tests/golden/ for the full table).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    data = yaml.safe_load((ROOT / "config.yaml").read_text())
+    data["database_url"] = f"sqlite:///{tmp_path / 'walk.sqlite'}"
+    data["workflows_dir"] = str(ROOT / "workflows")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class Cli:
+    def __init__(self, config: Path):
+        self.config = config
+
+    def __call__(self, *args: str, ok: bool = True) -> str:
+        result = CliRunner().invoke(app, ["--config", str(self.config), *args])
+        if ok:
+            assert result.exit_code == 0, f"{args}: {result.stderr or result.stdout}"
+        else:
+            assert result.exit_code == 1, f"{args} should have been refused: {result.stdout}"
+            assert "Traceback" not in result.stderr + result.stdout
+            return result.stderr
+        return result.stdout
+
+    def fire(self, case: int, trigger: str, on: str, *sets: str, workflow: str | None = None, ok: bool = True) -> str:
+        args = ["case", "fire", str(case), trigger, "--on", on]
+        for s in sets:
+            args += ["--set", s]
+        if workflow:
+            args += ["--workflow", workflow]
+        return self(*args, ok=ok)
+
+    def show(self, case: int, as_of: str = "2030-01-01") -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self("case", "show", str(case), "--json", "--as-of", as_of))
+        return data
+
+
+@pytest.fixture
+def cli(config: Path) -> Cli:
+    return Cli(config)
+
+
+def deadlines(view: dict[str, Any], workflow: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """name -> [(due, status), ...] in the order they were opened."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for d in sorted(view["deadlines"], key=lambda d: (d["starts"], d["due"])):
+        if workflow is None or d["workflow"] == workflow:
+            out.setdefault(d["name"], []).append((d["due"], d["status"]))
+    return out
+
+
+def states(view: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    return [(w["workflow"], w["state"], w["closed"] is not None) for w in view["workflows"]]
+
+
+def steps(view: dict[str, Any], workflow: str) -> list[tuple[str, str, str]]:
+    return [(h["on"], h["trigger"], h["to"]) for h in view["history"] if h["workflow"] == workflow]
+
+
+def open_case(cli: Cli, on: str, *sets: str, dob: str = "2015-02-03", workflow: str = "needs_assessment") -> int:
+    args = ["case", "open", "--name", "Generated Child", "--dob", dob, "--on", on, "--workflow", workflow]
+    args += ["--contact", "parent:Generated Parent:parent@example.org", "--caseworker", "casey.demo"]
+    for s in sets:
+        args += ["--set", s]
+    return int(cli(*args).strip())
+
+
+def test_needs_assessment_received_before_christmas_shows_each_statutory_date(cli: Cli) -> None:
+    case = open_case(cli, "2024-12-20")
+    view = cli.show(case, "2024-12-20")
+    d = {x["name"]: x for x in view["deadlines"]}
+    # Request received Fri 20 Dec 2024: 6, 16 and 20 weeks all from that day (rules s.2 worked example).
+    assert (d["decide_whether_to_assess"]["due"], d["decide_whether_to_assess"]["regulation"]) == (
+        "2025-01-31",
+        "CFA 2014 s.36(5); SEND Regulations 2014 reg 5(1)",
+    )
+    assert (d["notify_not_to_issue"]["due"], d["notify_not_to_issue"]["regulation"]) == (
+        "2025-04-11",
+        "SEND Regulations 2014 reg 10(1)",
+    )
+    assert (d["final_plan"]["due"], d["final_plan"]["regulation"]) == ("2025-05-09", "SEND Regulations 2014 reg 13(2)")
+    assert all(x["basis"] == "statutory" and x["status"] == "open" for x in d.values())
+    assert d["final_plan"]["days_left"] == 140
+
+
+def test_needs_assessment_to_final_plan_then_the_first_review_is_scheduled(cli: Cli) -> None:
+    case = open_case(cli, "2025-01-06")
+    cli.fire(case, "agree_to_assess", "2025-02-10")
+    cli.fire(case, "record_advice_received", "2025-03-20")
+    cli.fire(case, "decide_to_issue", "2025-04-01")
+    cli.fire(case, "issue_draft_plan", "2025-04-11")
+    # The family's 15 days begin with Fri 11 Apr: they end Fri 25 Apr; the final plan must wait.
+    err = cli.fire(case, "issue_final_plan", "2025-04-24", "named_institution=Demo School", ok=False)
+    assert "15 days" in err and "reg 13(1)" in err
+    cli.fire(case, "consult_institutions", "2025-04-14", "institutions=Demo School")
+    cli.fire(case, "record_institution_response", "2025-04-28")
+    out = cli.fire(case, "issue_final_plan", "2025-05-19", "named_institution=Demo School")
+    assert "started annual_review" in out
+    view = cli.show(case)
+    assert states(view) == [("needs_assessment", "final_plan_issued", True), ("annual_review", "review_due", False)]
+    assert steps(view, "needs_assessment") == [
+        ("2025-01-06", "start", "request_received"),
+        ("2025-02-10", "agree_to_assess", "assessing"),
+        ("2025-03-20", "record_advice_received", "advice_received"),
+        ("2025-04-01", "decide_to_issue", "drafting"),
+        ("2025-04-11", "issue_draft_plan", "draft_issued"),
+        ("2025-04-14", "consult_institutions", "consulting"),
+        ("2025-04-28", "record_institution_response", "consulting"),
+        ("2025-05-19", "issue_final_plan", "final_plan_issued"),
+    ]
+    assert deadlines(view, "needs_assessment") == {
+        "decide_whether_to_assess": [("2025-02-17", "met")],
+        "advice": [("2025-03-24", "met")],  # 6 weeks from the request for advice, Mon 10 Feb
+        "notify_not_to_issue": [("2025-04-28", "cancelled")],  # a decision to issue ends it
+        "family_representations": [("2025-04-25", "met")],
+        "institution_response": [("2025-04-29", "met")],  # 15 days from Mon 14 Apr (guidance)
+        "final_plan": [("2025-05-26", "met")],  # 20 weeks: Mon 26 May 2025, a bank holiday, still that day
+    }
+    # The plan was made on 19 May 2025: reviewed within the 12 months starting that day.
+    assert deadlines(view, "annual_review") == {"review": [("2026-05-18", "open")]}
+
+
+def test_a_late_final_plan_is_breached_and_an_exception_is_recorded_and_counted(cli: Cli) -> None:
+    case = open_case(cli, "2025-01-06")
+    cli.fire(case, "agree_to_assess", "2025-02-10")
+    cli.fire(case, "decide_to_issue", "2025-04-01")
+    cli.fire(case, "issue_draft_plan", "2025-05-20")
+    cli.fire(case, "issue_final_plan", "2025-06-05", "named_institution=Demo School")
+    # A head the regulations do not allow for this limit is refused, and says which are.
+    err = cli("case", "exception", str(case), "final_plan", "--head", "representations", "--reason", "x", ok=False)
+    assert "allowed: school_closure, personal_circumstances, absence_from_area, missed_appointment" in err
+    # The family's own period cannot be excused: there is no exception to it.
+    err = cli(
+        "case", "exception", str(case), "family_representations", "--head", "absence_from_area", "--reason", "x",
+        ok=False,
+    )  # fmt: skip
+    assert "no exception" in err
+    out = cli(
+        "case", "exception", str(case), "final_plan", "--head", "personal_circumstances",
+        "--reason", "Child in hospital for five weeks in April", "--on", "2025-06-05",
+    )  # fmt: skip
+    assert "excused" in out
+    view = cli.show(case)
+    final = next(d for d in view["deadlines"] if d["name"] == "final_plan")
+    assert final["due"] == "2025-05-26" and final["status"] == "breached" and final["excused"] is True
+    assert final["exception"] == {
+        "head": "personal_circumstances",
+        "reason": "Child in hospital for five weeks in April",
+        "by": "casey.demo",
+        "on": "2025-06-05",
+    }
+    assert view["history"][-1]["trigger"] == "record_exception"
+    assert view["history"][-1]["inputs"] == {"deadline": "final_plan", "head": "personal_circumstances"}
+    # A second case on time; timeliness with and without exceptions, as the SEN2 return counts it.
+    other = open_case(cli, "2025-01-06")
+    for trigger, on in (("agree_to_assess", "2025-02-10"), ("decide_to_issue", "2025-03-01")):
+        cli.fire(other, trigger, on)
+    cli.fire(other, "issue_draft_plan", "2025-03-10")
+    cli.fire(other, "issue_final_plan", "2025-04-01", "named_institution=Demo School")
+    report = json.loads(cli("report", "--json"))
+    assert (report["closed"], report["on_time"], report["with_exception"]) == (2, 1, 1)
+    assert report["excluding_exceptions"] == {"closed": 1, "on_time": 1, "on_time_percent": 100.0}
+    # Twice is refused: the record stands.
+    err = cli("case", "exception", str(case), "final_plan", "--head", "absence_from_area", "--reason", "y", ok=False)
+    assert "already has an exception" in err
+
+
+def test_refusal_to_assess_goes_through_mediation_to_an_appeal_and_an_order(cli: Cli) -> None:
+    case = open_case(cli, "2025-01-06")
+    out = cli.fire(case, "refuse_to_assess", "2025-02-14", "reasons=Needs met from the school's resources")
+    assert "started disagreement" in out
+    view = cli.show(case)
+    assert states(view) == [("needs_assessment", "not_assessing", True), ("disagreement", "window_open", False)]
+    # Decision sent Fri 14 Feb 2025: 2 months to the mediation adviser and to appeal (14 Apr).
+    assert deadlines(view, "disagreement") == {
+        "contact_mediation_adviser": [("2025-04-14", "open")],
+        "appeal_window": [("2025-04-14", "open")],
+    }
+    cli.fire(case, "request_mediation", "2025-03-03")
+    cli.fire(case, "hold_mediation", "2025-03-28")  # within 30 days of Mon 3 Mar (2 Apr)
+    cli.fire(case, "issue_certificate", "2025-04-02")  # 3 working days after Fri 28 Mar: Wed 2 Apr
+    view = cli.show(case)
+    # Later of 2 months from the decision (14 Apr) and 1 month from the certificate (2 May).
+    assert deadlines(view, "disagreement")["appeal_window"] == [("2025-05-02", "open")]
+    assert deadlines(view, "disagreement")["mediation"] == [("2025-04-02", "met")]
+    assert deadlines(view, "disagreement")["certificate_after_mediation"] == [("2025-04-02", "met")]
+    cli.fire(case, "lodge_appeal", "2025-04-25", "response_due_on=2025-06-06")
+    cli.fire(case, "send_response", "2025-06-02")
+    cli.fire(case, "record_order", "2025-09-15", "order=assess")
+    view = cli.show(case)
+    d = deadlines(view, "disagreement")
+    # Order of Mon 15 Sep 2025: notify within 2 weeks, no plan within 10, final plan within 14 (reg 44(2)).
+    assert d["order_notify_will_assess"] == [("2025-09-29", "open")]
+    assert d["order_no_plan_after_assess"] == [("2025-11-24", "open")]
+    assert d["order_final_plan_after_assess"] == [("2025-12-22", "open")]
+    assert d["response_to_appeal"] == [("2025-06-06", "met")]
+    cli.fire(case, "notify_will_assess", "2025-09-26")
+    cli.fire(case, "issue_plan_after_order", "2025-12-19")
+    view = cli.show(case)
+    d = deadlines(view, "disagreement")
+    assert d["order_final_plan_after_assess"] == [("2025-12-22", "met")]
+    assert d["order_no_plan_after_assess"] == [("2025-11-24", "cancelled")]
+    assert states(view)[-1] == ("disagreement", "order_complied", True)
+    assert [s[1] for s in steps(view, "disagreement")] == [
+        "start",
+        "request_mediation",
+        "hold_mediation",
+        "issue_certificate",
+        "lodge_appeal",
+        "send_response",
+        "record_order",
+        "notify_will_assess",
+        "issue_plan_after_order",
+    ]
+
+
+def test_a_refusal_to_issue_closes_only_when_the_appeal_window_has_passed(cli: Cli) -> None:
+    case = open_case(cli, "2024-11-04")
+    cli.fire(case, "agree_to_assess", "2024-12-02")
+    cli.fire(case, "decide_not_to_issue", "2024-12-31", "reasons=Needs can be met without a plan")
+    # Decision 31 Dec 2024: 2 months is 28 Feb 2025 (no 31 February).
+    err = cli.fire(case, "close_window", "2025-02-28", ok=False)
+    assert "can still appeal" in err and "2025-02-28" in err
+    # Only about the school? No: an appeal about anything else needs a certificate first.
+    err = cli.fire(case, "lodge_placement_appeal", "2025-01-10", ok=False)
+    assert "certificate" in err
+    cli.fire(case, "close_window", "2025-03-01")
+    view = cli.show(case)
+    assert states(view)[-1] == ("disagreement", "closed_without_appeal", True)
+    assert deadlines(view, "disagreement")["appeal_window"] == [("2025-02-28", "cancelled")]
+
+
+def test_annual_review_amendment_crosses_the_year_end_and_schedules_the_next_review(cli: Cli) -> None:
+    case = open_case(cli, "2025-01-10", "period_starts_on=2025-01-10", workflow="annual_review")
+    view = cli.show(case)
+    assert deadlines(view) == {"review": [("2026-01-09", "open")]}
+    cli.fire(case, "arrange_meeting", "2025-11-03", "meeting_on=2025-11-20")
+    cli.fire(case, "circulate_advice", "2025-11-05")
+    cli.fire(case, "hold_meeting", "2025-11-20")
+    cli.fire(case, "receive_report", "2025-12-02")
+    cli.fire(case, "propose_amendments", "2025-12-15")
+    view = cli.show(case)
+    assert deadlines(view) == {
+        "review": [("2026-01-09", "met")],
+        "invitations": [("2025-11-06", "met")],  # meeting Thu 20 Nov less 2 weeks, sent Mon 3 Nov
+        "advice_circulated": [("2025-11-06", "met")],
+        "report": [("2025-12-04", "met")],
+        "review_decision": [("2025-12-18", "met")],
+        # Notice Mon 15 Dec 2025: 15 days beginning that day end Mon 29 Dec; 8 weeks: Mon 9 Feb 2026.
+        "amendment_representations": [("2025-12-29", "open")],
+        "amended_plan": [("2026-02-09", "open")],
+    }
+    err = cli.fire(case, "issue_amended_plan", "2025-12-29", "named_institution=Demo School", ok=False)
+    assert "reg 22(2)(c)" in err
+    out = cli.fire(case, "issue_amended_plan", "2026-01-20", "named_institution=Demo School")
+    assert "started annual_review" in out
+    view = cli.show(case)
+    assert states(view) == [("annual_review", "plan_amended", True), ("annual_review", "review_due", False)]
+    # The next 12 months start with the date of the council's decision (15 Dec 2025) by default.
+    assert [d for d in view["deadlines"] if d["status"] == "open"][0]["due"] == "2026-12-14"
+
+
+def test_a_review_decision_to_cease_runs_the_cease_and_waits_for_the_appeal_window(cli: Cli) -> None:
+    case = open_case(cli, "2025-03-10", "period_starts_on=2025-03-10", workflow="annual_review", dob="2005-06-01")
+    cli.fire(case, "arrange_meeting", "2026-01-05", "meeting_on=2026-01-26")
+    cli.fire(case, "hold_meeting", "2026-01-26")
+    cli.fire(case, "propose_to_cease", "2026-02-16", "cease_reason=left_education_or_training")
+    view = cli.show(case)
+    assert states(view)[-1] == ("cease", "considering", False)
+    err = cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=no", ok=False)
+    assert "reg 29(1)" in err
+    cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=yes")
+    view = cli.show(case)
+    assert states(view)[-2:] == [("cease", "decided_to_cease", False), ("disagreement", "window_open", False)]
+    # Decision Mon 2 Mar 2026: the family may appeal until Sat 2 May 2026; the plan stays until then.
+    assert deadlines(view, "cease")["appeal_window"] == [("2026-05-02", "open")]
+    err = cli.fire(case, "appeal_window_closed", "2026-05-02", workflow="cease", ok=False)
+    assert "plan must be maintained while an appeal can still be made" in err
+    out = cli.fire(case, "close_window", "2026-05-05")
+    assert "cease" in out and "appeal_window_closed -> ceased" in out
+    view = cli.show(case)
+    assert states(view)[-2:] == [("cease", "ceased", True), ("disagreement", "closed_without_appeal", True)]
+    entry = [h for h in view["history"] if h["workflow"] == "cease"][-1]
+    assert (entry["trigger"], entry["role"], entry["note"]) == (
+        "appeal_window_closed",
+        "workflow",
+        f"signalled by close_window of instance {view['workflows'][-1]['instance']}",
+    )
+
+
+def test_an_appeal_against_ceasing_keeps_the_plan_and_an_upheld_appeal_restarts_reviews(cli: Cli) -> None:
+    case = open_case(cli, "2025-03-10", "period_starts_on=2025-03-10", workflow="annual_review", dob="2005-06-01")
+    cli.fire(case, "arrange_meeting", "2026-01-05", "meeting_on=2026-01-26")
+    cli.fire(case, "hold_meeting", "2026-01-26")
+    cli.fire(case, "propose_to_cease", "2026-02-16", "cease_reason=no_longer_necessary")
+    cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Outcomes met", "consulted=yes")
+    cli.fire(case, "decline_mediation", "2026-04-01")
+    out = cli.fire(case, "issue_certificate", "2026-04-06")  # Easter Monday in between: still on time
+    assert "mediation_certificate_issued -> decided_to_cease" in out
+    view = cli.show(case)
+    # Certificate Mon 6 Apr 2026 + 1 month = 6 May, later than 2 May: both workflows agree.
+    assert deadlines(view, "cease")["appeal_window"] == [("2026-05-06", "open")]
+    assert deadlines(view, "disagreement")["appeal_window"] == [("2026-05-06", "open")]
+    # Wed 1 Apr + 3 working days: Thu 2, Tue 7, Wed 8 (Good Friday 3 Apr, the weekend and Easter Monday skipped).
+    assert deadlines(view, "disagreement")["certificate_no_mediation"] == [("2026-04-08", "met")]
+    cli.fire(case, "lodge_appeal", "2026-05-01")
+    assert states(cli.show(case))[-2] == ("cease", "appeal_pending", False)
+    out = cli.fire(case, "record_order", "2026-09-10", "order=continue_to_maintain")
+    assert "appeal_upheld -> plan_continues" in out and "started annual_review" in out
+    view = cli.show(case)
+    assert [s for s in states(view) if not s[2]] == [
+        ("disagreement", "order_made", False),
+        ("annual_review", "review_due", False),
+    ]
+    # The plan continues: the next review runs from the review decision of 16 Feb 2026.
+    assert deadlines(view, "annual_review")["review"][-1] == ("2027-02-15", "open")
+
+
+def test_phase_transfers_are_found_from_the_date_of_birth_and_tighten_the_review(cli: Cli) -> None:
+    # Born 3 Feb 2015: Year 6 in 2025/26, secondary school from September 2026 (rules s.5).
+    y6 = open_case(cli, "2025-06-01", "period_starts_on=2025-06-01", workflow="annual_review")
+    # Born 10 Oct 2014: the same cohort (born 1 Sep 2014 to 31 Aug 2015), so Year 6 too.
+    also = open_case(cli, "2025-06-01", "period_starts_on=2025-06-01", workflow="annual_review", dob="2014-10-10")
+    # Born 1 Sep 2015: the first day of the next cohort, Year 5 in 2025/26: no move this year.
+    young = open_case(cli, "2025-06-01", "period_starts_on=2025-06-01", workflow="annual_review", dob="2015-09-01")
+    # Born 5 May 2010: Year 11 in 2025/26, post-16 from September 2026: 31 March.
+    y11 = open_case(cli, "2025-06-01", "period_starts_on=2025-06-01", workflow="annual_review", dob="2010-05-05")
+    rows = json.loads(cli("transfers", "--academic-year", "2025/26", "--json", "--on", "2025-09-08"))
+    found = {r["case"]: (r["year_group"], r["transfer"], r["deadline"]) for r in rows}
+    assert found == {
+        y6: ("Year 6", "primary_to_secondary", "2026-02-15"),
+        also: ("Year 6", "primary_to_secondary", "2026-02-15"),
+        y11: ("Year 11", "secondary_to_post16", "2026-03-31"),
+    }
+    assert young not in found
+    cli("transfers", "--academic-year", "2025/26", "--apply", "--on", "2025-09-08")
+    view = cli.show(y6)
+    d = deadlines(view)
+    assert d["phase_transfer"] == [("2026-02-15", "open")]
+    # Counted back from the phase-transfer date: 12 weeks for the decision and the amendment.
+    assert d["phase_transfer_meeting"] == [("2025-11-23", "open")]
+    assert deadlines(cli.show(y11))["phase_transfer"] == [("2026-03-31", "open")]
+    again = json.loads(cli("transfers", "--academic-year", "2025/26", "--apply", "--json", "--on", "2025-09-09"))
+    assert all(r["action"].startswith("already recorded") for r in again)
+
+
+def test_a_child_under_five_gets_the_shorter_review_of_the_code(cli: Cli) -> None:
+    case = open_case(cli, "2025-03-10", "period_starts_on=2025-03-10", workflow="annual_review", dob="2022-01-15")
+    d = deadlines(cli.show(case))
+    assert d["review_under_five"] == [("2025-09-10", "open")]  # 6 months (CoP 9.178), the council's default
+    assert d["review"] == [("2026-03-09", "open")]
+
+
+def test_withdrawal_and_moving_away_end_the_case_and_close_its_limits(cli: Cli) -> None:
+    one = open_case(cli, "2025-01-06")
+    cli.fire(one, "withdraw_request", "2025-01-20", "reasons=Family withdrew")
+    two = open_case(cli, "2025-01-06")
+    cli.fire(two, "agree_to_assess", "2025-02-03")
+    cli.fire(two, "move_out_of_area", "2025-03-03", "new_council=Another Council")
+    for case, state in ((one, "withdrawn"), (two, "moved_away")):
+        view = cli.show(case)
+        assert states(view) == [("needs_assessment", state, True)]
+        assert {d["status"] for d in view["deadlines"]} <= {"cancelled", "met"}
+    err = cli.fire(one, "agree_to_assess", "2025-02-01", ok=False)
+    assert "has ended" in err
+
+
+def test_a_council_changes_its_readings_and_policy_in_config_without_touching_the_law(
+    config: Path, tmp_path: Path
+) -> None:
+    data = yaml.safe_load(config.read_text())
+    data["workflows"] = {
+        "annual_review": {
+            "parameters": {"review_period_from": "meeting_held_on", "phase_transfer_reading": "day_before"},
+            "escalations": [{"after": "0 days", "to": "head_of_service"}],
+        }
+    }
+    config.write_text(yaml.safe_dump(data))
+    cli = Cli(config)
+    case = open_case(
+        cli, "2025-03-01", "period_starts_on=2025-03-01", "transfer_kind=primary_to_secondary",
+        "transfer_on=2026-09-01", workflow="annual_review",
+    )  # fmt: skip
+    assert deadlines(cli.show(case))["phase_transfer"] == [("2026-02-14", "open")]  # "before 15 February"
+    cli.fire(case, "arrange_meeting", "2025-10-01", "meeting_on=2025-10-20")
+    cli.fire(case, "hold_meeting", "2025-10-20")
+    cli.fire(case, "keep_plan", "2025-11-10")
+    view = cli.show(case)
+    # The next period starts with the meeting (20 Oct 2025), as this council reads s.44(1).
+    assert deadlines(view)["review"][-1] == ("2026-10-19", "open")
+    assert view["workflows"][-1]["facts"]["review_period_from"] == "meeting_held_on"
+    shown = json.loads(cli("workflows", "show", "annual_review", "--json"))
+    assert [e["to"] for e in shown["defaults"]["escalations"]] == [["head_of_service"]]
+    # A value the file does not offer is refused with the place to fix.
+    data["workflows"]["annual_review"]["parameters"]["review_period_from"] = "whenever"
+    config.write_text(yaml.safe_dump(data))
+    err = cli("workflows", "list", ok=False)
+    assert "workflows.annual_review.parameters.review_period_from: 'whenever' is not one of" in err
+
+
+def test_a_step_for_one_of_several_open_workflows_finds_it_by_name(cli: Cli) -> None:
+    case = open_case(cli, "2025-01-06")
+    cli.fire(case, "refuse_to_assess", "2025-02-03", "reasons=Not needed")
+    cli("case", "start", str(case), "annual_review", "--on", "2025-02-04", "--set", "period_starts_on=2025-02-04")
+    # request_mediation belongs to the disagreement only, arrange_meeting to the review only.
+    cli.fire(case, "request_mediation", "2025-02-10")
+    cli.fire(case, "arrange_meeting", "2025-02-11", "meeting_on=2025-03-10")
+    err = cli.fire(case, "close_review", "2025-02-12", "reasons=x", ok=True)
+    assert "closed" in err
+    view = cli.show(case)
+    assert [s[1] for s in states(view)] == ["not_assessing", "mediation_requested", "closed"]
