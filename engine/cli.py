@@ -493,7 +493,7 @@ def due(
             [
                 [
                     r["due"],
-                    f"{-r['days_left']} days late"
+                    f"{-r['days_left']} day{'s' if r['days_left'] < -1 else ''} late"
                     if r["overdue"]
                     else ("today" if r["days_left"] == 0 else f"in {r['days_left']} days"),
                     r["case_id"],
@@ -600,7 +600,9 @@ def db_status() -> None:
 
 @app.command("demo")
 def demo(
-    cases: int = typer.Option(40, "--cases", min=1, max=100000, help="How many generated cases."),
+    cases: int = typer.Option(
+        80, "--cases", min=1, max=100000, help="How many generated cases (at least one per stage of each workflow)."
+    ),
     seed: int = typer.Option(2014, "--seed", help="Random seed: the same seed gives the same caseload."),
     as_of: str | None = typer.Option(None, "--as-of", help="The date the caseload is seen from; default today."),
 ) -> None:

@@ -1,4 +1,4 @@
-"""A generated demo caseload: made-up children at every stage of the assessment, some overdue.
+"""A generated demo caseload: made-up children at every stage of every workflow, some overdue.
 
 No real personal data: names are drawn from short lists of common first names and surnames,
 email addresses use the reserved example.org domain, and dates are random.
@@ -7,8 +7,11 @@ email addresses use the reserved example.org domain, and dates are random.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
+from . import phases
 from .app import App
 from .cases import Cases
 from .clock import FixedClock
@@ -58,22 +61,190 @@ LAST = [
     "Rendle",
 ]
 
-# The paths a request can take, as (trigger, inputs, typical days after the previous step).
-HAPPY = [
-    ("agree_to_assess", {}, 35),
-    ("record_advice_received", {}, 45),
-    ("decide_to_issue", {}, 14),
-    ("issue_draft_plan", {}, 21),
-    ("consult_institutions", {"institutions": "Demo Primary School"}, 10),
-    ("issue_final_plan", {"named_institution": "Demo Primary School"}, 18),
-]
-REFUSED = [("refuse_to_assess", {"reasons": "Needs can be met from the school's own resources."}, 38)]
-NOT_ISSUED = HAPPY[:2] + [("decide_not_to_issue", {"reasons": "Provision can be made without a plan."}, 20)]
-WITHDRAWN = HAPPY[:1] + [("withdraw_request", {"reasons": "The family withdrew the request."}, 30)]
+Inputs = Callable[[date], dict[str, object]]
+
+
+def _none(_: date) -> dict[str, object]:
+    return {}
+
+
+def _fixed(**values: object) -> Inputs:
+    return lambda _day: dict(values)
+
+
+@dataclass(frozen=True)
+class Step:
+    trigger: str
+    gap: int  # typical days after the previous step
+    inputs: Inputs = _none
+    min_gap: int = 1  # a step that must wait for a period to end (the time to appeal)
+
+
+@dataclass(frozen=True)
+class Story:
+    """A path through the process, from opening a case; a demo case stops somewhere along it."""
+
+    name: str
+    workflow: str
+    steps: tuple[Step, ...]
+    min_age: int = 3
+    max_age: int = 15
+
+
+SCHOOL = "Demo Primary School"
+ASSESSED = (
+    Step("agree_to_assess", 35),
+    Step("record_advice_received", 45),
+)
+REVIEWED = (
+    Step("arrange_meeting", 5, lambda d: {"meeting_on": d + timedelta(days=21)}),
+    Step("circulate_advice", 6),
+    Step("hold_meeting", 15),
+    Step("receive_report", 10),
+)
+CEASING = (
+    Step("propose_to_cease", 8, _fixed(cease_reason="no_longer_necessary")),
+    Step("decide_to_cease", 21, _fixed(reasons="The outcomes in the plan have been achieved.", consulted=True)),
+)
+
+STORIES: tuple[Story, ...] = (
+    Story(
+        "plan issued",
+        "needs_assessment",
+        ASSESSED
+        + (
+            Step("decide_to_issue", 14),
+            Step("issue_draft_plan", 21),
+            Step("consult_institutions", 10, _fixed(institutions=SCHOOL)),
+            Step("record_institution_response", 9),
+            Step("issue_final_plan", 10, _fixed(named_institution=SCHOOL, family_responded=True)),
+        ),
+    ),
+    Story(
+        "refused, mediation, appeal, order",
+        "needs_assessment",
+        (
+            Step("refuse_to_assess", 38, _fixed(reasons="Needs can be met from the school's own resources.")),
+            Step("request_mediation", 20),
+            Step("hold_mediation", 25),
+            Step("issue_certificate", 3),
+            Step("lodge_appeal", 20, lambda d: {"response_due_on": d + timedelta(days=42)}),
+            Step("send_response", 35),
+            Step("record_order", 120, _fixed(order="make_plan")),
+            Step("issue_draft_after_order", 30),
+            Step("issue_plan_after_order", 40),
+        ),
+    ),
+    Story(
+        "not issued, no appeal",
+        "needs_assessment",
+        ASSESSED
+        + (
+            Step("decide_not_to_issue", 20, _fixed(reasons="Provision can be made without a plan.")),
+            Step("decline_mediation", 25),
+            Step("issue_certificate", 3),
+            Step("close_window", 75, min_gap=70),
+        ),
+    ),
+    Story(
+        "refused, agreed at mediation",
+        "needs_assessment",
+        (
+            Step("refuse_to_assess", 40, _fixed(reasons="Needs can be met from the school's own resources.")),
+            Step("request_mediation", 15),
+            Step("hold_mediation", 24),
+            Step("record_agreement", 2, _fixed(agreement="The council will assess after all.")),
+        ),
+    ),
+    Story(
+        "not issued, appeal withdrawn",
+        "needs_assessment",
+        ASSESSED
+        + (
+            Step("decide_not_to_issue", 20, _fixed(reasons="Provision can be made without a plan.")),
+            Step("decline_mediation", 20),
+            Step("issue_certificate", 2),
+            Step("lodge_appeal", 25),
+            Step("withdraw_appeal", 60),
+        ),
+    ),
+    Story(
+        "review closed, moved away",
+        "annual_review",
+        (Step("close_review", 40, _fixed(reasons="The family moved to another council, which took over the plan.")),),
+        4,
+        19,
+    ),
+    Story("withdrawn", "needs_assessment", (Step("withdraw_request", 30, _fixed(reasons="Withdrawn by the family.")),)),
+    Story("moved away", "needs_assessment", (Step("agree_to_assess", 30), Step("move_out_of_area", 40))),
+    Story("review, plan kept", "annual_review", REVIEWED + (Step("keep_plan", 8),), 4, 19),
+    Story(
+        "review, plan amended",
+        "annual_review",
+        REVIEWED
+        + (
+            Step("propose_amendments", 8),
+            Step("issue_amended_plan", 30, _fixed(named_institution=SCHOOL, family_responded=True)),
+        ),
+        4,
+        19,
+    ),
+    Story(
+        "review, amendment dropped",
+        "annual_review",
+        REVIEWED
+        + (
+            Step("propose_amendments", 8),
+            Step("decide_not_to_amend", 25, _fixed(reasons="The family's comments showed no change is needed.")),
+        ),
+        4,
+        19,
+    ),
+    Story(
+        "review, plan ceased",
+        "annual_review",
+        REVIEWED + CEASING + (Step("close_window", 75, min_gap=70),),
+        17,
+        23,
+    ),
+    Story(
+        "review, cease appealed",
+        "annual_review",
+        REVIEWED
+        + CEASING
+        + (
+            Step("request_mediation", 14),
+            Step("mediation_not_possible", 28),
+            Step("issue_certificate", 3),
+            Step("lodge_appeal", 10),
+            Step("record_dismissal", 150),
+        ),
+        17,
+        23,
+    ),
+    Story(
+        "review, cease not pursued",
+        "annual_review",
+        REVIEWED + CEASING[:1] + (Step("decide_not_to_cease", 20, _fixed(reasons="Still needed.")),),
+        17,
+        23,
+    ),
+)
+
+
+def _plan(rng: random.Random, count: int) -> list[tuple[Story, int]]:
+    """Which story each case follows and how far: every stage of every story at least once."""
+    plan = [(story, length) for story in STORIES for length in range(len(story.steps) + 1)]
+    while len(plan) < count:
+        story = rng.choice(STORIES)
+        plan.append((story, rng.choice([len(story.steps)] * 2 + list(range(len(story.steps))))))
+    rng.shuffle(plan)
+    return plan
 
 
 def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
-    """Create ``count`` cases if the database has none; returns how many were created."""
+    """Create at least ``count`` cases, spread over every stage of every workflow, if the database
+    has none; returns how many were created. About a third are handled slowly and run late."""
     if queries.list_cases(app.engine):
         return 0
     rng = random.Random(seed)
@@ -81,37 +252,47 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     cases = Cases(app.cases.store, app.catalogue, app.directory, clock)
     caseworkers: list[str | None] = [s.id for s in app.settings.staff if s.role == "caseworker"] or [None]
     actor = caseworkers[0] or app.settings.user
-    for _ in range(count):
-        received = today - timedelta(days=rng.randint(3, 200))
-        clock.set(received)
+    plan = _plan(rng, count)
+    for story, length in plan:
+        # About one case in three is handled slowly, as too many are: those breach their limits.
+        pace = 1.9 if rng.random() < 0.35 else 1.0
+        gaps = [max(step.min_gap, int(rng.gauss(step.gap * pace, step.gap / 4))) for step in story.steps[:length]]
+        waiting = (
+            rng.randint(0, int(story.steps[length].gap * pace)) if length < len(story.steps) else rng.randint(0, 90)
+        )
+        opened_on = today - timedelta(days=sum(gaps) + waiting + 1)
+        clock.set(opened_on)
         child = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         surname = child.split()[1]
-        age_days = rng.randint(3 * 365, 15 * 365)
+        age_days = rng.randint(story.min_age * 365, story.max_age * 365)
         parent = ContactRecord(
             "parent", f"Parent of {child}", f"parent.{surname.lower()}{rng.randint(1, 999)}@example.org"
         )
-        school = ContactRecord("school", "Demo Primary School", "senco@demo-primary.example.org")
+        school = ContactRecord("school", SCHOOL, "senco@demo-primary.example.org")
         worker = rng.choice(caseworkers)
+        if story.workflow == "needs_assessment":
+            inputs: dict[str, object] = {
+                "request_received_on": opened_on,
+                "requested_by": rng.choice(["parent", "school"]),
+            }
+        else:
+            # A plan made, or last reviewed, ten to eleven months before this review began.
+            inputs = {"period_starts_on": opened_on - timedelta(days=rng.randint(300, 340))}
         opened = cases.open_case(
             name=child,
-            date_of_birth=received - timedelta(days=age_days),
-            workflow="needs_assessment",
+            date_of_birth=opened_on - timedelta(days=age_days),
+            workflow=story.workflow,
             actor_id=worker or actor,
-            inputs={"request_received_on": received, "requested_by": rng.choice(["parent", "school"])},
+            inputs=inputs,
             contacts=[parent, school] if rng.random() < 0.8 else [ContactRecord("parent", f"Parent of {child}", None)],
             caseworker=worker,
         )
-        path = rng.choices([HAPPY, REFUSED, NOT_ISSUED, WITHDRAWN], weights=[70, 12, 10, 8])[0]
-        # About one case in three is handled slowly, as too many are: those breach their limits.
-        pace = 1.9 if rng.random() < 0.35 else 1.0
-        day = received
-        for trigger, inputs, gap in path:
-            day = day + timedelta(days=max(1, int(rng.gauss(gap * pace, gap / 3))))
-            if day > today:
-                break
+        day = opened_on
+        for step, gap in zip(story.steps, gaps, strict=False):
+            day += timedelta(days=gap)
             clock.set(day)
-            given: dict[str, object] = dict(inputs)
-            if trigger == "issue_final_plan":
-                given["family_responded"] = True
-            cases.fire(opened.case_id, trigger, actor_id=worker or actor, inputs=given)
-    return count
+            cases.fire(opened.case_id, step.trigger, actor_id=worker or actor, inputs=step.inputs(day))
+    # Children moving between phases this academic year get their 15 February or 31 March date.
+    clock.set(today)
+    cases.phase_transfers(phases.academic_year_starting(today), actor_id=actor, apply=True)
+    return len(plan)

@@ -135,3 +135,19 @@ def test_the_installed_command_runs(config: Path) -> None:
         pytest.skip("the ehcp script is not on PATH (install the project first)")
     out = subprocess.run([exe, "--config", str(config), "workflows", "check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_demo_caseload_covers_every_stage_of_every_workflow(config: Path) -> None:
+    code, out, err = run(config, "demo", "--as-of", "2026-11-24")
+    assert code == 0, err
+    assert "seeded" in out and "late" in out  # some cases are overdue
+    code, out, _ = run(config, "case", "list", "--json")
+    seen = {(r["workflow"], r["state"]) for r in json.loads(out)}
+    code, listed, _ = run(config, "workflows", "list", "--json")
+    for w in json.loads(listed):
+        code, shown, _ = run(config, "workflows", "show", w["name"], "--json")
+        for state in json.loads(shown)["states"]:
+            assert (w["name"], state) in seen, f"no demo case in {w['name']}: {state}"
+    # Seeding again changes nothing.
+    code, out, _ = run(config, "demo", "--as-of", "2026-11-24")
+    assert "already has cases" in out
