@@ -45,9 +45,10 @@ def parse_academic_year(text: str) -> int:
     head, _, tail = text.strip().partition("/")
     try:
         start = int(head)
+        end = int(tail) if tail else start + 1
     except ValueError:
         raise ValueError(f"'{text}' is not an academic year; write it as 2026/27") from None
-    if tail and int(tail) % 100 != (start + 1) % 100:
+    if start < 1900 or end % 100 != (start + 1) % 100:
         raise ValueError(f"'{text}' is not an academic year; the second year follows the first (2026/27)")
     return start
 
