@@ -256,3 +256,63 @@ def test_a_case_can_run_several_workflows_and_a_step_must_then_say_which(app: Ap
     assert app.cases.fire(case_id, "start_work", actor_id="cw").instance_id != fired.instance_id
     with pytest.raises(NotFound, match="no case 999"):
         app.cases.start_workflow(999, "simple", actor_id="cw")
+
+
+def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipped_app: App, clock: FixedClock) -> None:
+    """A cease started by a review, its disagreement, a certificate that extends the appeal window
+    in both, an appeal that pauses the cease, and an exception: every write path, on SQLite and
+    PostgreSQL."""
+    cases = shipped_app.cases
+    clock.set(date(2025, 3, 10))
+    opened = cases.open_case(
+        name="Generated Person",
+        date_of_birth=date(2005, 6, 1),
+        workflow="annual_review",
+        actor_id="cw",
+        inputs={"period_starts_on": date(2025, 3, 10)},
+        caseworker="cw",
+    )
+    case = opened.case_id
+    for day, trigger, inputs in (
+        (date(2026, 1, 5), "arrange_meeting", {"meeting_on": "2026-01-26"}),
+        (date(2026, 1, 26), "hold_meeting", {}),
+        (date(2026, 2, 16), "propose_to_cease", {"cease_reason": "no_longer_necessary"}),
+        (date(2026, 3, 2), "decide_to_cease", {"reasons": "Outcomes met", "consulted": "yes"}),
+        (date(2026, 4, 1), "decline_mediation", {}),
+    ):
+        clock.set(day)
+        cases.fire(case, trigger, actor_id="cw", inputs=inputs)
+    clock.set(date(2026, 4, 6))
+    fired = cases.fire(case, "issue_certificate", actor_id="cw")
+    assert [(f.kind, f.workflow, f.detail) for f in fired.follow_ons] == [("signalled", "cease", "decided_to_cease")]
+    clock.set(date(2026, 5, 1))
+    cases.fire(case, "lodge_appeal", actor_id="cw")
+    view = queries.case_view(shipped_app.engine, case)
+    by = {(w["workflow"], w["state"]) for w in view["workflows"]}
+    assert {("cease", "appeal_pending"), ("disagreement", "appeal_lodged")} <= by
+    windows = sorted((d["workflow"], d["due"], d["status"]) for d in view["deadlines"] if d["name"] == "appeal_window")
+    assert windows == [("cease", "2026-05-06", "met"), ("disagreement", "2026-05-06", "met")]
+    cease = next(w for w in view["workflows"] if w["workflow"] == "cease")
+    dis = next(w for w in view["workflows"] if w["workflow"] == "disagreement")
+    review = next(w for w in view["workflows"] if w["workflow"] == "annual_review")
+    assert (cease["parent"], dis["parent"]) == (review["instance"], cease["instance"])
+    assert cease["version"] == 4  # started, decided, then the certificate and the appeal signalled to it
+
+
+def test_an_exception_keeps_the_due_date_and_is_in_the_history(shipped_app: App, clock: FixedClock) -> None:
+    cases = shipped_app.cases
+    opened = cases.open_case(
+        name="Generated Child", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor_id="cw"
+    )
+    clock.set(date(2025, 3, 3))
+    cases.fire(opened.case_id, "agree_to_assess", actor_id="cw")
+    excused = cases.record_exception(
+        opened.case_id, "final_plan", "missed_appointment", "Generated: an appointment was missed", actor_id="cw"
+    )
+    assert (excused.due_on, excused.status, excused.seq) == (date(2025, 5, 26), "open", 3)
+    view = queries.case_view(shipped_app.engine, opened.case_id)
+    row = next(d for d in view["deadlines"] if d["name"] == "final_plan")
+    assert (row["due"], row["status"], row["excused"]) == ("2025-05-26", "open", True)
+    assert view["history"][-1]["trigger"] == "record_exception" and view["history"][-1]["on"] == "2025-03-03"
+    with pytest.raises(NotAuthorised):
+        cases.record_exception(opened.case_id, "advice", "missed_appointment", "x", actor_id="hos")
