@@ -430,3 +430,71 @@ def test_a_step_for_one_of_several_open_workflows_finds_it_by_name(cli: Cli) -> 
     assert "closed" in err
     view = cli.show(case)
     assert [s[1] for s in states(view)] == ["not_assessing", "mediation_requested", "closed"]
+
+
+def test_the_other_branches_of_review_cease_and_disagreement(cli: Cli) -> None:
+    # Amendment proposed, then dropped after the family's comments: the next review starts anyway.
+    review = open_case(cli, "2025-01-10", "period_starts_on=2025-01-10", workflow="annual_review")
+    cli.fire(review, "arrange_meeting", "2025-11-03", "meeting_on=2025-11-20")
+    cli.fire(review, "hold_meeting", "2025-11-20")
+    cli.fire(review, "propose_amendments", "2025-12-01")
+    out = cli.fire(review, "decide_not_to_amend", "2025-12-20", "reasons=The comments showed no change is needed")
+    assert "started annual_review" in out
+    d = deadlines(cli.show(review))
+    assert d["amended_plan"] == [("2026-01-26", "met")]  # reg 22(3)-(4): 8 weeks from Mon 1 Dec
+    # A cease considered and not pursued: after a review, the reviews go on from that decision.
+    cease = open_case(cli, "2025-03-10", "period_starts_on=2025-03-10", workflow="annual_review", dob="2005-06-01")
+    cli.fire(cease, "arrange_meeting", "2026-01-05", "meeting_on=2026-01-26")
+    cli.fire(cease, "hold_meeting", "2026-01-26")
+    cli.fire(cease, "propose_to_cease", "2026-02-16", "cease_reason=reached_25")
+    out = cli.fire(cease, "decide_not_to_cease", "2026-03-02")
+    assert "started annual_review" in out
+    assert states(cli.show(cease))[-2:] == [("cease", "plan_continues", True), ("annual_review", "review_due", False)]
+    # Disagreements: a placement-only appeal needs no certificate; mediation that cannot happen in
+    # 30 days gets a certificate; an agreement at mediation; an appeal dismissed; one withdrawn;
+    # an appeal the council does not oppose (reg 45) runs the order's limits from telling the tribunal.
+    case = open_case(cli, "2025-01-06")
+    cli.fire(case, "refuse_to_assess", "2025-02-03", "reasons=Not needed")
+    view = cli.show(case)
+    parent = view["workflows"][0]["instance"]
+    placement = int(
+        cli(
+            "case", "start", str(case), "disagreement", "--on", "2025-02-04", "--about", str(parent),
+            "--set", "decision=plan_content", "--set", "placement_only=yes",
+        ).splitlines()[0]
+    )  # fmt: skip
+    cli.fire(case, "lodge_placement_appeal", "2025-02-10", workflow="disagreement")
+    assert any(w["instance"] == placement and w["state"] == "appeal_lodged" for w in cli.show(case)["workflows"])
+    err = cli.fire(case, "concede_appeal", "2025-03-03", "order=amend_school_only", workflow="disagreement", ok=False)
+    assert "only team_manager may do this" in err
+    cli(
+        "case", "fire", str(case), "concede_appeal", "--on", "2025-03-03", "--by", "morgan.demo",
+        "--workflow", "disagreement", "--set", "order=amend_school_only",
+    )  # fmt: skip
+    d = deadlines(cli.show(case), "disagreement")
+    assert d["order_amend_school_only"] == [("2025-03-17", "open")]  # 2 weeks from telling the tribunal
+    cli.fire(case, "issue_amended_plan_after_order", "2025-03-14", workflow="disagreement")
+    # The automatic disagreement about the refusal: mediation not possible, then agreement.
+    cli.fire(case, "request_mediation", "2025-03-17")
+    cli.fire(case, "mediation_not_possible", "2025-04-14")
+    d = deadlines(cli.show(case), "disagreement")
+    assert d["mediation"] == [("2025-04-16", "cancelled")]
+    assert d["certificate_mediation_not_possible"] == [("2025-04-17", "open")]  # Good Friday 18 Apr follows
+    cli.fire(case, "issue_certificate", "2025-04-17")
+    cli.fire(case, "lodge_appeal", "2025-04-30")
+    cli.fire(case, "record_dismissal", "2025-08-01")
+    final = [s for s in states(cli.show(case)) if s[0] == "disagreement"]
+    assert final == [("disagreement", "appeal_dismissed", True), ("disagreement", "order_complied", True)]
+    other = open_case(cli, "2025-01-06")
+    cli.fire(other, "refuse_to_assess", "2025-02-03", "reasons=Not needed")
+    cli.fire(other, "request_mediation", "2025-02-10")
+    cli.fire(other, "hold_mediation", "2025-03-03")
+    cli.fire(other, "record_agreement", "2025-03-04", "agreement=The council will assess")
+    third = open_case(cli, "2025-01-06")
+    cli.fire(third, "refuse_to_assess", "2025-02-03", "reasons=Not needed")
+    cli.fire(third, "decline_mediation", "2025-02-10")
+    cli.fire(third, "issue_certificate", "2025-02-12")
+    cli.fire(third, "lodge_appeal", "2025-03-01")
+    cli.fire(third, "withdraw_appeal", "2025-05-01")
+    assert states(cli.show(other))[-1] == ("disagreement", "agreed_at_mediation", True)
+    assert states(cli.show(third))[-1] == ("disagreement", "appeal_withdrawn", True)
