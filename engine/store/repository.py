@@ -127,28 +127,36 @@ class Unit:
             raise NotFound(f"no workflow instance {instance_id}")
         return self._record_of(row)
 
+    _OPEN_WITH_DEADLINES = (
+        "SELECT i.id, i.case_id, i.workflow, i.definition_version, i.state, i.version, i.facts, i.last_event_on, "
+        "i.closed_on, i.parent_id, d.name, d.due_on, d.status FROM workflow_instance i "
+        "LEFT JOIN deadline d ON d.instance_id = i.id AND d.closed_on IS NULL "
+        "WHERE i.case_id = :cid AND i.closed_on IS NULL"
+    )
+
     def load_open(self, case_id: int, workflow: str | None) -> InstanceRecord | None:
-        """The case's one open instance (of ``workflow``, if named), or None when it is not unique."""
+        """The case's one open instance (of ``workflow``, if named) with its open deadlines, in one
+        query; None when there is no open instance or more than one."""
         if workflow is None:
-            rows = self._exec(
-                self._INSTANCE + "WHERE case_id = :cid AND closed_on IS NULL LIMIT 2", {"cid": case_id}
-            ).fetchall()
+            rows = self._exec(self._OPEN_WITH_DEADLINES, {"cid": case_id}).fetchall()
         else:
             rows = self._exec(
-                self._INSTANCE + "WHERE case_id = :cid AND closed_on IS NULL AND workflow = :wf LIMIT 2",
-                {"cid": case_id, "wf": workflow},
+                self._OPEN_WITH_DEADLINES + " AND i.workflow = :wf", {"cid": case_id, "wf": workflow}
             ).fetchall()
-        return self._record_of(rows[0]) if len(rows) == 1 else None
+        if not rows or any(r[0] != rows[0][0] for r in rows):
+            return None
+        deadlines = {r[10]: OpenDeadline(r[10], _date(r[11]), r[12]) for r in rows if r[10] is not None}
+        return self._record_of(rows[0], deadlines)
 
-    def _record_of(self, row: Any) -> InstanceRecord:
-        instance_id = row[0]
-        deadlines = {
-            name: OpenDeadline(name, _date(due), status)
-            for name, due, status in self._exec(
-                "SELECT name, due_on, status FROM deadline WHERE instance_id = :id AND closed_on IS NULL",
-                {"id": instance_id},
-            ).fetchall()
-        }
+    def _record_of(self, row: Any, deadlines: dict[str, OpenDeadline] | None = None) -> InstanceRecord:
+        if deadlines is None:
+            deadlines = {
+                name: OpenDeadline(name, _date(due), status)
+                for name, due, status in self._exec(
+                    "SELECT name, due_on, status FROM deadline WHERE instance_id = :id AND closed_on IS NULL",
+                    {"id": row[0]},
+                ).fetchall()
+            }
         return InstanceRecord(
             id=row[0],
             case_id=row[1],
