@@ -7,13 +7,18 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
+from notifications.message import Transport
+
 from .cases import Cases
 from .catalogue import Catalogue
 from .clock import Clock, SystemClock
 from .config import Settings
 from .directory import Directory
+from .dispatch import Dispatcher
+from .messages import Messages
 from .store.database import connect, ensure_schema
 from .store.repository import Store
+from .sweep import Sweeper
 
 
 @dataclass
@@ -36,8 +41,25 @@ class App:
         return Directory(self.settings.staff)
 
     @cached_property
+    def store(self) -> Store:
+        return Store(self.engine)
+
+    @cached_property
     def cases(self) -> Cases:
-        return Cases(Store(self.engine), self.catalogue, self.directory, self.clock)
+        return Cases(self.store, self.catalogue, self.directory, self.clock)
+
+    @cached_property
+    def messages(self) -> Messages:
+        return Messages(self.settings.templates_path(), self.settings.council.name)
+
+    @cached_property
+    def sweeper(self) -> Sweeper:
+        return Sweeper(self.store, self.catalogue, self.directory, self.clock, self.messages, self.settings)
+
+    def dispatcher(self, transport: Transport | None = None) -> Dispatcher:
+        return Dispatcher(
+            self.store, self.messages, self.catalogue, self.directory, self.clock, self.settings, transport
+        )
 
 
 def build(settings: Settings, clock: Clock | None = None) -> App:

@@ -18,7 +18,8 @@ from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from .inputs import EMAIL
 from .machine import Actor, Outcome
-from .roles import CONTACT_ROLES, STAFF_ROLES, WORKFLOW_ROLE
+from .recipients import resolve
+from .roles import CONTACT_ROLES, WORKFLOW_ROLE
 from .store.repository import CaseInfo, ContactRecord, ExceptionRecord, InstanceRecord, NewCase, Recipient, Store, Unit
 
 SCHOOL_PATTERNS = ("primary_secondary", "infant_junior", "three_tier")
@@ -408,24 +409,11 @@ class Cases:
     def _recipients(
         self, messages: Sequence[MessageAction], caseworker: str | None, contacts: Sequence[ContactRecord]
     ) -> list[tuple[str, Recipient]]:
-        out: list[tuple[str, Recipient]] = []
-        for message in messages:
-            found: list[Recipient] = []
-            for role in message.to:
-                if role == "caseworker":
-                    if caseworker:
-                        member = self.directory.member(caseworker)
-                        email = member.email if member else caseworker
-                        found.append(Recipient(role, member.name if member else None, email))
-                elif role in STAFF_ROLES:
-                    found += [Recipient(role, s.name, s.email) for s in self.directory.with_role(role)]
-                else:
-                    found += [Recipient(role, c.name, c.email) for c in contacts if c.role == role]
-            if not found:
-                roles = " or ".join(message.to)
-                found = [Recipient(message.to[0], None, None, "skipped", f"no recipient with the role {roles}")]
-            out += [(message.template, r) for r in found]
-        return out
+        return [
+            (message.template, r)
+            for message in messages
+            for r in resolve(message.to, caseworker, contacts, self.directory)
+        ]
 
     @staticmethod
     def _check_case(

@@ -32,9 +32,11 @@ app = typer.Typer(
 workflows_app = typer.Typer(no_args_is_help=True, help="Check and read the workflow definitions.")
 case_app = typer.Typer(no_args_is_help=True, help="Open, step and read cases.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+scheduler_app = typer.Typer(no_args_is_help=True, help="The sweep that sends reminders and escalations.")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(case_app, name="case")
 app.add_typer(db_app, name="db")
+app.add_typer(scheduler_app, name="scheduler")
 
 T = TypeVar("T")
 _state: dict[str, Any] = {"config": None}
@@ -628,6 +630,102 @@ def demo(
 
     _run(go)
     due(as_of=as_of, within=0, as_json=False)
+
+
+# -- reminders, escalations and sending -------------------------------------------------------
+
+
+@app.command("tick")
+def tick(
+    as_of: str | None = typer.Option(None, "--as-of", help="Sweep as on this date (YYYY-MM-DD); default today."),
+    no_send: bool = typer.Option(False, "--no-send", help="Queue what is due, but do not send."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Sweep once: record breaches, queue due reminders and escalations, then send the outbox."""
+    from .scheduler import run_once
+
+    def go() -> None:
+        a = _app(as_of, "--as-of")
+        a.directory.actor(a.settings.user)
+        swept, sent = run_once(a, send=not no_send)
+        if as_json:
+            _print_json(
+                {
+                    "as_of": swept.as_of.isoformat(),
+                    "deadlines_examined": swept.examined,
+                    "breaches": [{**b, "breached_on": b["breached_on"].isoformat()} for b in swept.breaches],
+                    "queued": [m.__dict__ for m in swept.messages],
+                    "problems": swept.problems,
+                    "sent": [x.__dict__ for x in sent.attempts] if sent else [],
+                    "requeued_after_crash": sent.recovered if sent else 0,
+                }
+            )
+            return
+        from .sweep import describe
+
+        for line in describe(swept):
+            typer.echo(line)
+        for b in swept.breaches:
+            typer.echo(f"  breach   case {b['case']}: {b['deadline']} (due {b['due']})")
+        for m in swept.messages:
+            extra = f" ({m.reason})" if m.reason else ""
+            typer.echo(f"  {m.status:8} {m.kind:10} {m.template} to {m.to}{extra}")
+        for p in swept.problems:
+            typer.echo(f"  problem  {p}")
+        if sent is not None:
+            typer.echo(
+                f"sent {sent.count('sent')}, to retry {sent.count('retry')}, failed {sent.count('failed')}"
+                + (f", re-queued after a stopped dispatcher {sent.recovered}" if sent.recovered else "")
+            )
+            for x in sent.attempts:
+                extra = f": {x.error}" if x.error else ""
+                typer.echo(f"  {x.status:8} {x.to}: {x.subject}{extra}")
+
+    _run(go)
+
+
+@app.command("outbox")
+def outbox(
+    status: str | None = typer.Option(None, "--status", help="queued, sending, sent, failed or skipped."),
+    case_id: int | None = typer.Option(None, "--case", help="Only this case's messages."),
+    limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Messages in the outbox: what was queued, sent, skipped or could not be delivered."""
+
+    def go() -> None:
+        a = _app()
+        a.directory.actor(a.settings.user)
+        rows = queries.outbox(a.engine, status=status, case_id=case_id, limit=limit)
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            typer.echo("the outbox is empty" if status is None else f"no {status} messages")
+            return
+        _table(
+            [
+                [r["id"], r["status"], r["kind"], r["case_id"] or "", r["to"], (r["subject"] or r["template"])[:70]]
+                for r in rows
+            ],
+            ["ID", "STATUS", "KIND", "CASE", "TO", "SUBJECT"],
+        )
+
+    _run(go)
+
+
+@scheduler_app.command("run")
+def scheduler_run(
+    interval: float | None = typer.Option(None, "--interval", help="Minutes between sweeps (config: scheduler)."),
+) -> None:
+    """Sweep and send every few minutes until stopped (Ctrl-C)."""
+    from .scheduler import run_forever
+
+    def go() -> None:
+        a = _app()
+        run_forever(a, interval)
+
+    _run(go)
 
 
 def main() -> None:

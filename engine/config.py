@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,6 +24,8 @@ class StaffMember(BaseModel):
     name: str = Field(min_length=1)
     email: str = Field(min_length=3)
     role: str
+    manager: str | None = None  # a caseworker's team manager (staff id): escalations for their cases go there
+    digest: bool = False  # one daily digest of due and overdue deadlines instead of single reminders
 
     @field_validator("role")
     @classmethod
@@ -61,6 +64,52 @@ class PolicySettings(BaseModel):
     escalations: list[PolicyStep] | None = None
 
 
+class SmtpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    host: str = "localhost"
+    port: int = 25
+    tls: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    timeout: float = 30
+
+
+class NotifySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    api_key: str | None = None
+    base_url: str = "https://api.notifications.service.gov.uk"
+    template_id: str | None = None  # a Notify template whose subject is ((subject)) and body ((body))
+    templates: dict[str, str] = Field(default_factory=dict)  # per message template, when a council has its own
+    email_reply_to_id: str | None = None
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    attempts: int = Field(default=6, ge=1)
+    first_delay_seconds: float = Field(default=60, ge=0)  # doubled after each failed attempt
+    max_delay_seconds: float = Field(default=3600, ge=0)
+    sending_lease_seconds: float = Field(default=600, gt=0)  # a claim older than this was a crash
+
+
+class NotificationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    transport: Literal["smtp", "notify", "folder"] = "smtp"
+    sender: str = "SEND team <send@example.org>"
+    reply_to: str | None = None
+    outbox_dir: str = "data/outbox"  # .eml files (folder transport) and letters for printing
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    digest_days: int = Field(default=14, ge=0)  # a digest lists deadlines due within this many days
+
+
+class SchedulerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    interval_minutes: float = Field(default=5, gt=0)
+    sweep_batch: int = Field(default=500, ge=1)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     council: Council = Field(default_factory=Council)
@@ -70,10 +119,21 @@ class Settings(BaseModel):
     workflows_dir: str = "workflows"
     user: str | None = None
     staff: list[StaffMember] = Field(default_factory=list)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    templates_dir: str = "templates"
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def workflows_path(self) -> Path:
         path = Path(self.workflows_dir)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def templates_path(self) -> Path:
+        path = Path(self.templates_dir)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def outbox_path(self) -> Path:
+        path = Path(self.notifications.outbox_dir)
         return path if path.is_absolute() else self.base_dir / path
 
     def database(self) -> str:
@@ -92,12 +152,29 @@ _ENV = {
     "EHCP_USER": "user",
 }
 
+# Sending settings by environment (a secret such as a password or API key belongs here, not in the file).
+_ENV_NESTED = {
+    "EHCP_TRANSPORT": ("notifications", "transport"),
+    "EHCP_SENDER": ("notifications", "sender"),
+    "EHCP_OUTBOX_DIR": ("notifications", "outbox_dir"),
+    "EHCP_SMTP_HOST": ("notifications", "smtp", "host"),
+    "EHCP_SMTP_PORT": ("notifications", "smtp", "port"),
+    "EHCP_SMTP_TLS": ("notifications", "smtp", "tls"),
+    "EHCP_SMTP_USERNAME": ("notifications", "smtp", "username"),
+    "EHCP_SMTP_PASSWORD": ("notifications", "smtp", "password"),
+    "EHCP_SMTP_CA_FILE": ("notifications", "smtp", "ca_file"),
+    "EHCP_NOTIFY_API_KEY": ("notifications", "notify", "api_key"),
+    "EHCP_NOTIFY_BASE_URL": ("notifications", "notify", "base_url"),
+    "EHCP_NOTIFY_TEMPLATE_ID": ("notifications", "notify", "template_id"),
+    "EHCP_SCHEDULER_INTERVAL_MINUTES": ("scheduler", "interval_minutes"),
+}
+
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read the configuration file (``path``, ``EHCP_CONFIG`` or ./config.yaml) and the environment."""
     env = os.environ if environ is None else environ
     chosen = Path(path or env.get("EHCP_CONFIG") or "config.yaml")
-    data: dict[str, object] = {}
+    data: dict[str, Any] = {}
     if chosen.exists():
         try:
             loaded = yaml.safe_load(chosen.read_text(encoding="utf-8")) or {}
@@ -113,6 +190,16 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     for var, key in _ENV.items():
         if env.get(var):
             data[key] = env[var]
+    for var, path_keys in _ENV_NESTED.items():
+        if env.get(var):
+            node = data
+            for part in path_keys[:-1]:
+                child = node.get(part)
+                if not isinstance(child, dict):
+                    child = {}
+                    node[part] = child
+                node = child
+            node[path_keys[-1]] = env[var]
     data["base_dir"] = chosen.resolve().parent if chosen.exists() else Path.cwd()
     try:
         settings = Settings.model_validate(data)
@@ -125,4 +212,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConfigError(f"{chosen}: staff: the id {duplicates[0]} is used twice")
+    for member in settings.staff:
+        if member.manager is not None and member.manager not in ids:
+            raise ConfigError(f"{chosen}: staff: {member.id}'s manager '{member.manager}' is not a member of staff")
     return settings

@@ -23,5 +23,12 @@ class Directory:
     def member(self, user_id: str) -> StaffMember | None:
         return self._by_id.get(user_id)
 
+    def by_email(self, email: str) -> StaffMember | None:
+        wanted = email.strip().lower()
+        return next((s for s in self._by_id.values() if s.email.lower() == wanted), None)
+
+    def digest_readers(self) -> list[StaffMember]:
+        return [s for s in self._by_id.values() if s.digest]
+
     def with_role(self, role: str) -> list[StaffMember]:
         return [s for s in self._by_id.values() if s.role == role]

@@ -19,6 +19,7 @@ from typing import Any
 from transitions import EventData, Machine
 
 from . import calendar
+from .alerts import first_alert_on
 from .definition.model import (
     START,
     AgeBelow,
@@ -79,6 +80,7 @@ class NewDeadline:
     basis: str
     party: str
     recount: bool = False  # the deadline is already open: its dates are counted again
+    next_alert_on: date | None = None  # its first reminder, breach or escalation (engine.alerts)
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,7 @@ class WorkflowMachine:
                     basis=d.basis.value,
                     party=d.party.value,
                     recount=d.name in dues,
+                    next_alert_on=first_alert_on(self.definition, d, d.party.value, due_on),
                 )
             )
             dues[d.name] = due_on

@@ -24,7 +24,7 @@ class Case(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     date_of_birth: date
-    caseworker: str | None = Field(default=None, max_length=320)
+    caseworker: str | None = Field(default=None, max_length=320, index=True)
     created_at: datetime = Field(sa_column=_moment())
     created_by: str = Field(max_length=100)
     # Years ahead of (+) or behind (-) the year group the date of birth gives (phase transfers).
@@ -108,27 +108,42 @@ class Deadline(SQLModel, table=True):
     exception_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     exception_by: str | None = Field(default=None, max_length=100)
     exception_on: date | None = None
+    next_alert_on: date | None = Field(default=None, index=True)  # next reminder, breach or escalation
+    breached_on: date | None = None
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message to send, written in the same transaction as the change that caused it."""
+    """A message to send: written in the same transaction as the step or sweep that caused it.
+
+    ``kind``: ``step`` (a state's message), ``reminder``, ``escalation``, ``digest`` or ``alert``
+    (a message that could not be delivered). Status: queued, sending, sent, failed, skipped.
+    """
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=400, unique=True, index=True)
-    case_id: int = Field(foreign_key="ehc_case.id", index=True)
-    instance_id: int = Field(foreign_key="workflow_instance.id")
-    history_seq: int
+    case_id: int | None = Field(default=None, foreign_key="ehc_case.id", index=True)
+    instance_id: int | None = Field(default=None, foreign_key="workflow_instance.id")
+    history_seq: int | None = None
+    kind: str = Field(default="step", max_length=20, sa_column_kwargs={"server_default": "step"})
+    deadline_id: int | None = Field(default=None, foreign_key="deadline.id")
+    alert_on: date | None = None
     template: str = Field(max_length=80)
     recipient_role: str = Field(max_length=40)
     recipient_name: str | None = Field(default=None, max_length=200)
     recipient_email: str | None = Field(default=None, max_length=320)
     channel: str = Field(max_length=10)
-    status: str = Field(default="queued", max_length=10, index=True)
+    status: str = Field(default="queued", max_length=10)
     created_at: datetime = Field(sa_column=_moment())
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    subject: str | None = Field(default=None, max_length=300)
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    provider_id: str | None = Field(default=None, max_length=300)
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class Document(SQLModel, table=True):

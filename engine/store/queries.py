@@ -263,3 +263,35 @@ def timeliness(engine: Engine, name: str, since: date | None = None, until: date
             "on_time_percent": pct(plain_on_time, len(plain)),
         },
     }
+
+
+def outbox(engine: Engine, *, status: str | None, case_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """Messages, newest first: ``key``, ``to``, ``subject``, ``status`` and what happened to each."""
+    with Session(engine) as s:
+        query = select(OutboxMessage)
+        if status is not None:
+            query = query.where(OutboxMessage.status == status)
+        if case_id is not None:
+            query = query.where(OutboxMessage.case_id == case_id)
+        rows = s.exec(query.order_by(col(OutboxMessage.id).desc()).limit(limit)).all()
+        return [
+            {
+                "id": m.id,
+                "key": m.key,
+                "kind": m.kind,
+                "case_id": m.case_id,
+                "template": m.template,
+                "to": m.recipient_email or (f"letter to {m.recipient_name}" if m.recipient_name else None),
+                "recipient_role": m.recipient_role,
+                "channel": m.channel,
+                "subject": m.subject,
+                "status": m.status,
+                "attempts": m.attempts,
+                "created": _moment(m.created_at),
+                "sent": _moment(m.sent_at),
+                "next_attempt": _moment(m.next_attempt_at),
+                "detail": m.last_error,
+                "provider_id": m.provider_id,
+            }
+            for m in rows
+        ]

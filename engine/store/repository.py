@@ -145,13 +145,13 @@ class Unit:
             ).fetchall()
         if not rows or any(r[0] != rows[0][0] for r in rows):
             return None
-        deadlines = {r[10]: OpenDeadline(r[10], _date(r[11]), r[12]) for r in rows if r[10] is not None}
+        deadlines = {r[10]: OpenDeadline(r[10], as_date(r[11]), r[12]) for r in rows if r[10] is not None}
         return self._record_of(rows[0], deadlines)
 
     def _record_of(self, row: Any, deadlines: dict[str, OpenDeadline] | None = None) -> InstanceRecord:
         if deadlines is None:
             deadlines = {
-                name: OpenDeadline(name, _date(due), status)
+                name: OpenDeadline(name, as_date(due), status)
                 for name, due, status in self._exec(
                     "SELECT name, due_on, status FROM deadline WHERE instance_id = :id AND closed_on IS NULL",
                     {"id": row[0]},
@@ -165,8 +165,8 @@ class Unit:
             state=row[4],
             version=row[5],
             facts=json.loads(row[6]),
-            last_event_on=_date(row[7]),
-            closed_on=_date(row[8]) if row[8] is not None else None,
+            last_event_on=as_date(row[7]),
+            closed_on=as_date(row[8]) if row[8] is not None else None,
             deadlines=deadlines,
             parent_id=row[9],
         )
@@ -178,7 +178,7 @@ class Unit:
         ).fetchall()
         if not rows and self._exec("SELECT 1 FROM ehc_case WHERE id = :id", {"id": case_id}).fetchone() is None:
             raise NotFound(f"no case {case_id}")
-        return [(r[0], r[1], r[2], _date(r[3]) if r[3] is not None else None) for r in rows]
+        return [(r[0], r[1], r[2], as_date(r[3]) if r[3] is not None else None) for r in rows]
 
     def case_info(self, case_id: int) -> CaseInfo:
         """The case's caseworker, date of birth and contacts (one query)."""
@@ -189,7 +189,7 @@ class Unit:
         ).fetchall()
         if not rows:
             raise NotFound(f"no case {case_id}")
-        return CaseInfo(rows[0][0], _date(rows[0][1]), [ContactRecord(r[2], r[3], r[4]) for r in rows if r[2]])
+        return CaseInfo(rows[0][0], as_date(rows[0][1]), [ContactRecord(r[2], r[3], r[4]) for r in rows if r[2]])
 
     def deadline_row(self, instance_id: int, name: str) -> tuple[int, str, date, str | None] | None:
         """(id, status, due_on, exception_head) of the instance's latest deadline called ``name``."""
@@ -198,7 +198,39 @@ class Unit:
             "ORDER BY id DESC LIMIT 1",
             {"iid": instance_id, "name": name},
         ).fetchone()
-        return None if row is None else (row[0], row[1], _date(row[2]), row[3])
+        return None if row is None else (row[0], row[1], as_date(row[2]), row[3])
+
+    def fetch(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        return list(self._exec(sql, params).fetchall())
+
+    def contacts_of(self, case_ids: set[int]) -> dict[int, list[ContactRecord]]:
+        """The contacts of several cases, in one query."""
+        out: dict[int, list[ContactRecord]] = {}
+        ids = sorted(case_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(f":c{i}" for i in range(len(chunk)))
+            rows = self._exec(
+                f"SELECT case_id, role, name, email FROM contact WHERE case_id IN ({marks}) ORDER BY id",
+                {f"c{i}": v for i, v in enumerate(chunk)},
+            ).fetchall()
+            for r in rows:
+                out.setdefault(r[0], []).append(ContactRecord(r[1], r[2], r[3]))
+        return out
+
+    def caseload_deadlines(self, caseworker: tuple[str, ...], horizon: date) -> list[dict[str, Any]]:
+        """Open deadlines due by ``horizon`` (or overdue) on the cases of a caseworker (id or email)."""
+        marks = ", ".join(f":w{i}" for i in range(len(caseworker)))
+        rows = self._exec(
+            "SELECT c.id, c.name, d.title, d.due_on, d.status, d.source FROM deadline d "
+            f"JOIN ehc_case c ON c.id = d.case_id WHERE c.caseworker IN ({marks}) AND d.closed_on IS NULL "
+            "AND d.party <> 'family' AND d.due_on <= :horizon ORDER BY d.due_on, c.id",
+            {**{f"w{i}": v for i, v in enumerate(caseworker)}, "horizon": horizon},
+        ).fetchall()
+        return [
+            {"case_id": r[0], "case_name": r[1], "title": r[2], "due_on": as_date(r[3]), "status": r[4], "source": r[5]}
+            for r in rows
+        ]
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -326,6 +358,166 @@ class Unit:
         )
         return seq
 
+    # -- the sweep -----------------------------------------------------------------------------
+
+    def claim_alert(self, deadline_id: int, old: date, new: date | None) -> bool:
+        """Move a deadline's next alert on; False when another sweep (or a step) got there first."""
+        return bool(
+            self._exec(
+                "UPDATE deadline SET next_alert_on = :new WHERE id = :id AND next_alert_on = :old "
+                "AND closed_on IS NULL",
+                {"new": new, "id": deadline_id, "old": old},
+            ).rowcount
+            == 1
+        )
+
+    def bump_instance(self, instance_id: int) -> tuple[int, str] | None:
+        """Take the instance's next history number (its version), as a step does; (seq, state)."""
+        row = self._exec(
+            "UPDATE workflow_instance SET version = version + 1 WHERE id = :id RETURNING version, state",
+            {"id": instance_id},
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def mark_breached(self, deadline_id: int, on: date) -> bool:
+        return bool(
+            self._exec(
+                "UPDATE deadline SET status = 'breached', breached_on = :on WHERE id = :id AND status = 'open' "
+                "AND closed_on IS NULL",
+                {"on": on, "id": deadline_id},
+            ).rowcount
+            == 1
+        )
+
+    def append_history(
+        self,
+        *,
+        instance_id: int,
+        case_id: int,
+        seq: int,
+        at: datetime,
+        on: date,
+        actor: str,
+        role: str,
+        trigger: str,
+        state: str,
+        inputs: Mapping[str, Any],
+        note: str | None,
+    ) -> None:
+        self._exec(
+            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
+            "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, :trigger, "
+            ":state, :state, :inputs, :note)",
+            {
+                "iid": instance_id,
+                "cid": case_id,
+                "seq": seq,
+                "at": at,
+                "on": on,
+                "actor": actor,
+                "role": role,
+                "trigger": trigger,
+                "state": state,
+                "inputs": json.dumps(inputs, sort_keys=True),
+                "note": note,
+            },
+        )
+
+    def queue_message(
+        self,
+        *,
+        key: str,
+        kind: str,
+        case_id: int | None,
+        instance_id: int | None,
+        deadline_id: int | None,
+        alert_on: date | None,
+        template: str,
+        recipient: Recipient,
+        status: str,
+        reason: str | None,
+        rendered: Any,
+        now: datetime,
+    ) -> bool:
+        """Queue one message unless its key is already in the outbox; True when it was queued now."""
+        return bool(
+            self._exec(
+                "INSERT INTO outbox (key, case_id, instance_id, history_seq, kind, deadline_id, alert_on, template, "
+                "recipient_role, recipient_name, recipient_email, channel, status, created_at, attempts, last_error, "
+                "subject, body) VALUES (:key, :cid, :iid, NULL, :kind, :did, :alert_on, :template, :role, :name, "
+                ":email, :channel, :status, :now, 0, :reason, :subject, :body) ON CONFLICT (key) DO NOTHING",
+                {
+                    "key": key,
+                    "cid": case_id,
+                    "iid": instance_id,
+                    "kind": kind,
+                    "did": deadline_id,
+                    "alert_on": alert_on,
+                    "template": template,
+                    "role": recipient.role,
+                    "name": recipient.name,
+                    "email": recipient.email,
+                    "channel": recipient.channel,
+                    "status": status,
+                    "now": now,
+                    "reason": reason,
+                    "subject": rendered.subject if rendered is not None else None,
+                    "body": rendered.text if rendered is not None else None,
+                },
+            ).rowcount
+            == 1
+        )
+
+    # -- the dispatcher ------------------------------------------------------------------------
+
+    def release_stale_claims(self, older_than: datetime) -> int:
+        """Messages left 'sending' by a dispatcher that stopped: queued again (see engine.dispatch)."""
+        return int(
+            self._exec(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = NULL WHERE status = 'sending' "
+                "AND claimed_at < :t",
+                {"t": older_than},
+            ).rowcount
+        )
+
+    def due_messages(self, now: datetime, limit: int) -> list[int]:
+        rows = self._exec(
+            "SELECT id FROM outbox WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :now) "
+            "ORDER BY id LIMIT :limit",
+            {"now": now, "limit": limit},
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def claim_message(self, message_id: int, now: datetime) -> bool:
+        return bool(
+            self._exec(
+                "UPDATE outbox SET status = 'sending', claimed_at = :now, attempts = attempts + 1 "
+                "WHERE id = :id AND status = 'queued'",
+                {"now": now, "id": message_id},
+            ).rowcount
+            == 1
+        )
+
+    def mark_sent(self, message_id: int, now: datetime, provider_id: str, subject: str, body: str) -> None:
+        self._exec(
+            "UPDATE outbox SET status = 'sent', sent_at = :now, provider_id = :pid, subject = :subject, "
+            "body = :body, last_error = NULL WHERE id = :id AND status = 'sending'",
+            {"now": now, "pid": provider_id[:300], "subject": subject[:300], "body": body, "id": message_id},
+        )
+
+    def retry_later(self, message_id: int, at: datetime, error: str) -> None:
+        self._exec(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = :at, last_error = :error "
+            "WHERE id = :id AND status = 'sending'",
+            {"at": at, "error": error, "id": message_id},
+        )
+
+    def mark_failed(self, message_id: int, error: str) -> None:
+        self._exec(
+            "UPDATE outbox SET status = 'failed', last_error = :error WHERE id = :id AND status = 'sending'",
+            {"error": error, "id": message_id},
+        )
+
     def _record(
         self,
         instance_id: int,
@@ -357,16 +549,22 @@ class Unit:
         )
         self._many(
             "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
-            "status, opened_by_seq) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, :basis, "
-            ":party, 'open', :seq)",
+            "status, opened_by_seq, next_alert_on) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, "
+            ":basis, :party, 'open', :seq, :next_alert_on)",
             [_deadline_row(instance_id, case_id, seq, d) for d in outcome.opened if not d.recount],
         )
         # A limit counted again (an appeal window after a mediation certificate) keeps its row.
         self._many(
-            "UPDATE deadline SET starts_on = :starts_on, due_on = :due_on WHERE instance_id = :iid "
-            "AND name = :name AND closed_on IS NULL",
+            "UPDATE deadline SET starts_on = :starts_on, due_on = :due_on, next_alert_on = :next_alert_on "
+            "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
             [
-                {"starts_on": d.starts_on, "due_on": d.due_on, "iid": instance_id, "name": d.name}
+                {
+                    "starts_on": d.starts_on,
+                    "due_on": d.due_on,
+                    "next_alert_on": d.next_alert_on,
+                    "iid": instance_id,
+                    "name": d.name,
+                }
                 for d in outcome.opened
                 if d.recount
             ],
@@ -377,7 +575,8 @@ class Unit:
         self._many(
             "UPDATE deadline SET status = CASE WHEN :how = 'met' AND due_on < :on AND party <> 'family' "
             "THEN 'breached' "
-            "WHEN :how = 'met' THEN 'met' ELSE 'cancelled' END, closed_on = :on, closed_by_seq = :seq "
+            "WHEN :how = 'met' THEN 'met' ELSE 'cancelled' END, closed_on = :on, closed_by_seq = :seq, "
+            "next_alert_on = NULL "
             "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
             [
                 {"how": how, "on": outcome.met_on.get(name, outcome.on), "seq": seq, "iid": instance_id, "name": name}
@@ -425,10 +624,11 @@ def _deadline_row(instance_id: int, case_id: int, seq: int, d: NewDeadline) -> d
         "basis": d.basis,
         "party": d.party,
         "seq": seq,
+        "next_alert_on": d.next_alert_on,
     }
 
 
-def _date(value: Any) -> date:
+def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 

@@ -1,0 +1,315 @@
+"""The dispatcher: sends what the outbox holds through the configured transport, once.
+
+For each queued message whose time has come:
+
+1. claim it: ``UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = :id AND
+   status = 'queued'`` and commit; a second dispatcher finds it claimed and leaves it;
+2. render it if a step queued it (the step's transaction only names the template), and send it;
+3. only when the transport has accepted it, mark it ``sent`` (with the provider's id).
+
+A temporary failure (server down, timeout, rate limit) puts it back in the queue with a
+back-off (``notifications.retry``: first delay, doubled each time, capped); after the last attempt,
+or at once for a permanent failure, it is marked ``failed`` and an alert is queued to the case's
+team manager. Nothing is lost while the mail server is down: the messages wait in the queue.
+
+The one edge that can repeat a message: the process dies after the transport accepted it and
+before ``sent`` is committed. The claim then stays ``sending`` until its lease
+(``notifications.retry.sending_lease_seconds``) runs out and the message is sent again. Marking
+it sent before sending would instead lose it on the same crash, and a missed reminder about a
+statutory deadline costs more than a repeated one. The repeat carries the same Message-ID (SMTP)
+or reference (GOV.UK Notify), both made from the message's key, so it can be recognised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from notifications.folder import FolderTransport
+from notifications.letters import write_letter
+from notifications.message import Email, Letter, PermanentFailure, SendFailure, TemporaryFailure, Transport
+from notifications.notify import NotifyTransport
+from notifications.smtp import SmtpTransport
+
+from .catalogue import Catalogue
+from .clock import Clock, london_date
+from .config import Settings
+from .directory import Directory
+from .errors import ConfigError, NotFound
+from .messages import Messages, Rendered
+from .recipients import resolve
+from .store.repository import Recipient, Store, as_date
+
+log = logging.getLogger(__name__)
+
+
+def make_transport(settings: Settings) -> Transport:
+    n = settings.notifications
+    if n.transport == "smtp":
+        s = n.smtp
+        return SmtpTransport(
+            s.host, s.port, s.tls, username=s.username, password=s.password, timeout=s.timeout, ca_file=s.ca_file
+        )
+    if n.transport == "notify":
+        if not n.notify.api_key or not n.notify.template_id:
+            raise ConfigError(
+                "notifications.notify: GOV.UK Notify needs api_key (or EHCP_NOTIFY_API_KEY) and template_id"
+            )
+        return NotifyTransport(
+            n.notify.api_key,
+            n.notify.template_id,
+            base_url=n.notify.base_url,
+            templates=dict(n.notify.templates),
+            email_reply_to_id=n.notify.email_reply_to_id,
+        )
+    return FolderTransport(settings.outbox_path())
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    key: str
+    to: str
+    subject: str
+    status: str  # sent, retry, failed
+    error: str | None = None
+
+
+@dataclass
+class DispatchReport:
+    attempts: list[Attempt] = field(default_factory=list)
+    recovered: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for a in self.attempts if a.status == status)
+
+
+_ROW = (
+    "SELECT o.id, o.key, o.kind, o.case_id, o.instance_id, o.history_seq, o.template, o.recipient_role, "
+    "o.recipient_name, o.recipient_email, o.channel, o.attempts, o.subject, o.body, c.name, c.caseworker "
+    "FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id WHERE o.id = :id"
+)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        messages: Messages,
+        catalogue: Catalogue,
+        directory: Directory,
+        clock: Clock,
+        settings: Settings,
+        transport: Transport | None = None,
+    ):
+        self.store = store
+        self.messages = messages
+        self.catalogue = catalogue
+        self.directory = directory
+        self.clock = clock
+        self.settings = settings
+        self._transport = transport
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = make_transport(self.settings)
+        return self._transport
+
+    def dispatch(self, limit: int | None = None) -> DispatchReport:
+        report = DispatchReport()
+        retry = self.settings.notifications.retry
+        now = self.clock.now()
+        with self.store.unit() as unit:
+            report.recovered = unit.release_stale_claims(now - timedelta(seconds=retry.sending_lease_seconds))
+        if report.recovered:
+            log.warning(
+                "%d message(s) were being sent when a dispatcher stopped; they are queued again", report.recovered
+            )
+        try:
+            while limit is None or len(report.attempts) < limit:
+                with self.store.unit() as unit:
+                    ids = unit.due_messages(self.clock.now(), 100)
+                if not ids:
+                    break
+                progressed = False
+                for message_id in ids:
+                    attempt = self._one(message_id)
+                    if attempt is not None:
+                        report.attempts.append(attempt)
+                        progressed = True
+                if not progressed:
+                    break
+        finally:
+            close = getattr(self._transport, "close", None)
+            if callable(close):
+                close()
+        return report
+
+    def _one(self, message_id: int) -> Attempt | None:
+        now = self.clock.now()
+        with self.store.unit() as unit:
+            if not unit.claim_message(message_id, now):
+                return None  # another dispatcher has it
+            row = unit.fetch(_ROW, {"id": message_id})[0]
+        (mid, key, kind, case_id, instance_id, seq, template, role, name, email, channel, attempts, subject, body) = (
+            row[:14]
+        )
+        recipient = Recipient(role, name, email)
+        rendered: Rendered | None = None
+        try:
+            if subject is None or body is None:
+                rendered = self.messages.render(template, self._step_context(row, recipient))
+            else:
+                rendered = Rendered(subject, body)
+            if channel == "letter":
+                path = write_letter(
+                    Letter(key, name, rendered.subject, self.messages.letter(rendered, name, london_date(now))),
+                    self.settings.outbox_path(),
+                )
+                provider_id = str(path)
+            else:
+                provider_id = self.transport.send(self._email(key, template, email, name, rendered))
+        except (TemporaryFailure, ConfigError) as exc:  # a missing template is fixed by a deploy: keep trying
+            return self._failed(mid, key, email or name or "", rendered, attempts, str(exc), permanent=False, row=row)
+        except PermanentFailure as exc:
+            return self._failed(mid, key, email or name or "", rendered, attempts, str(exc), permanent=True, row=row)
+        except SendFailure as exc:
+            return self._failed(mid, key, email or name or "", rendered, attempts, str(exc), permanent=False, row=row)
+        with self.store.unit() as unit:
+            unit.mark_sent(mid, self.clock.now(), provider_id, rendered.subject, rendered.text)
+        return Attempt(mid, key, email or name or "", rendered.subject, "sent")
+
+    def _email(self, key: str, template: str, to: str, name: str | None, rendered: Rendered) -> Email:
+        n = self.settings.notifications
+        return Email(
+            key=key,
+            to=to,
+            to_name=name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=self.messages.html(rendered),
+            template=template,
+            sender=n.sender,
+            reply_to=n.reply_to,
+        )
+
+    def _failed(
+        self,
+        mid: int,
+        key: str,
+        to: str,
+        rendered: Rendered | None,
+        attempts: int,
+        error: str,
+        *,
+        permanent: bool,
+        row: Any,
+    ) -> Attempt:
+        retry = self.settings.notifications.retry
+        now = self.clock.now()
+        subject = rendered.subject if rendered else ""
+        if not permanent and attempts < retry.attempts:
+            delay = min(retry.first_delay_seconds * (2 ** (attempts - 1)), retry.max_delay_seconds)
+            with self.store.unit() as unit:
+                unit.retry_later(mid, now + timedelta(seconds=delay), error)
+            log.info("message %d: attempt %d failed (%s); trying again in %.0f s", mid, attempts, error, delay)
+            return Attempt(mid, key, to, subject, "retry", error)
+        with self.store.unit() as unit:
+            unit.mark_failed(mid, error)
+            if row[2] != "alert":
+                self._alert(unit, row, subject, attempts, error, now)
+        log.warning("message %d failed after %d attempt(s): %s", mid, attempts, error)
+        return Attempt(mid, key, to, subject, "failed", error)
+
+    def _alert(self, unit: Any, row: Any, subject: str, attempts: int, error: str, now: datetime) -> None:
+        """Tell the case's team manager that a message could not be delivered (in the same transaction)."""
+        mid, case_id, template, role, name, case_name, caseworker = (
+            row[0],
+            row[3],
+            row[6],
+            row[7],
+            row[8],
+            row[14],
+            row[15],
+        )
+        for rec in resolve(["team_manager"], caseworker, [], self.directory):
+            if not rec.email:
+                continue
+            rendered = self.messages.render(
+                "delivery_failed",
+                {
+                    "recipient": {"name": rec.name or "", "role": rec.role},
+                    "case": {"id": case_id, "name": case_name or ""},
+                    "failed": {
+                        "attempts": attempts,
+                        "subject": subject,
+                        "template": template,
+                        "role": role,
+                        "name": name,
+                        "error": error,
+                    },
+                },
+            )
+            unit.queue_message(
+                key=f"failed:{mid}:{rec.email}",
+                kind="alert",
+                case_id=case_id,
+                instance_id=row[4],
+                deadline_id=None,
+                alert_on=london_date(now),
+                template="delivery_failed",
+                recipient=rec,
+                status="queued",
+                reason=None,
+                rendered=rendered,
+                now=now,
+            )
+
+    def _step_context(self, row: Any, recipient: Recipient) -> dict[str, Any]:
+        """What a family message needs: what happened, what happens next and by when, who to contact."""
+        case_id, instance_id, seq, case_name, caseworker = row[3], row[4], row[5], row[14], row[15]
+        with self.store.unit() as unit:
+            step = unit.fetch(
+                "SELECT h.to_state, h.occurred_on, h.trigger, h.inputs, i.workflow, i.definition_version "
+                "FROM history h JOIN workflow_instance i ON i.id = h.instance_id "
+                "WHERE h.instance_id = :iid AND h.seq = :seq",
+                {"iid": instance_id, "seq": seq},
+            )
+            if not step:
+                raise NotFound(f"outbox message {row[0]}: its step (instance {instance_id}, entry {seq}) is missing")
+            to_state, occurred_on, trigger, inputs, workflow, version = step[0]
+            occurred = as_date(occurred_on)
+            deadlines = unit.fetch(
+                "SELECT d.name, d.title, d.due_on, d.source, d.basis, d.party FROM deadline d "
+                "WHERE (d.instance_id = :iid AND d.opened_by_seq = :seq) OR (d.opened_by_seq = 1 AND "
+                "d.instance_id IN (SELECT id FROM workflow_instance WHERE parent_id = :iid AND opened_on = :on)) "
+                "ORDER BY d.due_on, d.id",
+                {"iid": instance_id, "seq": seq, "on": occurred},
+            )
+        definition = self.catalogue.get(workflow, version)
+        state = definition.states.get(to_state)
+        member = self.directory.member(caseworker) or self.directory.by_email(caseworker) if caseworker else None
+        contact = {
+            "name": member.name if member else "the SEND team",
+            "email": member.email if member else (caseworker or self.settings.notifications.reply_to or ""),
+        }
+        items = [
+            {"name": d[0], "title": d[1], "due_on": as_date(d[2]), "source": d[3], "basis": d[4], "party": d[5]}
+            for d in deadlines
+        ]
+        return {
+            "case": {"id": case_id, "name": case_name or ""},
+            "recipient": {"name": recipient.name or "", "role": recipient.role},
+            "workflow": definition.title,
+            "state": {"name": to_state, "description": " ".join((state.description if state else "").split())},
+            "on": occurred,
+            "trigger": trigger,
+            "inputs": json.loads(inputs) if isinstance(inputs, str) else dict(inputs or {}),
+            "council_deadlines": [d for d in items if d["party"] != "family"],
+            "family_deadlines": [d for d in items if d["party"] == "family"],
+            "contact": contact,
+        }

@@ -1,0 +1,46 @@
+"""Who a message goes to: a workflow file names roles; the case and config.yaml name the people.
+
+- ``caseworker``: the case's caseworker (a staff id from config.yaml, or an email address);
+- ``team_manager``: the caseworker's ``manager`` in config.yaml, or every team manager when the
+  caseworker has none named;
+- ``head_of_service``: every head of service in config.yaml;
+- a contact role (``parent``, ``school``...): the case's contacts in that role. A contact with no
+  email address gets a letter instead (the channel ``letter``).
+
+A message nobody can receive is kept, as ``skipped``, with the reason, so a missing contact shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .directory import Directory
+from .roles import STAFF_ROLES
+from .store.repository import ContactRecord, Recipient
+
+
+def resolve(
+    roles: Sequence[str], caseworker: str | None, contacts: Sequence[ContactRecord], directory: Directory
+) -> list[Recipient]:
+    found: list[Recipient] = []
+    for role in roles:
+        if role == "caseworker":
+            if caseworker:
+                member = directory.member(caseworker) or directory.by_email(caseworker)
+                found.append(Recipient(role, member.name if member else None, member.email if member else caseworker))
+        elif role == "team_manager":
+            member = directory.member(caseworker) or directory.by_email(caseworker) if caseworker else None
+            manager = directory.member(member.manager) if member and member.manager else None
+            people = [manager] if manager else directory.with_role(role)
+            found += [Recipient(role, s.name, s.email) for s in people]
+        elif role in STAFF_ROLES:
+            found += [Recipient(role, s.name, s.email) for s in directory.with_role(role)]
+        else:
+            found += [Recipient(role, c.name, c.email) for c in contacts if c.role == role]
+    unique: dict[tuple[str | None, str | None], Recipient] = {}
+    for r in found:
+        unique.setdefault((r.email, r.name if not r.email else None), r)
+    if not unique and roles:
+        wanted = " or ".join(roles)
+        return [Recipient(roles[0], None, None, "skipped", f"no recipient with the role {wanted}")]
+    return list(unique.values())

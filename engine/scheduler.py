@@ -1,0 +1,76 @@
+"""Running the sweep and the dispatcher: once (``ehcp tick``) or every few minutes (APScheduler).
+
+There is one scheduler job, the sweep-and-send, never one job per deadline: the deadlines are
+rows, and the sweep reads the ones whose alert date has come (``engine.sweep``). The job is
+``max_instances=1`` and ``coalesce=True``, so a slow sweep is never overlapped by the next one in
+the same process; sweeps in other processes are safe too, since every write is guarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from .app import App
+from .dispatch import DispatchReport
+from .sweep import SweepReport
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "ehcp-sweep-and-send"
+
+
+def run_once(app: App, *, send: bool = True) -> tuple[SweepReport, DispatchReport | None]:
+    swept = app.sweeper.sweep()
+    sent = app.dispatcher().dispatch() if send else None
+    return swept, sent
+
+
+def _job(app: App) -> None:
+    try:
+        swept, sent = run_once(app)
+    except Exception:  # a failed sweep must not stop the scheduler: the next run catches up
+        log.exception("sweep failed; the next run will catch up")
+        return
+    log.info(
+        "swept %s: %d breaches, %d queued, %d sent, %d to retry, %d failed",
+        swept.as_of.isoformat(),
+        len(swept.breaches),
+        swept.count("queued"),
+        sent.count("sent") if sent else 0,
+        sent.count("retry") if sent else 0,
+        sent.count("failed") if sent else 0,
+    )
+
+
+def scheduler_for(app: App, interval_minutes: float | None = None, background: bool = False) -> Any:
+    """An APScheduler scheduler with the sweep-and-send job (a background one for ``ehcp serve``)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    minutes = interval_minutes or app.settings.scheduler.interval_minutes
+    scheduler = (BackgroundScheduler if background else BlockingScheduler)(timezone="Europe/London")
+    scheduler.add_job(
+        _job,
+        "interval",
+        args=[app],
+        minutes=minutes,
+        id=JOB_ID,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=app.clock.now(),  # at once, then every interval
+    )
+    return scheduler
+
+
+def run_forever(app: App, interval_minutes: float | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = scheduler_for(app, interval_minutes)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
+    log.info("sweeping every %s minutes; Ctrl-C stops", interval_minutes or app.settings.scheduler.interval_minutes)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
