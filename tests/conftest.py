@@ -8,12 +8,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from servers import NotifyStub, SmtpServer, notify_handler
 
 from engine.app import App
 from engine.clock import FixedClock
@@ -107,3 +110,28 @@ def shipped_app(database_url: str, clock: FixedClock) -> Iterator[App]:
     a = make_app(database_url, clock, ROOT / "workflows")
     yield a
     a.engine.dispose()
+
+
+# -- servers on loopback (tests/servers.py) ----------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def notify(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[NotifyStub, str]]:
+    """A stub of Notify's API on loopback; yields it and its base URL."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    stub = NotifyStub(service_id=str(uuid.uuid4()), secret=str(uuid.uuid4()))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), notify_handler(stub))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield stub, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -3,31 +3,23 @@ a small HTTP server speaking GOV.UK Notify's API, a folder, and a PDF parsed bac
 
 from __future__ import annotations
 
-import asyncio
 import email
 import io
-import json
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
+from servers import NotifyStub, SmtpServer, free_port
 
 from notifications.folder import FolderTransport
 from notifications.letters import write_letter
@@ -55,81 +47,6 @@ def message_id_of(message: EmailMessage) -> str:
     """The Message-ID as sent. A long one is folded onto a line of its own (RFC 5322 allows folding
     before the "<"), and Python's parser keeps the folding's space at its front."""
     return str(message["Message-ID"]).strip()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-# --- SMTP ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    peer: Any  # the client's (host, port): one per connection
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    login: bytes | None
-
-
-class Recorder:
-    """An aiosmtpd handler that keeps what it accepts, or answers with a set reply."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.rcpt_reply: str | None = None  # "{address}" is replaced by the recipient, as Postfix quotes it
-        self.data_reply: str | None = None
-        self.data_delay = 0.0  # seconds to wait before answering DATA
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        if self.rcpt_reply:
-            return self.rcpt_reply.replace("{address}", address)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await asyncio.sleep(self.data_delay)
-        if self.data_reply:
-            return self.data_reply
-        assert isinstance(envelope.content, bytes)
-        message = email.message_from_bytes(envelope.content, policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
-        self.received.append(Received(session.peer, str(envelope.mail_from), list(envelope.rcpt_tos), message, login))
-        return "250 Message accepted for delivery"
-
-
-class SmtpServer:
-    """An aiosmtpd server on 127.0.0.1 that can be stopped and started again on the same port."""
-
-    def __init__(self, **smtp_kwargs: Any) -> None:
-        self.handler = Recorder()
-        self.port = free_port()
-        self.smtp_kwargs = smtp_kwargs
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **self.smtp_kwargs)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass(frozen=True)
@@ -335,99 +252,6 @@ def test_smtp_settings_are_checked_when_made() -> None:
 
 
 # --- GOV.UK Notify ---------------------------------------------------------------------------------
-
-
-@dataclass
-class NotifyStub:
-    """What the stub Notify API was sent, and how it should answer."""
-
-    service_id: str
-    secret: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 201
-    errors: list[dict[str, str]] = field(default_factory=list)
-    delay: float = 0.0
-
-    @property
-    def api_key(self) -> str:
-        return f"ehcp_test-{self.service_id}-{self.secret}"
-
-
-def notify_handler(stub: NotifyStub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            try:
-                self.wfile.write(data)
-            except BrokenPipeError:
-                pass  # the client gave up waiting: the timeout test
-
-        def refuse(self, status: int, error: str, message: str) -> None:
-            self.answer(status, {"status_code": status, "errors": [{"error": error, "message": message}]})
-
-        def do_POST(self) -> None:
-            if stub.delay:
-                time.sleep(stub.delay)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if self.path != "/v2/notifications/email":
-                return self.refuse(404, "NotFound", "not found")
-            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-            try:
-                claims = jwt.decode(token, stub.secret, algorithms=["HS256"], options={"require": ["iss", "iat"]})
-            except jwt.PyJWTError as error:
-                return self.refuse(403, "AuthError", f"Invalid token: {error}")
-            if scheme != "Bearer" or claims["iss"] != stub.service_id:
-                return self.refuse(403, "AuthError", "Invalid token: service not found")
-            personalisation = body.get("personalisation", {})
-            for name in ("email_address", "template_id", "reference"):
-                if not isinstance(body.get(name), str):
-                    return self.refuse(400, "ValidationError", f"{name} is a required property")
-            for name in ("subject", "body"):
-                if name not in personalisation:
-                    return self.refuse(400, "BadRequestError", f"Missing personalisation: {name}")
-            stub.requests.append(body)
-            if stub.status != 201:
-                return self.answer(stub.status, {"status_code": stub.status, "errors": stub.errors})
-            notification_id = str(uuid.uuid4())
-            self.answer(
-                201,
-                {
-                    "id": notification_id,
-                    "reference": body["reference"],
-                    "content": {
-                        "subject": personalisation["subject"],
-                        "body": personalisation["body"],
-                        "from_email": "send.team@notifications.service.gov.uk",
-                        "one_click_unsubscribe_url": None,
-                    },
-                    "uri": f"http://127.0.0.1/v2/notifications/{notification_id}",
-                    "template": {"id": body["template_id"], "version": 1, "uri": "http://127.0.0.1/template"},
-                    "scheduled_for": None,
-                },
-            )
-
-    return Handler
-
-
-@pytest.fixture
-def notify(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[NotifyStub, str]]:
-    """A stub of Notify's API on loopback; yields it and its base URL."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    stub = NotifyStub(service_id=str(uuid.uuid4()), secret=str(uuid.uuid4()))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), notify_handler(stub))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield stub, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 TEMPLATE = str(uuid.uuid4())
