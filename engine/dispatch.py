@@ -255,7 +255,7 @@ class Dispatcher:
                 },
             )
             unit.queue_message(
-                key=f"failed:{mid}:{rec.email}",
+                key=f"failed:{mid}:{rec.token}",
                 kind="alert",
                 case_id=case_id,
                 instance_id=row[4],

@@ -219,7 +219,7 @@ class Sweeper:
                 status, reason = "skipped", "in the recipient's daily digest instead"
             template = TEMPLATE[point.kind]
             rendered = self.messages.render(template, self._context(r, point, rec, today))
-            key = f"deadline:{r.id}:{point.kind.value}:{point.step}:{_who(rec)}"
+            key = f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token}"
             inserted = unit.queue_message(
                 key=key,
                 kind=point.kind.value,

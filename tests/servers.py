@@ -45,6 +45,7 @@ class Recorder:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.rcpt_reply: str | None = None  # "{address}" is replaced by the recipient, as Postfix quotes it
+        self.refuse: dict[str, str] = {}  # a reply for one address only
         self.data_reply: str | None = None
         self.data_delay = 0.0  # seconds to wait before answering DATA
 
@@ -53,6 +54,8 @@ class Recorder:
     ) -> str:
         if self.rcpt_reply:
             return self.rcpt_reply.replace("{address}", address)
+        if address in self.refuse:
+            return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -14,6 +14,7 @@ for the other transaction and then finds the version changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -62,6 +63,13 @@ class Recipient:
     @property
     def channel(self) -> str:
         return "email" if self.email else "letter"
+
+    @property
+    def token(self) -> str:
+        """The recipient's part of a message key: a digest, so keys (which reach logs, Message-IDs and
+        GOV.UK Notify references) never carry an email address or a name."""
+        who = (self.email or f"{self.role}:{self.name or '-'}").strip().lower()
+        return hashlib.sha256(who.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -589,7 +597,7 @@ class Unit:
             ":template, :role, :name, :email, :channel, :status, :now, 0, :reason)",
             [
                 {
-                    "key": f"{instance_id}:{seq}:{template}:{r.role}:{r.email or r.name or '-'}",
+                    "key": f"{instance_id}:{seq}:{template}:{r.role}:{r.token}",
                     "cid": case_id,
                     "iid": instance_id,
                     "seq": seq,
