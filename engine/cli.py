@@ -631,6 +631,27 @@ def demo(
     _run(go)
     due(as_of=as_of, within=0, as_json=False)
 
+    def send() -> None:
+        from .scheduler import run_once
+
+        settings = load_settings(_state["config"])
+        today = _date_arg(as_of, "--as-of") or SystemClock().today()
+        if settings.notifications.transport != "folder":
+            typer.echo(f"\nTo send the reminders and escalations due: ehcp tick --as-of {today.isoformat()}")
+            return
+        swept, sent = run_once(build(settings, FixedClock(today)))
+        typer.echo(
+            f"\nThe sweep (ehcp tick --as-of {today.isoformat()}): breaches recorded {len(swept.breaches)}, "
+            f"reminders and escalations queued {swept.count('queued')}, skipped {swept.count('skipped')}"
+        )
+        if sent is not None:
+            typer.echo(
+                f"Sent {sent.count('sent')} messages to {settings.outbox_path()} (.eml files; letters for "
+                "printing in letters/); ehcp outbox lists them"
+            )
+
+    _run(send)
+
 
 # -- reminders, escalations and sending -------------------------------------------------------
 

@@ -1,0 +1,118 @@
+"""Every message a workflow names exists, renders in plain words, and a family's says what it must."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from engine.catalogue import Catalogue
+from engine.messages import Messages, long_date
+
+STAFF_MESSAGES = {"deadline_reminder", "deadline_escalation", "daily_digest", "delivery_failed"}
+CHALLENGEABLE = {
+    "decision_not_to_assess",
+    "decision_not_to_issue",
+    "final_plan_issued",
+    "review_decision_keep",
+    "amended_plan_issued",
+    "decision_not_to_amend",
+    "decision_to_cease",
+}
+
+
+def _named() -> dict[str, tuple[str, str, str]]:
+    """template -> (workflow, state, description), from every state's on_enter messages."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for d in Catalogue.from_folder(ROOT / "workflows").all():
+        for name, state in d.states.items():
+            for m in state.on_enter.messages:
+                out.setdefault(m.template, (d.title, name, " ".join(state.description.split())))
+    return out
+
+
+def _context(workflow: str, state: str, description: str) -> dict[str, object]:
+    return {
+        "case": {"id": 41, "name": "Alex Example"},
+        "recipient": {"name": "Sam Example", "role": "parent"},
+        "workflow": workflow,
+        "state": {"name": state, "description": description},
+        "on": date(2026, 3, 2),
+        "trigger": "x",
+        "inputs": {},
+        "council_deadlines": [
+            {"title": "Issue the final plan", "due_on": date(2026, 5, 25), "source": "SEND Regulations 2014 reg 13(2)"}
+        ],
+        "family_deadlines": [
+            {"title": "Your time to appeal", "due_on": date(2026, 5, 2), "source": "TPR 2008 rule 20(1)"}
+        ],
+        "contact": {"name": "Casey Demo", "email": "casey.demo@example.org"},
+    }
+
+
+NAMED = _named()
+
+
+@pytest.mark.parametrize("template", sorted(NAMED))
+def test_every_message_a_workflow_names_renders_for_a_family(template: str) -> None:
+    messages = Messages(ROOT / "templates", "Demo County Council")
+    workflow, state, description = NAMED[template]
+    rendered = messages.render(template, _context(workflow, state, description))
+    assert rendered.subject and "Alex Example" in rendered.subject and "\n" not in rendered.subject
+    text = rendered.text
+    assert text.startswith("Dear Sam Example,\n\n")
+    assert description in text  # what it means, in the workflow file's own plain words
+    assert "- Issue the final plan: by Monday 25 May 2026 (SEND Regulations 2014 reg 13(2))" in text
+    assert "- Your time to appeal: until Saturday 2 May 2026 (TPR 2008 rule 20(1))" in text
+    assert "contact Casey Demo at casey.demo@example.org" in text
+    assert ("right to mediation and to appeal" in text) == (template in CHALLENGEABLE)
+    assert "{{" not in text and "{%" not in text and "\n\n\n" not in text
+    html = messages.html(rendered)
+    assert '<html lang="en-GB">' in html and "<ul><li>" in html and "<script" not in html
+
+
+def test_no_message_template_is_unused_and_none_is_missing() -> None:
+    files = {p.stem for p in (ROOT / "templates" / "messages").glob("*.txt") if not p.stem.startswith("_")}
+    assert files == set(NAMED) | STAFF_MESSAGES
+
+
+def test_html_part_escapes_what_it_is_given() -> None:
+    from engine.messages import Rendered
+
+    html = Messages(ROOT / "templates", "Council <b>").html(Rendered("A & B", "Dear <x>,\n\n- one & two\n"))
+    assert "<b>" not in html and "&lt;x&gt;" in html and "<li>one &amp; two</li>" in html
+
+
+def test_long_dates_read_as_gov_uk_writes_them() -> None:
+    assert long_date(date(2026, 2, 2)) == "Monday 2 February 2026"
+
+
+def test_demo_sends_every_message_it_queues(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        (ROOT / "config.yaml")
+        .read_text()
+        .replace(
+            "workflows_dir: workflows", f"workflows_dir: {ROOT / 'workflows'}\ntemplates_dir: {ROOT / 'templates'}"
+        )
+    )
+    result = CliRunner().invoke(app, ["--config", str(config), "demo", "--cases", "40", "--as-of", "2026-06-01"])
+    assert result.exit_code == 0, result.output
+    assert "The sweep (ehcp tick --as-of 2026-06-01)" in result.output
+    out = CliRunner().invoke(app, ["--config", str(config), "outbox", "--json", "--limit", "100000"])
+    import json
+
+    rows = json.loads(out.output)
+    statuses = {r["status"] for r in rows}
+    assert statuses <= {"sent", "skipped"}, [r for r in rows if r["status"] not in ("sent", "skipped")][:3]
+    kinds = {r["kind"] for r in rows}
+    assert {"step", "reminder", "escalation", "digest"} <= kinds
+    assert list((tmp_path / "data" / "outbox").glob("*.eml")) and list(
+        (tmp_path / "data" / "outbox" / "letters").glob("*.pdf")
+    )
