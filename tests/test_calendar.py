@@ -56,7 +56,7 @@ def test_golden_dates(start: date, text: str, inclusive: bool, expected: date, s
 
 
 def test_counting_backwards_for_notice_periods() -> None:
-    # Two weeks' notice of a review meeting on Wed 19 Nov 2025 (reg 20(4)): sent by Wed 5 Nov.
+    # Two weeks' notice of a review meeting on Wed 19 Nov 2025 (reg 20(3)): sent by Wed 5 Nov.
     assert subtract(date(2025, 11, 19), Duration.parse("2 weeks")) == date(2025, 11, 5)
     # 3 working days before Tue 6 May 2025 skip the early May bank holiday (5 May): Wed 30 Apr.
     assert subtract(date(2025, 5, 6), Duration.parse("3 working days")) == date(2025, 4, 30)

@@ -289,7 +289,7 @@ def test_a_review_decision_to_cease_runs_the_cease_and_waits_for_the_appeal_wind
     view = cli.show(case)
     assert states(view)[-1] == ("cease", "considering", False)
     err = cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=no", ok=False)
-    assert "reg 29(1)" in err
+    assert "reg 31(1)" in err
     cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=yes")
     view = cli.show(case)
     assert states(view)[-2:] == [("cease", "decided_to_cease", False), ("disagreement", "window_open", False)]
