@@ -22,6 +22,7 @@ def config(tmp_path: Path) -> Path:
     data = yaml.safe_load((ROOT / "config.yaml").read_text())
     data["database_url"] = f"sqlite:///{tmp_path / 'cli.sqlite'}"
     data["workflows_dir"] = str(ROOT / "workflows")
+    data["templates_dir"] = str(ROOT / "templates")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
