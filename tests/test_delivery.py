@@ -550,3 +550,26 @@ def test_ehcp_tick_delivers_due_reminders_over_smtp_once_and_outbox_shows_each(
         (["reminder", "2w"], "cw@example.org", "sent")
     ]
     assert rows[0]["subject"].startswith("Reminder: Decide whether to assess")
+
+
+def test_the_scheduler_runs_the_sweep_and_sends_at_once_then_every_interval(tmp_path: Path) -> None:
+    import time
+
+    from engine.scheduler import JOB_ID, scheduler_for
+
+    url = f"sqlite:///{tmp_path / 'cases.sqlite'}"
+    clock = FixedClock(START)
+    app = App(settings(url, tmp_path / "outbox", transport="folder"), clock)
+    open_case(app, "Jo Jay")
+    clock.set(date(2026, 2, 2))
+    scheduler = scheduler_for(app, interval_minutes=5, background=True)
+    job = scheduler.get_job(JOB_ID)
+    assert job.trigger.interval == timedelta(minutes=5) and job.max_instances == 1 and job.coalesce
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not list((tmp_path / "outbox").glob("*.eml")):
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert [r[2:4] + (r[6],) for r in alerts_in_outbox(app)] == [("reminder", "2w", "sent")]
