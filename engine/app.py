@@ -15,7 +15,9 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .directory import Directory
 from .dispatch import Dispatcher
+from .documents import Documents
 from .messages import Messages
+from .plans import Plans
 from .store.database import connect, ensure_schema
 from .store.repository import Store
 from .sweep import Sweeper
@@ -55,6 +57,14 @@ class App:
     @cached_property
     def sweeper(self) -> Sweeper:
         return Sweeper(self.store, self.catalogue, self.directory, self.clock, self.messages, self.settings)
+
+    @cached_property
+    def plans(self) -> Plans:
+        return Plans(self.store, self.directory, self.clock)
+
+    @cached_property
+    def documents(self) -> Documents:
+        return Documents(self.store, self.catalogue, self.directory, self.clock, self.settings)
 
     def dispatcher(self, transport: Transport | None = None) -> Dispatcher:
         return Dispatcher(

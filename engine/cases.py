@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from . import plans
 from .catalogue import Catalogue
 from .clock import Clock
 from .definition.model import MessageAction, WorkflowDefinition
@@ -18,6 +19,7 @@ from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from .inputs import EMAIL
 from .machine import Actor, Outcome
+from .quality import blocking, check
 from .recipients import resolve
 from .roles import CONTACT_ROLES, WORKFLOW_ROLE
 from .store.repository import CaseInfo, ContactRecord, ExceptionRecord, InstanceRecord, NewCase, Recipient, Store, Unit
@@ -153,6 +155,7 @@ class Cases:
         note: str | None = None,
         workflow: str | None = None,
         expected_version: int | None = None,
+        accept_quality: str | None = None,
     ) -> Fired:
         """Fire ``trigger`` on the case's open workflow (or the one named).
 
@@ -179,7 +182,11 @@ class Cases:
             if outcome.messages or outcome.starts:
                 info = unit.case_info(case_id)
                 recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
+            if accept_quality:
+                note = f"{note + '; ' if note else ''}plan issued despite its quality check: {accept_quality}"
             seq = unit.apply(record, outcome, note, recipients, self.clock.now())
+            if outcome.documents:
+                self._plan_documents(unit, case_id, instance_id, seq, outcome, accept_quality)
             follow_ons: list[FollowOn] = []
             if outcome.starts or outcome.signal:
                 info = info or unit.case_info(case_id)
@@ -326,10 +333,48 @@ class Cases:
                 done.append(FollowOn("not_signalled", parent.workflow, parent.id, trigger, refused.reason))
                 return done
             recipients = self._recipients(result.messages, info.caseworker, info.contacts)
-            unit.apply(parent, result, f"signalled by {outcome.trigger} of instance {instance_id}", recipients, now)
+            seq = unit.apply(
+                parent, result, f"signalled by {outcome.trigger} of instance {instance_id}", recipients, now
+            )
+            if result.documents:
+                self._plan_documents(unit, case_id, parent.id, seq, result)
             done.append(FollowOn("signalled", parent.workflow, parent.id, trigger, result.to_state))
             done += self._follow(unit, case_id, parent.id, parent.parent_id, result, info, depth + 1)
         return done
+
+    def _plan_documents(
+        self, unit: Unit, case_id: int, instance_id: int, seq: int, outcome: Outcome, accept_quality: str | None = None
+    ) -> None:
+        """A step that sends a draft plan or proposed amendments freezes the version the family sees;
+        one that issues a final or amended plan issues it. Its documents are tied to that version.
+
+        Before a plan kept here is issued, the quality check runs: its errors refuse the step (nothing
+        is saved) unless the person issuing gives a reason to go ahead, which the history keeps."""
+        kinds = set(outcome.documents)
+        if kinds & set(plans.ISSUING_KINDS):
+            status = "issued"
+            current = plans.load(unit, case_id)
+            if current is not None and not accept_quality:
+                errors = blocking(check(current.sections, final=True))
+                if errors:
+                    listed = "; ".join(f"section {f.section}: {f.message}" for f in errors[:5])
+                    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+                    raise InvalidInput(
+                        f"plan version {current.version} of case {case_id} is not ready to issue: {listed}{more}. "
+                        f"Correct it with 'ehcp plan edit {case_id}', or issue it anyway with "
+                        "--accept-quality REASON (the reason is kept in the history); nothing was saved"
+                    )
+        elif kinds & set(plans.SHARING_KINDS):
+            status = "shared"
+        else:
+            return
+        version = plans.freeze(unit, case_id, status, outcome.on, outcome.actor.id, self.clock.now(), instance_id, seq)
+        if version is None:
+            return
+        unit.execute(
+            "UPDATE document SET plan_version = :v WHERE instance_id = :iid AND history_seq = :seq",
+            {"v": version, "iid": instance_id, "seq": seq},
+        )
 
     def _choose_instance(self, unit: Unit, case_id: int, workflow: str | None, trigger: str | None = None) -> int:
         instances = unit.instances(case_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+import yaml
 
 from . import diagram
 from .app import App, build
@@ -32,11 +33,15 @@ app = typer.Typer(
 workflows_app = typer.Typer(no_args_is_help=True, help="Check and read the workflow definitions.")
 case_app = typer.Typer(no_args_is_help=True, help="Open, step and read cases.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+plan_app = typer.Typer(no_args_is_help=True, help="EHC plans: edit the draft, read any version, check its quality.")
+docs_app = typer.Typer(no_args_is_help=True, help="Documents: plans, notices and letters as accessible PDFs.")
 scheduler_app = typer.Typer(no_args_is_help=True, help="The sweep that sends reminders and escalations.")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(case_app, name="case")
 app.add_typer(db_app, name="db")
 app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(plan_app, name="plan")
+app.add_typer(docs_app, name="docs")
 
 T = TypeVar("T")
 _state: dict[str, Any] = {"config": None}
@@ -413,6 +418,9 @@ def case_fire(
     sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
     workflow: str | None = typer.Option(None, "--workflow", help="Which workflow, if the case has several open."),
     expect_version: int | None = typer.Option(None, "--expect-version", help="Refuse if the case moved on."),
+    accept_quality: str | None = typer.Option(
+        None, "--accept-quality", help="Issue a plan despite its quality check's errors, for this reason (kept)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Take a step in a case's workflow."""
@@ -427,6 +435,7 @@ def case_fire(
             note=note,
             workflow=workflow,
             expected_version=expect_version,
+            accept_quality=accept_quality,
         )
         o = fired.outcome
         if as_json:
@@ -745,6 +754,214 @@ def scheduler_run(
     def go() -> None:
         a = _app()
         run_forever(a, interval)
+
+    _run(go)
+
+
+# -- plans and documents -----------------------------------------------------------------------
+
+
+def _read_sections(section: str | None, file: Path | None, source: Path | None) -> dict[str, str]:
+    from .plans import section_letter
+
+    out: dict[str, str] = {}
+    if source is not None:
+        try:
+            data = yaml.safe_load(source.read_text(encoding="utf-8"))  # JSON is YAML too
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInput(f"--from {source}: cannot read it ({type(exc).__name__})") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise InvalidInput(f"--from {source}: write a mapping of section letters to text, e.g. F: |")
+        out.update({section_letter(str(k)): v for k, v in data.items()})
+    if section is not None or file is not None:
+        if section is None or file is None:
+            raise InvalidInput("give --section and --file together")
+        try:
+            out[section_letter(section)] = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"--file {file}: cannot read it ({exc.strerror})") from None
+    return out
+
+
+@plan_app.command("edit")
+def plan_edit(
+    case_id: int,
+    section: str | None = typer.Option(None, "--section", help="A, B, C, D, E, F, G, H1, H2, I, J or K."),
+    file: Path | None = typer.Option(None, "--file", help="The section's new text (plain text or Markdown)."),
+    source: Path | None = typer.Option(None, "--from", help="A YAML or JSON file of sections: {F: text, ...}."),
+    by: str | None = typer.Option(None, "--by", help="Who is editing (default: the configured user)."),
+) -> None:
+    """Write sections into the case's draft plan (a new draft, based on the last version, if none is open)."""
+
+    def go() -> None:
+        a = _app()
+        sections = _read_sections(section, file, source)
+        plan = a.plans.edit(case_id, sections, actor_id=by or a.settings.user)
+        typer.echo(f"case {case_id}: draft plan version {plan.version} saved ({', '.join(sorted(sections))})")
+        from .quality import check
+
+        findings = check(plan.sections, final=False)
+        for f in findings:
+            typer.echo(f"  {f.severity:7} section {f.section}: {f.message}")
+
+    _run(go)
+
+
+@plan_app.command("show")
+def plan_show(
+    case_id: int,
+    version: int | None = typer.Option(None, "--version", help="A version number; default the latest."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """A version of the case's plan, section by section."""
+    from .plans import SECTION_TITLES, SECTIONS
+
+    def go() -> None:
+        a = _app()
+        plan = a.plans.get(case_id, version, actor_id=a.settings.user)
+        if as_json:
+            _print_json(plan.to_json())
+            return
+        issued = f", {plan.status} {plan.issued_on.isoformat()}" if plan.issued_on else f", {plan.status}"
+        typer.echo(f"Case {case_id}: EHC plan version {plan.version}{issued}")
+        for s in SECTIONS:
+            typer.echo(f"\nSection {s}: {SECTION_TITLES[s]}")
+            typer.echo(plan.sections.get(s, "").rstrip() or "  (empty)")
+
+    _run(go)
+
+
+@plan_app.command("history")
+def plan_history(case_id: int, as_json: bool = JsonOpt) -> None:
+    """Every version of the case's plan and every edit: who changed which section, when."""
+
+    def go() -> None:
+        a = _app()
+        versions = a.plans.versions(case_id, actor_id=a.settings.user)
+        edits = a.plans.edits(case_id, actor_id=a.settings.user)
+        if as_json:
+            _print_json({"versions": [v.to_json() for v in versions], "edits": edits})
+            return
+        for v in versions:
+            when = v.issued_on.isoformat() if v.issued_on else ""
+            typer.echo(f"version {v.version}  {v.status:7} {when:10}  by {v.issued_by or v.created_by}")
+        for e in edits:
+            typer.echo(f"  v{e['version']} section {e['section']:2} edited by {e['by']} at {e['at'][:19]}")
+
+    _run(go)
+
+
+@plan_app.command("check")
+def plan_check(
+    case_id: int,
+    version: int | None = typer.Option(None, "--version"),
+    final: bool = typer.Option(True, "--final/--draft", help="Check as a final plan (section I named)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The quality check run before a plan is issued: needs met by provision, specific and quantified
+    provision, outcomes with time frames, a named placement. Exit 1 when it finds errors."""
+    from .quality import check
+
+    def go() -> None:
+        a = _app()
+        plan = a.plans.get(case_id, version, actor_id=a.settings.user)
+        findings = check(plan.sections, final=final)
+        if as_json:
+            _print_json([f.__dict__ for f in findings])
+        else:
+            for f in findings:
+                typer.echo(f"{f.severity:7} section {f.section} ({f.rule}): {f.message}")
+            if not findings:
+                typer.echo(f"case {case_id}, plan version {plan.version}: no problems found")
+        if any(f.severity == "error" for f in findings):
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@docs_app.command("render")
+def docs_render(
+    case_id: int,
+    kind: str = typer.Argument(
+        ..., help="draft-plan, final-plan, amendment-notice, decision-letter or advice-request."
+    ),
+    decision: str | None = typer.Option(
+        None,
+        "--decision",
+        help="For decision-letter: to-assess, not-to-assess, not-to-issue, review-keep, not-to-amend, to-cease, "
+        "plan-ceased, consultation-request or mediation-agreement.",
+    ),
+    version: int | None = typer.Option(None, "--version", help="The plan version; default the latest."),
+    adviser: str | None = typer.Option(
+        None, "--adviser", help="For advice-request: educational, psychological, health or social-care."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Also write the PDF here."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make a document now (a PDF/UA file), record it, and print where it is."""
+
+    def go() -> None:
+        a = _app()
+        record, _ = a.documents.render(
+            case_id, kind, actor_id=a.settings.user, decision=decision, version=version, adviser=adviser
+        )
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(Path(record.path).read_bytes())
+        if as_json:
+            _print_json({**record.to_json(), "out": str(out) if out else None, "reused": record.reused})
+            return
+        how = "unchanged since it was last made: the same file" if record.reused else "rendered"
+        typer.echo(f"{kind} for case {case_id}: {record.bytes:,} bytes, sha256 {record.sha256[:16]}…, {how}")
+        typer.echo(str(out or record.path))
+
+    _run(go)
+
+
+@docs_app.command("list")
+def docs_list(case_id: int, as_json: bool = JsonOpt) -> None:
+    """The case's documents: kind, plan version, SHA-256, size, when made."""
+
+    def go() -> None:
+        a = _app()
+        rows = a.documents.list(case_id, actor_id=a.settings.user)
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            typer.echo(f"case {case_id} has no documents")
+            return
+        _table(
+            [
+                [
+                    r["id"],
+                    r["kind"],
+                    r["decision"] or "",
+                    r["status"],
+                    r["plan_version"] or "",
+                    r["bytes"] or "",
+                    (r["sha256"] or "")[:12],
+                    r["created"][:19],
+                ]
+                for r in rows
+            ],
+            ["ID", "KIND", "DECISION", "STATUS", "PLAN", "BYTES", "SHA256", "CREATED"],
+        )
+
+    _run(go)
+
+
+@docs_app.command("process")
+def docs_process() -> None:
+    """Render the documents that steps have queued (ehcp tick and the scheduler do this too)."""
+
+    def go() -> None:
+        a = _app()
+        a.directory.actor(a.settings.user)
+        done = a.documents.process()
+        typer.echo(f"rendered {len(done)} document(s)")
+        for d in done:
+            typer.echo(f"  case {d.case_id}: {d.kind} ({d.bytes:,} bytes) {d.path}")
 
     _run(go)
 

@@ -38,6 +38,7 @@ class StaffMember(BaseModel):
 class Council(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = "Demo County Council"
+    logo: str | None = None  # an image file for the top of documents (relative to config.yaml)
 
 
 class PolicyStep(BaseModel):
@@ -122,6 +123,7 @@ class Settings(BaseModel):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     templates_dir: str = "templates"
+    documents_dir: str = "data/documents"  # rendered PDFs, named by the SHA-256 of their bytes
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def workflows_path(self) -> Path:

@@ -15,6 +15,7 @@ from . import phases
 from .app import App
 from .cases import Cases
 from .clock import FixedClock
+from .plans import Plans
 from .store import queries
 from .store.repository import ContactRecord
 
@@ -242,6 +243,53 @@ def _plan(rng: random.Random, count: int) -> list[tuple[Story, int]]:
     return plan
 
 
+def generated_plan(rng: random.Random, first: str) -> dict[str, str]:
+    """A plan written the way the quality check asks: needs in B met by specific, quantified
+    provision in F under the same areas, outcomes with time frames, a named school. Generated text."""
+    sessions = rng.choice([2, 3])
+    minutes = rng.choice([20, 30])
+    year = rng.choice([2026, 2027])
+    return {
+        "A": f'{first} likes drawing, trains and being outside. {first} says: "I want to have friends to play '
+        f"with.\" {first}'s family want {first} to enjoy school and to be able to say what {first} needs.",
+        "B": "### Communication and interaction\n"
+        f"- {first} understands short sentences of up to four key words and speaks in two- to three-word phrases.\n"
+        f"- {first} finds it hard to take turns in conversation.\n\n"
+        "### Cognition and learning\n"
+        f"- {first}'s reading is about two years behind that of children of the same age.",
+        "C": f"{first} has glue ear in both ears, monitored by the audiology service.",
+        "D": "No social care needs related to special educational needs have been identified.",
+        "E": f"- By July {year}, {first} will follow instructions of up to four key words without visual prompts.\n"
+        f"- By the next annual review, {first} will take turns in a structured game for 10 minutes.\n"
+        f"- By July {year}, {first} will read and spell 35 of the 44 phonemes.",
+        "F": provision(first, sessions, minutes),
+        "G": "- Review by the audiology service every 6 months, with a hearing test at each review.",
+        "H1": "None.",
+        "H2": "None.",
+        "I": f"{SCHOOL} (a maintained mainstream primary school)",
+        "J": "",
+        "K": "- Educational psychologist's advice\n- Speech and language therapy advice\n"
+        "- Advice from the school\n- Health advice\n- The family's views",
+    }
+
+
+def provision(first: str, sessions: int, minutes: int) -> str:
+    return (
+        "### Communication and interaction\n"
+        f"- Speech and language therapy from a speech and language therapist: {sessions} sessions of {minutes} "
+        "minutes each week, in school.\n"
+        "- A programme set by the speech and language therapist, delivered by a trained teaching assistant: "
+        "4 sessions of 20 minutes each week.\n\n"
+        "### Cognition and learning\n"
+        f"- Phonics teaching for {first} from a trained teaching assistant, 1:1: 20 minutes each day."
+    )
+
+
+def amended_provision(rng: random.Random, first: str) -> str:
+    """The review's proposed change: a different amount of therapy."""
+    return provision(first, rng.choice([1, 4]), 45)
+
+
 def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     """Create at least ``count`` cases, spread over every stage of every workflow, if the database
     has none; returns how many were created. About a third are handled slowly and run late."""
@@ -253,6 +301,7 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     caseworkers: list[str | None] = [s.id for s in app.settings.staff if s.role == "caseworker"] or [None]
     actor = caseworkers[0] or app.settings.user
     plan = _plan(rng, count)
+    plan_book = Plans(app.store, app.directory, clock)
     for story, length in plan:
         # About one case in three is handled slowly, as too many are: those breach their limits.
         pace = 1.9 if rng.random() < 0.35 else 1.0
@@ -287,10 +336,19 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
             contacts=[parent, school] if rng.random() < 0.8 else [ContactRecord("parent", f"Parent of {child}", None)],
             caseworker=worker,
         )
+        first = child.split()[0]
+        if story.workflow == "annual_review":
+            # The plan under review, issued before the case was kept here.
+            issued_on = opened_on - timedelta(days=330)
+            plan_book.record_issued(opened.case_id, generated_plan(rng, first), issued_on, actor_id=worker or actor)
         day = opened_on
         for step, gap in zip(story.steps, gaps, strict=False):
             day += timedelta(days=gap)
             clock.set(day)
+            if step.trigger == "issue_draft_plan":
+                plan_book.edit(opened.case_id, generated_plan(rng, first), actor_id=worker or actor)
+            elif step.trigger == "propose_amendments":
+                plan_book.edit(opened.case_id, {"F": amended_provision(rng, first)}, actor_id=worker or actor)
             cases.fire(opened.case_id, step.trigger, actor_id=worker or actor, inputs=step.inputs(day))
     # Children moving between phases this academic year get their 15 February or 31 March date.
     clock.set(today)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from weasyprint import HTML  # type: ignore[import-untyped]
+from weasyprint import HTML
 
 from notifications.folder import write_atomically
 from notifications.message import Letter, TemporaryFailure

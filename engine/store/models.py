@@ -147,17 +147,55 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class Document(SQLModel, table=True):
-    """A document a step produces: queued with the step, rendered right after it commits."""
+    """A document: queued with the step that produces it, rendered right after it commits (or made
+    on demand); stored by the SHA-256 of its bytes, found again by the hash of its inputs."""
 
     __tablename__ = "document"
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="ehc_case.id", index=True)
-    instance_id: int = Field(foreign_key="workflow_instance.id")
-    history_seq: int
+    instance_id: int | None = Field(default=None, foreign_key="workflow_instance.id")
+    history_seq: int | None = None
     kind: str = Field(max_length=80)
-    status: str = Field(default="queued", max_length=10)
+    decision: str | None = Field(default=None, max_length=40)
+    status: str = Field(default="queued", max_length=10, index=True)
     created_at: datetime = Field(sa_column=_moment())
     plan_version: int | None = None
     sha256: str | None = Field(default=None, max_length=64)
     bytes: int | None = None
     path: str | None = Field(default=None, max_length=500)
+    inputs_sha256: str | None = Field(default=None, max_length=64, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class PlanVersion(SQLModel, table=True):
+    """One version of a case's EHC plan: sections A to K as JSON; immutable once issued."""
+
+    __tablename__ = "plan_version"
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_plan_version_case_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    version: int
+    status: str = Field(max_length=10)  # draft or issued
+    sections: str = Field(sa_column=Column(Text, nullable=False))
+    based_on: int | None = None
+    created_at: datetime = Field(sa_column=_moment())
+    created_by: str = Field(max_length=100)
+    updated_at: datetime = Field(sa_column=_moment())
+    issued_on: date | None = None
+    issued_by: str | None = Field(default=None, max_length=100)
+    instance_id: int | None = Field(default=None, foreign_key="workflow_instance.id")
+    history_seq: int | None = None
+
+
+class PlanEdit(SQLModel, table=True):
+    """Append-only: who changed which section of which plan version, when, from what to what."""
+
+    __tablename__ = "plan_edit"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    version: int
+    section: str = Field(max_length=4)
+    actor: str = Field(max_length=100)
+    at: datetime = Field(sa_column=_moment())
+    before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -211,6 +211,10 @@ class Unit:
     def fetch(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         return list(self._exec(sql, params).fetchall())
 
+    def execute(self, sql: str, params: Mapping[str, Any]) -> int:
+        """Run a statement; the number of rows it changed."""
+        return int(self._exec(sql, params).rowcount)
+
     def contacts_of(self, case_ids: set[int]) -> dict[int, list[ContactRecord]]:
         """The contacts of several cases, in one query."""
         out: dict[int, list[ContactRecord]] = {}

@@ -1,0 +1,574 @@
+"""Documents for families and professionals: EHC plans, notices and letters as accessible PDFs.
+
+Jinja templates in ``templates/documents/`` (a shared ``base.html``) become HTML, and WeasyPrint
+turns the HTML into a tagged PDF/UA-1 file: real text, a title, the language (en-GB), headings as
+tagged structure and bookmarks, "Page N of M", and "DRAFT" on every page of a draft.
+
+A document is made in one of two ways, and stored the same way:
+
+- **queued by a step** (the workflow file's ``documents:``), in the step's transaction, then
+  rendered right after the commit by ``ehcp docs process`` (and by every ``ehcp tick`` and
+  scheduler run), so no caseworker waits on a PDF and none is lost: a row stays ``queued`` until
+  its file is written, and a render that dies is picked up again;
+- **on demand**, ``ehcp docs render CASE KIND``.
+
+Each document records its kind, plan version, the history entry that produced it, the SHA-256 of
+its bytes and its size. The file is named by that hash. The same inputs give byte-identical
+output (fonts' timestamps are pinned with SOURCE_DATE_EPOCH), and the hash of the inputs (the
+context, the templates, WeasyPrint's version) finds an earlier rendering, so an unchanged
+document is never rendered twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from . import plans
+from .calendar import Duration, Unit, add
+from .catalogue import Catalogue
+from .clock import Clock
+from .config import Settings
+from .directory import Directory
+from .errors import InvalidInput, NotFound
+from .messages import long_date
+from .store.repository import Store, as_date
+from .store.repository import Unit as StoreUnit
+
+# Fonts are subset into each PDF with a timestamp; pinning it makes the same inputs give the same bytes.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1420070400")
+
+RENDERER_VERSION = "1"  # bump when the rendering code changes what a document looks like
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # as the command line says it
+    template: str
+    title: str
+    decision: str | None = None
+
+
+DECISIONS: dict[str, str] = {
+    "to-assess": "Our decision: we will carry out an EHC needs assessment",
+    "not-to-assess": "Our decision: we will not carry out an EHC needs assessment",
+    "not-to-issue": "Our decision after the assessment: we will not issue an EHC plan",
+    "review-keep": "Annual review: we will keep the EHC plan as it is",
+    "not-to-amend": "Annual review: we will not make the proposed changes",
+    "to-cease": "Our decision: we will stop maintaining the EHC plan",
+    "plan-ceased": "The EHC plan has ended",
+    "consultation-request": "Consultation about naming your school or setting in an EHC plan",
+    "mediation-agreement": "What we agreed at mediation",
+}
+
+ADVISERS: dict[str, str] = {
+    "educational": "educational",
+    "psychological": "psychological",
+    "health": "health",
+    "social-care": "social care",
+}
+
+CLI_KINDS = ("draft-plan", "final-plan", "amendment-notice", "decision-letter", "advice-request")
+
+# The documents the workflow files name, as (command-line kind, decision).
+WORKFLOW_KINDS: dict[str, tuple[str, str | None]] = {
+    "draft_plan": ("draft-plan", None),
+    "final_plan": ("final-plan", None),
+    "final_amended_plan": ("final-plan", None),
+    "amendment_notice": ("amendment-notice", None),
+    "advice_request": ("advice-request", None),
+    "decision_to_assess": ("decision-letter", "to-assess"),
+    "decision_not_to_assess": ("decision-letter", "not-to-assess"),
+    "decision_not_to_issue": ("decision-letter", "not-to-issue"),
+    "review_decision_keep": ("decision-letter", "review-keep"),
+    "decision_not_to_amend": ("decision-letter", "not-to-amend"),
+    "decision_to_cease": ("decision-letter", "to-cease"),
+    "plan_ceased_notice": ("decision-letter", "plan-ceased"),
+    "consultation_request": ("decision-letter", "consultation-request"),
+    "mediation_agreement_letter": ("decision-letter", "mediation-agreement"),
+}
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    id: int
+    case_id: int
+    kind: str
+    decision: str | None
+    plan_version: int | None
+    sha256: str
+    bytes: int
+    path: str
+    created: datetime
+    reused: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "case_id": self.case_id,
+            "kind": self.kind,
+            "decision": self.decision,
+            "plan_version": self.plan_version,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "path": self.path,
+            "created": self.created.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    html: str
+    inputs_sha256: str
+    plan_version: int | None
+
+
+# -- plain text to HTML -----------------------------------------------------------------------
+
+
+def text_html(text: str) -> Markup:
+    """A section's text as HTML: ``### `` headings, ``- `` bullets, paragraphs (lines joined, as
+    Markdown does), ``**bold**``."""
+    out: list[str] = []
+    items: list[str] = []
+    para: list[str] = []
+
+    def flush(items: list[str], para: list[str]) -> None:
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+        if para:
+            out.append("<p>" + " ".join(_inline(p) for p in para) + "</p>")
+            para.clear()
+
+    for block in re.split(r"\n\s*\n", text.strip()):
+        for line in (raw.strip() for raw in block.splitlines()):
+            if not line:
+                continue
+            if line.startswith("### "):
+                flush(items, para)
+                out.append(f"<h3>{_inline(line[4:])}</h3>")
+            elif line.startswith(("- ", "* ")):
+                if para:
+                    flush(items, para)
+                items.append(line[2:])
+            else:
+                if items:
+                    flush(items, para)
+                para.append(line)
+        flush(items, para)
+    return Markup("\n".join(out))
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
+
+
+def _css(text: Any) -> str:
+    """A value for a CSS string (the page's running header and footer)."""
+    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+# -- the service ------------------------------------------------------------------------------
+
+
+class Documents:
+    def __init__(self, store: Store, catalogue: Catalogue, directory: Directory, clock: Clock, settings: Settings):
+        self.store = store
+        self.catalogue = catalogue
+        self.directory = directory
+        self.clock = clock
+        self.settings = settings
+        self.templates = settings.templates_path() / "documents"
+
+    @cached_property
+    def _env(self) -> Environment:
+        env = Environment(
+            loader=FileSystemLoader(str(self.templates)),
+            autoescape=select_autoescape(enabled_extensions=("html",), default=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters["long_date"] = long_date
+        env.filters["short_date"] = lambda d: f"{d.day} {d:%B %Y}"
+        env.filters["css"] = _css
+        return env
+
+    @cached_property
+    def _templates_digest(self) -> str:
+        import weasyprint
+
+        digest = hashlib.sha256(f"{RENDERER_VERSION}:{weasyprint.__version__}".encode())
+        for path in sorted(self.templates.glob("*.html")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
+    def folder(self) -> Path:
+        path = Path(self.settings.documents_dir)
+        return path if path.is_absolute() else self.settings.base_dir / path
+
+    # -- building the HTML ---------------------------------------------------------------------
+
+    def html(
+        self,
+        case_id: int,
+        kind: str,
+        *,
+        decision: str | None = None,
+        version: int | None = None,
+        adviser: str | None = None,
+        step: tuple[int, int] | None = None,
+    ) -> Rendered:
+        """The document's HTML and the hash of everything that went into it."""
+        if kind not in CLI_KINDS:
+            raise InvalidInput(f"'{kind}' is not a kind of document; kinds: {', '.join(CLI_KINDS)}")
+        if kind == "decision-letter":
+            if decision not in DECISIONS:
+                raise InvalidInput(f"--decision: say which letter; one of {', '.join(DECISIONS)}")
+        elif decision is not None:
+            raise InvalidInput("--decision goes only with decision-letter")
+        with self.store.unit() as unit:
+            context, plan_version = self._context(unit, case_id, kind, decision, version, adviser, step)
+        template = {
+            "draft-plan": "plan.html",
+            "final-plan": "plan.html",
+            "amendment-notice": "amendment_notice.html",
+            "decision-letter": "decision_letter.html",
+            "advice-request": "advice_request.html",
+        }[kind]
+        inputs = json.dumps({"template": template, **context}, default=str, sort_keys=True)
+        digest = hashlib.sha256((self._templates_digest + inputs).encode()).hexdigest()
+        page = self._env.get_template(template).render(**context)
+        return Rendered(context["title"], page, digest, plan_version)
+
+    def _context(
+        self,
+        unit: StoreUnit,
+        case_id: int,
+        kind: str,
+        decision: str | None,
+        version: int | None,
+        adviser: str | None,
+        step: tuple[int, int] | None,
+    ) -> tuple[dict[str, Any], int | None]:
+        rows = unit.fetch("SELECT name, date_of_birth, caseworker FROM ehc_case WHERE id = :c", {"c": case_id})
+        if not rows:
+            raise NotFound(f"no case {case_id}")
+        name, dob, caseworker = rows[0][0], as_date(rows[0][1]), rows[0][2]
+        contacts = unit.contacts_of({case_id}).get(case_id, [])
+        family = next((c for c in contacts if c.role in ("parent", "young_person")), None)
+        member = (self.directory.member(caseworker) or self.directory.by_email(caseworker)) if caseworker else None
+        dated = self.clock.today()
+        reasons = None
+        deadlines = self._deadlines(unit, case_id, step)
+        if step is not None:
+            entry = unit.fetch(
+                "SELECT occurred_on, inputs FROM history WHERE instance_id = :i AND seq = :s",
+                {"i": step[0], "s": step[1]},
+            )
+            if entry:
+                dated = as_date(entry[0][0])
+                reasons = json.loads(entry[0][1]).get("reasons")
+        context: dict[str, Any] = {
+            "council": {"name": self.settings.council.name, "logo": self._logo()},
+            "case": {"id": case_id, "name": name, "date_of_birth": dob},
+            "recipient": {
+                "name": family.name if family else "The parent or young person",
+                "role": family.role if family else None,
+            },
+            "contact": {"name": member.name if member else "the SEND team", "email": member.email if member else None},
+            "signed_by": member.name if member else "The SEND team",
+            "deadlines": deadlines,
+            "decision": decision.replace("-", "_") if decision else None,
+            "reasons": reasons,
+            "draft": kind == "draft-plan",
+            "footer": "",
+        }
+        plan_version: int | None = None
+        if kind in ("draft-plan", "final-plan"):
+            plan = self._plan(unit, case_id, version, kind)
+            plan_version = plan.version
+            if kind == "final-plan" and plan.issued_on:
+                dated = plan.issued_on
+            context["plan"] = {
+                "version": plan.version,
+                "based_on": plan.based_on,
+                "status": plan.status,
+                "sections": [
+                    {
+                        "letter": s,
+                        "title": plans.SECTION_TITLES[s],
+                        "html": text_html(plan.sections.get(s, "")) if plan.sections.get(s, "").strip() else "",
+                        "empty_text": _empty_text(s, kind),
+                    }
+                    for s in plans.SECTIONS
+                    if not (kind == "draft-plan" and s == "I")
+                ],
+            }
+            context["title"] = (
+                "Draft education, health and care plan" if kind == "draft-plan" else ("Education, health and care plan")
+            )
+            context["footer"] = f"EHC plan version {plan.version}" + (" (draft)" if kind == "draft-plan" else "")
+        elif kind == "amendment-notice":
+            proposed = self._plan(unit, case_id, version, kind)
+            current = plans.latest_issued(unit, case_id, before=proposed.version)
+            if current is None:
+                raise InvalidInput(f"case {case_id} has no issued plan to amend")
+            from .plandiff import diff_plan, to_html
+
+            plan_version = proposed.version
+            context["current"] = {"version": current.version, "issued_on": current.issued_on}
+            context["proposed"] = {"version": proposed.version}
+            context["changes_html"] = Markup(to_html(diff_plan(current.sections, proposed.sections)))
+            context["title"] = "Notice of proposed changes to the EHC plan"
+            context["footer"] = f"Proposed changes: plan version {current.version} to {proposed.version}"
+        elif kind == "advice-request":
+            label = ADVISERS.get((adviser or "educational").replace("_", "-"))
+            if label is None:
+                raise InvalidInput(f"--adviser: one of {', '.join(ADVISERS)}")
+            context["adviser"] = {"label": label}
+            context["title"] = f"Request for {label} advice for an EHC needs assessment"
+            context["recipient"] = {"name": f"The {label} adviser", "role": None}
+        else:
+            context["title"] = DECISIONS[decision or ""]
+        appeal = deadlines.get("appeal_window")
+        context["appeal_by"] = appeal["due_on"] if appeal else add(dated, Duration(2, Unit.MONTHS))
+        mediation = deadlines.get("contact_mediation_adviser")
+        context["mediation_by"] = mediation["due_on"] if mediation else None
+        context["dated"] = dated
+        return context, plan_version
+
+    def _deadlines(self, unit: StoreUnit, case_id: int, step: tuple[int, int] | None) -> dict[str, dict[str, Any]]:
+        """The case's deadlines by name, the newest of each name; for a step's document, those it opened
+        (and its child workflows opened) win, so a letter gives the dates of its own decision."""
+        rows = unit.fetch(
+            "SELECT d.name, d.due_on, d.source, d.title, d.instance_id, d.opened_by_seq, i.parent_id, i.opened_on "
+            "FROM deadline d JOIN workflow_instance i ON i.id = d.instance_id WHERE d.case_id = :c ORDER BY d.id",
+            {"c": case_id},
+        )
+        found: dict[str, dict[str, Any]] = {}
+        mine: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            item = {"due_on": as_date(r[1]), "source": r[2], "title": r[3]}
+            found[r[0]] = item
+            if step is not None and ((r[4] == step[0] and r[5] == step[1]) or (r[6] == step[0] and r[5] == 1)):
+                mine[r[0]] = item
+        return {**found, **mine}
+
+    def _plan(self, unit: StoreUnit, case_id: int, version: int | None, kind: str) -> plans.PlanRecord:
+        plan = plans.load(unit, case_id, version)
+        if plan is None:
+            raise NotFound(
+                f"case {case_id} has no plan version {version}"
+                if version
+                else f"case {case_id} has no plan yet: write it with ehcp plan edit {case_id} --section A --file ..."
+            )
+        return plan
+
+    def _logo(self) -> str | None:
+        logo = self.settings.council.logo
+        if not logo:
+            return None
+        path = Path(logo)
+        path = path if path.is_absolute() else self.settings.base_dir / path
+        return path.resolve().as_uri() if path.exists() else None
+
+    # -- rendering and storing -----------------------------------------------------------------
+
+    def pdf(self, page: str) -> bytes:
+        from weasyprint import HTML
+
+        data: bytes = HTML(string=page, base_url=str(self.templates)).write_pdf(pdf_variant="pdf/ua-1")
+        return data
+
+    def _store_file(self, data: bytes) -> tuple[str, Path]:
+        digest = hashlib.sha256(data).hexdigest()
+        folder = self.folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{digest}.pdf"
+        if not path.exists():
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return digest, path
+
+    def _reuse(self, unit: StoreUnit, inputs_sha256: str) -> tuple[str, int, str] | None:
+        rows = unit.fetch(
+            "SELECT sha256, bytes, path FROM document WHERE inputs_sha256 = :h AND status = 'ready' "
+            "ORDER BY id LIMIT 1",
+            {"h": inputs_sha256},
+        )
+        if rows and Path(rows[0][2]).exists():
+            return rows[0][0], rows[0][1], rows[0][2]
+        return None
+
+    def render(
+        self,
+        case_id: int,
+        kind: str,
+        *,
+        actor_id: str | None,
+        decision: str | None = None,
+        version: int | None = None,
+        adviser: str | None = None,
+    ) -> tuple[DocumentRecord, Rendered]:
+        """Make a document on demand (or find the same one made before) and record it."""
+        self.directory.actor(actor_id)
+        rendered = self.html(case_id, kind, decision=decision, version=version, adviser=adviser)
+        now = self.clock.now()
+        with self.store.unit() as unit:
+            found = self._reuse(unit, rendered.inputs_sha256)
+        if found is None:
+            digest, path = self._store_file(self.pdf(rendered.html))
+            size, reused = path.stat().st_size, False
+        else:
+            digest, size, path_text = found
+            path, reused = Path(path_text), True
+        with self.store.unit() as unit:
+            rows = unit.fetch(
+                "INSERT INTO document (case_id, instance_id, history_seq, kind, decision, status, created_at, "
+                "plan_version, sha256, bytes, path, inputs_sha256) VALUES (:c, NULL, NULL, :kind, :decision, 'ready', "
+                ":now, :pv, :sha, :bytes, :path, :inputs) RETURNING id",
+                {
+                    "c": case_id,
+                    "kind": kind,
+                    "decision": decision,
+                    "now": now,
+                    "pv": rendered.plan_version,
+                    "sha": digest,
+                    "bytes": size,
+                    "path": str(path),
+                    "inputs": rendered.inputs_sha256,
+                },
+            )
+        record = DocumentRecord(
+            rows[0][0], case_id, kind, decision, rendered.plan_version, digest, size, str(path), now, reused
+        )
+        return record, rendered
+
+    def process(self, limit: int | None = None, lease_seconds: float = 600) -> list[DocumentRecord]:
+        """Render the documents steps have queued (oldest first); each is claimed, so two workers
+        never render the same one, and one left half-done by a stopped worker is taken up again."""
+        done: list[DocumentRecord] = []
+        now = self.clock.now()
+        with self.store.unit() as unit:
+            unit.execute(
+                "UPDATE document SET status = 'queued' WHERE status = 'rendering' AND created_at < :t",
+                {"t": now - timedelta(seconds=lease_seconds)},
+            )
+        while limit is None or len(done) < limit:
+            with self.store.unit() as unit:
+                rows = unit.fetch(
+                    "SELECT id, case_id, instance_id, history_seq, kind, plan_version FROM document "
+                    "WHERE status = 'queued' ORDER BY id LIMIT 20",
+                    {},
+                )
+            if not rows:
+                break
+            progressed = False
+            for doc_id, case_id, instance_id, seq, kind, plan_version in rows:
+                with self.store.unit() as unit:
+                    if not unit.execute(
+                        "UPDATE document SET status = 'rendering' WHERE id = :id AND status = 'queued'", {"id": doc_id}
+                    ):
+                        continue
+                progressed = True
+                cli_kind, decision = WORKFLOW_KINDS.get(kind, (None, None))
+                try:
+                    if cli_kind is None:
+                        raise InvalidInput(f"no template for the document '{kind}'")
+                    step = (instance_id, seq) if instance_id is not None and seq is not None else None
+                    rendered = self.html(case_id, cli_kind, decision=decision, version=plan_version, step=step)
+                    with self.store.unit() as unit:
+                        found = self._reuse(unit, rendered.inputs_sha256)
+                    if found is None:
+                        digest, path = self._store_file(self.pdf(rendered.html))
+                        size = path.stat().st_size
+                    else:
+                        digest, size, path_text = found
+                        path = Path(path_text)
+                except (InvalidInput, NotFound) as exc:
+                    with self.store.unit() as unit:
+                        unit.execute(
+                            "UPDATE document SET status = 'failed', error = :e WHERE id = :id",
+                            {"e": str(exc), "id": doc_id},
+                        )
+                    continue
+                with self.store.unit() as unit:
+                    unit.execute(
+                        "UPDATE document SET status = 'ready', decision = :d, sha256 = :sha, bytes = :b, path = :p, "
+                        "inputs_sha256 = :h, plan_version = :pv, error = NULL WHERE id = :id",
+                        {
+                            "d": decision,
+                            "sha": digest,
+                            "b": size,
+                            "p": str(path),
+                            "h": rendered.inputs_sha256,
+                            "pv": rendered.plan_version,
+                            "id": doc_id,
+                        },
+                    )
+                done.append(
+                    DocumentRecord(
+                        doc_id,
+                        case_id,
+                        kind,
+                        decision,
+                        rendered.plan_version,
+                        digest,
+                        size,
+                        str(path),
+                        self.clock.now(),
+                    )
+                )
+            if not progressed:
+                break
+        return done
+
+    def list(self, case_id: int, *, actor_id: str | None) -> list[dict[str, Any]]:
+        self.directory.actor(actor_id)
+        with self.store.unit() as unit:
+            unit.instances(case_id)
+            rows = unit.fetch(
+                "SELECT id, kind, decision, status, plan_version, sha256, bytes, path, created_at, history_seq, "
+                "instance_id, error FROM document WHERE case_id = :c ORDER BY id",
+                {"c": case_id},
+            )
+        return [
+            {
+                "id": r[0],
+                "kind": r[1],
+                "decision": r[2],
+                "status": r[3],
+                "plan_version": r[4],
+                "sha256": r[5],
+                "bytes": r[6],
+                "path": r[7],
+                "created": str(r[8]),
+                "history_seq": r[9],
+                "instance": r[10],
+                "error": r[11],
+            }
+            for r in rows
+        ]
+
+
+def _empty_text(letter: str, kind: str) -> str:
+    if letter == "J":
+        return "No personal budget has been requested."
+    if letter == "I" and kind == "final-plan":
+        return "No school or setting is named yet."
+    return "Nothing is recorded in this section."
