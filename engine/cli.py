@@ -641,14 +641,13 @@ def demo(
     due(as_of=as_of, within=0, as_json=False)
 
     def send() -> None:
-        from .scheduler import run_once
-
         settings = load_settings(_state["config"])
         today = _date_arg(as_of, "--as-of") or SystemClock().today()
         if settings.notifications.transport != "folder":
             typer.echo(f"\nTo send the reminders and escalations due: ehcp tick --as-of {today.isoformat()}")
             return
-        swept, sent = run_once(build(settings, FixedClock(today)))
+        a = build(settings, FixedClock(today))
+        swept, sent = a.sweeper.sweep(), a.dispatcher().dispatch()
         typer.echo(
             f"\nThe sweep (ehcp tick --as-of {today.isoformat()}): breaches recorded {len(swept.breaches)}, "
             f"reminders and escalations queued {swept.count('queued')}, skipped {swept.count('skipped')}"
@@ -657,6 +656,11 @@ def demo(
             typer.echo(
                 f"Sent {sent.count('sent')} messages to {settings.outbox_path()} (.eml files; letters for "
                 "printing in letters/); ehcp outbox lists them"
+            )
+        queued = sum(1 for _ in queries.queued_documents(a.engine))
+        if queued:
+            typer.echo(
+                f"{queued} documents (plans, notices, letters) are queued: ehcp docs process renders them as PDFs"
             )
 
     _run(send)

@@ -466,7 +466,7 @@ class Documents:
         now = self.clock.now()
         with self.store.unit() as unit:
             unit.execute(
-                "UPDATE document SET status = 'queued' WHERE status = 'rendering' AND created_at < :t",
+                "UPDATE document SET status = 'queued' WHERE status = 'rendering' AND claimed_at < :t",
                 {"t": now - timedelta(seconds=lease_seconds)},
             )
         while limit is None or len(done) < limit:
@@ -482,7 +482,8 @@ class Documents:
             for doc_id, case_id, instance_id, seq, kind, plan_version in rows:
                 with self.store.unit() as unit:
                     if not unit.execute(
-                        "UPDATE document SET status = 'rendering' WHERE id = :id AND status = 'queued'", {"id": doc_id}
+                        "UPDATE document SET status = 'rendering', claimed_at = :now WHERE id = :id AND status = 'queued'",
+                        {"id": doc_id, "now": self.clock.now()},
                     ):
                         continue
                 progressed = True

@@ -165,6 +165,7 @@ class Document(SQLModel, table=True):
     path: str | None = Field(default=None, max_length=500)
     inputs_sha256: str | None = Field(default=None, max_length=64, index=True)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class PlanVersion(SQLModel, table=True):

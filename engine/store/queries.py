@@ -295,3 +295,8 @@ def outbox(engine: Engine, *, status: str | None, case_id: int | None, limit: in
             }
             for m in rows
         ]
+
+
+def queued_documents(engine: Engine) -> list[int]:
+    with Session(engine) as s:
+        return list(s.exec(select(Document.id).where(Document.status == "queued")).all())  # type: ignore[arg-type]

@@ -7,7 +7,7 @@
 - ``plan_edit``: who changed which section of which version, when, from what to what;
   append-only like the history.
 - ``document``: ``decision`` (which letter), ``inputs_sha256`` (an unchanged document is never
-  rendered twice), ``error``; a document made on demand belongs to no step, so its instance and
+  rendered twice), ``error``, ``claimed_at`` (a worker rendering it); a document made on demand belongs to no step, so its instance and
   history entry may be empty.
 
 Revision ID: 0004
@@ -65,6 +65,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("decision", sa.String(40), nullable=True))
         batch.add_column(sa.Column("inputs_sha256", sa.String(64), nullable=True))
         batch.add_column(sa.Column("error", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("claimed_at", _MOMENT, nullable=True))
     op.create_index("ix_document_status", "document", ["status"])
     op.create_index("ix_document_inputs_sha256", "document", ["inputs_sha256"])
     if op.get_bind().dialect.name == "postgresql":
@@ -107,6 +108,7 @@ def downgrade() -> None:
     op.drop_index("ix_document_status", table_name="document")
     op.execute("DELETE FROM document WHERE instance_id IS NULL OR history_seq IS NULL")
     with op.batch_alter_table("document") as batch:
+        batch.drop_column("claimed_at")
         batch.drop_column("error")
         batch.drop_column("inputs_sha256")
         batch.drop_column("decision")
