@@ -482,7 +482,8 @@ class Documents:
             for doc_id, case_id, instance_id, seq, kind, plan_version in rows:
                 with self.store.unit() as unit:
                     if not unit.execute(
-                        "UPDATE document SET status = 'rendering', claimed_at = :now WHERE id = :id AND status = 'queued'",
+                        "UPDATE document SET status = 'rendering', claimed_at = :now "
+                        "WHERE id = :id AND status = 'queued'",
                         {"id": doc_id, "now": self.clock.now()},
                     ):
                         continue

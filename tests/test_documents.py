@@ -174,6 +174,7 @@ def test_the_draft_plan_is_an_accessible_pdf_marked_draft_on_every_page(sqlite_a
     assert root["/Lang"] == "en-GB"
     assert bool(root["/MarkInfo"]["/Marked"]) and "/StructTreeRoot" in root
     assert reader.metadata is not None and reader.metadata.title == "Draft education, health and care plan"
+
     def titles(items: list[Any]) -> list[str]:
         return [t for o in items for t in (titles(o) if isinstance(o, list) else [o.title])]
 

@@ -7,8 +7,8 @@
 - ``plan_edit``: who changed which section of which version, when, from what to what;
   append-only like the history.
 - ``document``: ``decision`` (which letter), ``inputs_sha256`` (an unchanged document is never
-  rendered twice), ``error``, ``claimed_at`` (a worker rendering it); a document made on demand belongs to no step, so its instance and
-  history entry may be empty.
+  rendered twice), ``error``, ``claimed_at`` (a worker rendering it); a document made on demand
+  belongs to no step, so its instance and history entry may be empty.
 
 Revision ID: 0004
 Revises: 0003
