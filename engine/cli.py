@@ -7,6 +7,7 @@ Every listing has ``--json``; dates are YYYY-MM-DD; errors are one line on stder
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -956,12 +957,18 @@ def docs_list(case_id: int, as_json: bool = JsonOpt) -> None:
 
 
 @docs_app.command("process")
-def docs_process() -> None:
+def docs_process(
+    workers: int = typer.Option(1, "--workers", min=0, help="Processes to render with; 0 means one per core."),
+) -> None:
     """Render the documents that steps have queued (ehcp tick and the scheduler do this too)."""
 
     def go() -> None:
         a = _app()
         a.directory.actor(a.settings.user)
+        count = workers or (os.cpu_count() or 1)
+        if count > 1:
+            typer.echo(f"rendered {a.documents.process_in_parallel(count)} document(s) with {count} processes")
+            return
         done = a.documents.process()
         typer.echo(f"rendered {len(done)} document(s)")
         for d in done:
