@@ -20,6 +20,8 @@ from .store.repository import Store
 class App:
     settings: Settings
     clock: Clock
+    # A long-running process runs store.database.Checkpointer beside the requests (see connect).
+    background_checkpoints: bool = False
 
     @cached_property
     def catalogue(self) -> Catalogue:
@@ -27,7 +29,7 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = connect(self.settings.database())
+        engine = connect(self.settings.database(), background_checkpoints=self.background_checkpoints)
         ensure_schema(engine)
         return engine
 
