@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -44,6 +44,7 @@ class InstanceRecord:
     closed_on: date | None
     deadlines: dict[str, OpenDeadline]
     parent_id: int | None = None
+    facts_json: str = ""  # the stored text of ``facts``: written again as it is when a step adds none
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.state, self.facts, self.deadlines, self.last_event_on)
@@ -105,14 +106,17 @@ class Unit:
         self._raw = raw
         self._cur = raw.cursor()
 
-    def _exec(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        self._cur.execute(self._store.sql(sql), self._store.encode(params or {}))
+    def _exec(self, sql: str, params: Mapping[str, Any] | None = None, *, encoded: bool = False) -> Any:
+        """Run one statement; ``encoded``: the parameters hold no dates, or hold them as ``Store.value`` gives."""
+        self._cur.execute(self._store.sql(sql), params if encoded else self._store.encode(params or {}))
         return self._cur
 
-    def _many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _many(self, sql: str, rows: Sequence[Mapping[str, Any]], *, encoded: bool = False) -> None:
         if rows:
-            encode = self._store.encode
-            self._cur.executemany(self._store.sql(sql), [encode(r) for r in rows])
+            if not encoded:
+                encode = self._store.encode
+                rows = [encode(r) for r in rows]
+            self._cur.executemany(self._store.sql(sql), rows)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -138,10 +142,10 @@ class Unit:
         """The case's one open instance (of ``workflow``, if named) with its open deadlines, in one
         query; None when there is no open instance or more than one."""
         if workflow is None:
-            rows = self._exec(self._OPEN_WITH_DEADLINES, {"cid": case_id}).fetchall()
+            rows = self._exec(self._OPEN_WITH_DEADLINES, {"cid": case_id}, encoded=True).fetchall()
         else:
             rows = self._exec(
-                self._OPEN_WITH_DEADLINES + " AND i.workflow = :wf", {"cid": case_id, "wf": workflow}
+                self._OPEN_WITH_DEADLINES + " AND i.workflow = :wf", {"cid": case_id, "wf": workflow}, encoded=True
             ).fetchall()
         if not rows or any(r[0] != rows[0][0] for r in rows):
             return None
@@ -165,6 +169,7 @@ class Unit:
             state=row[4],
             version=row[5],
             facts=json.loads(row[6]),
+            facts_json=row[6],
             last_event_on=_date(row[7]),
             closed_on=_date(row[8]) if row[8] is not None else None,
             deadlines=deadlines,
@@ -186,6 +191,7 @@ class Unit:
             "SELECT c.caseworker, c.date_of_birth, t.role, t.name, t.email FROM ehc_case c "
             "LEFT JOIN contact t ON t.case_id = c.id WHERE c.id = :id ORDER BY t.id",
             {"id": case_id},
+            encoded=True,
         ).fetchall()
         if not rows:
             raise NotFound(f"no case {case_id}")
@@ -261,18 +267,21 @@ class Unit:
     ) -> int:
         """Write the outcome; raises ConflictError if the instance changed since it was loaded."""
         seq = instance.version + 1
+        same = not outcome.inputs and instance.facts_json and outcome.facts == instance.facts
+        on = self._store.value(outcome.on)
         updated = self._exec(
             "UPDATE workflow_instance SET state = :state, version = :seq, facts = :facts, "
             "last_event_on = :on, closed_on = :closed WHERE id = :id AND version = :version",
             {
                 "state": outcome.to_state,
                 "seq": seq,
-                "facts": json.dumps(to_json(outcome.facts), sort_keys=True),
-                "on": outcome.on,
-                "closed": outcome.on if outcome.final else None,
+                "facts": instance.facts_json if same else json.dumps(to_json(outcome.facts), sort_keys=True),
+                "on": on,
+                "closed": on if outcome.final else None,
                 "id": instance.id,
                 "version": instance.version,
             },
+            encoded=True,
         ).rowcount
         if updated != 1:
             raise ConflictError(
@@ -336,6 +345,8 @@ class Unit:
         recipients: Sequence[tuple[str, Recipient]],
         now: datetime,
     ) -> None:
+        value = self._store.value
+        on, at = value(outcome.on), value(now)
         self._exec(
             "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
             "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, :trigger, "
@@ -344,32 +355,35 @@ class Unit:
                 "iid": instance_id,
                 "cid": case_id,
                 "seq": seq,
-                "at": now,
-                "on": outcome.on,
+                "at": at,
+                "on": on,
                 "actor": outcome.actor.id,
                 "role": outcome.actor.role,
                 "trigger": outcome.trigger,
                 "from_state": outcome.from_state,
                 "to_state": outcome.to_state,
-                "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True),
+                "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True) if outcome.inputs else "{}",
                 "note": note,
             },
+            encoded=True,
         )
         self._many(
             "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
             "status, opened_by_seq) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, :basis, "
             ":party, 'open', :seq)",
-            [_deadline_row(instance_id, case_id, seq, d) for d in outcome.opened if not d.recount],
+            [_deadline_row(instance_id, case_id, seq, d, value) for d in outcome.opened if not d.recount],
+            encoded=True,
         )
         # A limit counted again (an appeal window after a mediation certificate) keeps its row.
         self._many(
             "UPDATE deadline SET starts_on = :starts_on, due_on = :due_on WHERE instance_id = :iid "
             "AND name = :name AND closed_on IS NULL",
             [
-                {"starts_on": d.starts_on, "due_on": d.due_on, "iid": instance_id, "name": d.name}
+                {"starts_on": value(d.starts_on), "due_on": value(d.due_on), "iid": instance_id, "name": d.name}
                 for d in outcome.opened
                 if d.recount
             ],
+            encoded=True,
         )
         closing = [(name, "met") for name in outcome.met] + [(name, "cancelled") for name in outcome.cancelled]
         # A limit met after its last day stays on record as breached (closed, but late). A family's
@@ -380,9 +394,16 @@ class Unit:
             "WHEN :how = 'met' THEN 'met' ELSE 'cancelled' END, closed_on = :on, closed_by_seq = :seq "
             "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
             [
-                {"how": how, "on": outcome.met_on.get(name, outcome.on), "seq": seq, "iid": instance_id, "name": name}
+                {
+                    "how": how,
+                    "on": value(outcome.met_on[name]) if name in outcome.met_on else on,
+                    "seq": seq,
+                    "iid": instance_id,
+                    "name": name,
+                }
                 for name, how in closing
             ],
+            encoded=True,
         )
         self._many(
             "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
@@ -400,27 +421,31 @@ class Unit:
                     "email": r.email,
                     "channel": r.channel,
                     "status": r.status,
-                    "now": now,
+                    "now": at,
                     "reason": r.reason,
                 }
                 for template, r in recipients
             ],
+            encoded=True,
         )
         self._many(
             "INSERT INTO document (case_id, instance_id, history_seq, kind, status, created_at) "
             "VALUES (:cid, :iid, :seq, :kind, 'queued', :now)",
-            [{"cid": case_id, "iid": instance_id, "seq": seq, "kind": k, "now": now} for k in outcome.documents],
+            [{"cid": case_id, "iid": instance_id, "seq": seq, "kind": k, "now": at} for k in outcome.documents],
+            encoded=True,
         )
 
 
-def _deadline_row(instance_id: int, case_id: int, seq: int, d: NewDeadline) -> dict[str, Any]:
+def _deadline_row(
+    instance_id: int, case_id: int, seq: int, d: NewDeadline, value: Callable[[Any], Any]
+) -> dict[str, Any]:
     return {
         "iid": instance_id,
         "cid": case_id,
         "name": d.name,
         "title": d.title,
-        "starts_on": d.starts_on,
-        "due_on": d.due_on,
+        "starts_on": value(d.starts_on),
+        "due_on": value(d.due_on),
         "source": d.source,
         "basis": d.basis,
         "party": d.party,
@@ -449,19 +474,24 @@ class Store:
             self._cache[statement] = cached
         return cached
 
+    def value(self, value: Any) -> Any:
+        """One parameter as the driver takes it. SQLite has no date types: dates and moments are
+        stored as SQLAlchemy's SQLite dialect stores them, so that the ORM reads them."""
+        if not self._sqlite or not isinstance(value, date):  # a datetime is a date too
+            return value
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value.isoformat()
+
     def encode(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         if not self._sqlite:
             return params
-        # SQLite has no date types: store them as SQLAlchemy's SQLite dialect does, so the ORM reads them.
         out: dict[str, Any] | None = None
         for key, value in params.items():
-            if isinstance(value, date):  # a datetime is a date too
+            if isinstance(value, date):
                 if out is None:
                     out = dict(params)
-                if isinstance(value, datetime):
-                    out[key] = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-                else:
-                    out[key] = value.isoformat()
+                out[key] = self.value(value)
         return params if out is None else out
 
     @contextmanager
