@@ -69,7 +69,7 @@ def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
     settings = Settings(database_url=f"sqlite:///{db}", workflows_dir=str(wf_dir), staff=staff, user="cw")
     app = App(settings, clock, background_checkpoints=True)
     # As the long-running service would: WAL checkpoints on a thread of their own, beside the steps.
-    checkpointer = Checkpointer(app.engine, float(os.environ.get("CK_INTERVAL", "0.25"))).start()
+    checkpointer = Checkpointer(app.engine).start()
     contacts = [ContactRecord("parent", "Parent", "parent@example.org"), ContactRecord("school", "School", None)]
     started = time.perf_counter()
     ids = [
