@@ -62,11 +62,11 @@ class Checkpointer:
     """Copies the SQLite write-ahead log back into the database file on a thread of its own.
 
     For a long-running process whose engine was made with ``background_checkpoints=True``: every
-    ``interval`` seconds, PASSIVE checkpoints (which never make a step wait) copy what the steps
-    wrote, round after round while steps keep committing; then a FULL one copies the last few
+    ``interval`` seconds, two PASSIVE checkpoints (which never make a step wait) copy what the
+    steps wrote, the second what they wrote during the first; then a FULL one copies the last few
     pages, holding the steps back for that short while only, so that the next step starts the log
     again from its beginning instead of growing it. Waits at most ``wait_ms`` for a writer or a
-    reader and, if that is not enough, tries again on the next round. Nothing to do elsewhere.
+    reader and, if that is not enough, tries again at the next interval. Only for SQLite.
     """
 
     def __init__(self, engine: Engine, interval: float = 0.25, wait_ms: int = 50):

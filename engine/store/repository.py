@@ -1,9 +1,10 @@
 """The write path: load an instance and write an Outcome in one transaction.
 
-Statements are issued on the DBAPI cursor of a pooled SQLAlchemy connection rather than through
-the ORM's unit of work: a transition is five to eight small statements, and the ORM's per-object
-bookkeeping would cost several times the database work itself (see docs/benchmarks.md). The
-SQLModel classes in ``models.py`` remain the schema and the read model.
+Statements are issued on the DBAPI cursor of a driver connection (taken from SQLAlchemy's pool
+once, then kept by the Store between units) rather than through the ORM's unit of work: a
+transition is five to eight small statements, and the ORM's per-object bookkeeping would cost
+several times the database work itself (see docs/benchmarks.md). The SQLModel classes in
+``models.py`` remain the schema and the read model.
 
 Concurrency: the instance row carries a ``version``. The UPDATE that moves the state is guarded by
 the version read before deciding; if another caseworker's change committed in between, it matches
@@ -99,7 +100,7 @@ class ExceptionRecord:
 
 
 class Unit:
-    """One database transaction over one pooled connection."""
+    """One database transaction over one of the Store's connections."""
 
     def __init__(self, store: Store, raw: Any):
         self._store = store
