@@ -27,6 +27,8 @@ from .sweep import Sweeper
 class App:
     settings: Settings
     clock: Clock
+    # A long-running process runs store.database.Checkpointer beside the requests (see connect).
+    background_checkpoints: bool = False
 
     @cached_property
     def catalogue(self) -> Catalogue:
@@ -34,7 +36,7 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = connect(self.settings.database())
+        engine = connect(self.settings.database(), background_checkpoints=self.background_checkpoints)
         ensure_schema(engine)
         return engine
 

@@ -434,7 +434,8 @@ class Documents:
     ) -> tuple[DocumentRecord, Rendered]:
         """Make a document on demand (or find the same one made before) and record it."""
         self.directory.actor(actor_id)
-        rendered = self.html(case_id, kind, decision=decision, version=version, adviser=adviser)
+        step = self._step_of(case_id, kind, decision) if version is None else None
+        rendered = self.html(case_id, kind, decision=decision, version=version, adviser=adviser, step=step)
         now = self.clock.now()
         with self.store.unit() as unit:
             found = self._reuse(unit, rendered.inputs_sha256)
@@ -465,6 +466,21 @@ class Documents:
             rows[0][0], case_id, kind, decision, rendered.plan_version, digest, size, str(path), now, reused
         )
         return record, rendered
+
+    def _step_of(self, case_id: int, kind: str, decision: str | None) -> tuple[int, int] | None:
+        """The step that last produced this kind of document for the case, if one did: a letter made
+        again on demand is dated as the decision was, with the dates that decision started."""
+        names = [name for name, (k, d) in WORKFLOW_KINDS.items() if k == kind and d == decision]
+        if not names or kind in ("draft-plan", "final-plan"):
+            return None
+        marks = ", ".join(f":k{i}" for i in range(len(names)))
+        with self.store.unit() as unit:
+            rows = unit.fetch(
+                f"SELECT instance_id, history_seq FROM document WHERE case_id = :c AND kind IN ({marks}) "
+                "AND instance_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+                {"c": case_id, **{f"k{i}": n for i, n in enumerate(names)}},
+            )
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def process(self, limit: int | None = None, lease_seconds: float = 600) -> list[DocumentRecord]:
         """Render the documents steps have queued (oldest first); each is claimed, so two workers

@@ -373,7 +373,8 @@ class WorkflowMachine:
             more, entry_signal = self._actions(dest.on_enter, facts)
             starts += more
             signal = entry_signal or signal
-        opened = [] if dest.final else self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled))
+        opens = not dest.final and trigger in self._opened_by
+        opened = self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled)) if opens else []
         met_on = {
             name: day
             for name, key in self._met_on.get(trigger, {}).items()
@@ -473,6 +474,8 @@ class WorkflowMachine:
 
     @staticmethod
     def _actions(on_enter: OnEnter, facts: Mapping[str, Any]) -> tuple[list[StartRequest], SignalRequest | None]:
+        if not on_enter.start and on_enter.signal is None:
+            return [], None  # most steps and states start and signal nothing
         bound = _Bound("", facts, {}, date.min)
         starts = [
             StartRequest(s.workflow, _mapped(s.inputs, facts))

@@ -14,6 +14,7 @@ from typing import Any
 
 from .app import App
 from .dispatch import DispatchReport
+from .store.database import Checkpointer
 from .sweep import SweepReport
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,12 @@ def scheduler_for(app: App, interval_minutes: float | None = None, background: b
 def run_forever(app: App, interval_minutes: float | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheduler = scheduler_for(app, interval_minutes)
+    checkpointer = Checkpointer(app.engine).start()  # SQLite: copy the log back off the request path
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
     log.info("sweeping every %s minutes; Ctrl-C stops", interval_minutes or app.settings.scheduler.interval_minutes)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        checkpointer.stop()

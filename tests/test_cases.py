@@ -316,3 +316,32 @@ def test_an_exception_keeps_the_due_date_and_is_in_the_history(shipped_app: App,
     assert view["history"][-1]["trigger"] == "record_exception" and view["history"][-1]["on"] == "2025-03-03"
     with pytest.raises(NotAuthorised):
         cases.record_exception(opened.case_id, "advice", "missed_appointment", "x", actor_id="hos")
+
+
+def test_steps_beside_the_background_checkpointer(app: App, clock: FixedClock) -> None:
+    from engine.store.database import Checkpointer
+
+    busy = App(app.settings, clock, background_checkpoints=True)
+    checkpointer = Checkpointer(busy.engine, interval=0.005).start()
+    try:
+        ids = [open_simple(busy) for _ in range(20)]
+        clock.set(date(2025, 1, 20))
+        for case_id in ids:
+            busy.cases.fire(case_id, "start_work", actor_id="cw", inputs={"priority": "high"})
+    finally:
+        checkpointer.stop()
+    assert table_counts(busy)["history"] == 40
+    if busy.engine.dialect.name == "sqlite":
+        raw = busy.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            # Request connections leave the log to the checkpointer (a backstop at ~400 MB).
+            assert (
+                cur.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * cur.execute("PRAGMA page_size").fetchone()[0]
+                == 400 * 2**20
+            )
+            log, done = Checkpointer.checkpoint(cur)
+            assert log == done  # everything copied back
+        finally:
+            raw.close()
+    busy.engine.dispose()

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+
+def _partial(name: str, *columns: str, where: str) -> Index:
+    """An index of only the rows still to be worked on (a queue): a row that is done leaves it."""
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
 
 
 def _moment() -> Column:  # type: ignore[type-arg]
@@ -54,7 +59,7 @@ class WorkflowInstance(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="workflow_instance.id", index=True)
     workflow: str = Field(max_length=80)
     definition_version: int
-    state: str = Field(max_length=80, index=True)
+    state: str = Field(max_length=80)
     version: int = 1
     facts: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     opened_on: date
@@ -69,7 +74,7 @@ class HistoryEntry(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("instance_id", "seq", name="uq_history_instance_seq"),)
     id: int | None = Field(default=None, primary_key=True)
     instance_id: int = Field(foreign_key="workflow_instance.id")
-    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    case_id: int = Field(foreign_key="ehc_case.id")  # read through the instances: one index fewer per step
     seq: int
     at: datetime = Field(sa_column=_moment())
     occurred_on: date
@@ -87,8 +92,15 @@ class Deadline(SQLModel, table=True):
 
     __tablename__ = "deadline"
     __table_args__ = (
-        Index("ix_deadline_status_due_on", "status", "due_on"),
+        # Open deadlines only: one that closes leaves the index instead of moving within it.
+        Index(
+            "ix_deadline_open_due_on",
+            "due_on",
+            sqlite_where=text("closed_on IS NULL"),
+            postgresql_where=text("closed_on IS NULL"),
+        ),
         Index("ix_deadline_instance_open", "instance_id", "closed_on"),
+        _partial("ix_deadline_next_alert_on", "next_alert_on", where="next_alert_on IS NOT NULL"),
     )
     id: int | None = Field(default=None, primary_key=True)
     instance_id: int = Field(foreign_key="workflow_instance.id")
@@ -108,7 +120,7 @@ class Deadline(SQLModel, table=True):
     exception_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     exception_by: str | None = Field(default=None, max_length=100)
     exception_on: date | None = None
-    next_alert_on: date | None = Field(default=None, index=True)  # next reminder, breach or escalation
+    next_alert_on: date | None = None  # next reminder, breach or escalation (a partial index, below)
     breached_on: date | None = None
 
 
@@ -120,7 +132,10 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        _partial("ix_outbox_queued", "id", where="status = 'queued'"),
+        _partial("ix_outbox_sending", "claimed_at", where="status = 'sending'"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=400, unique=True, index=True)
     case_id: int | None = Field(default=None, foreign_key="ehc_case.id", index=True)
@@ -151,19 +166,24 @@ class Document(SQLModel, table=True):
     on demand); stored by the SHA-256 of its bytes, found again by the hash of its inputs."""
 
     __tablename__ = "document"
+    __table_args__ = (
+        _partial("ix_document_queued", "id", where="status = 'queued'"),
+        _partial("ix_document_rendering", "claimed_at", where="status = 'rendering'"),
+        _partial("ix_document_inputs_sha256", "inputs_sha256", where="inputs_sha256 IS NOT NULL"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="ehc_case.id", index=True)
     instance_id: int | None = Field(default=None, foreign_key="workflow_instance.id")
     history_seq: int | None = None
     kind: str = Field(max_length=80)
     decision: str | None = Field(default=None, max_length=40)
-    status: str = Field(default="queued", max_length=10, index=True)
+    status: str = Field(default="queued", max_length=10)
     created_at: datetime = Field(sa_column=_moment())
     plan_version: int | None = None
     sha256: str | None = Field(default=None, max_length=64)
     bytes: int | None = None
     path: str | None = Field(default=None, max_length=500)
-    inputs_sha256: str | None = Field(default=None, max_length=64, index=True)
+    inputs_sha256: str | None = Field(default=None, max_length=64)
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 

@@ -57,8 +57,10 @@ def case_view(engine: Engine, case_id: int, as_of: date | None = None) -> dict[s
         instances = s.exec(
             select(WorkflowInstance).where(WorkflowInstance.case_id == case_id).order_by(col(WorkflowInstance.id))
         ).all()
-        history = s.exec(
-            select(HistoryEntry).where(HistoryEntry.case_id == case_id).order_by(col(HistoryEntry.id))
+        history = s.exec(  # through the instances' (instance_id, seq) index
+            select(HistoryEntry)
+            .where(col(HistoryEntry.instance_id).in_([i.id for i in instances]))
+            .order_by(col(HistoryEntry.id))
         ).all()
         deadlines = s.exec(
             select(Deadline).where(Deadline.case_id == case_id).order_by(col(Deadline.due_on), col(Deadline.id))
@@ -169,7 +171,7 @@ def list_cases(engine: Engine, state: str | None = None, workflow: str | None = 
 
 
 def due(engine: Engine, as_of: date) -> list[dict[str, Any]]:
-    """Open deadlines due on or before ``as_of``, soonest first (uses the status/due index)."""
+    """Open deadlines due on or before ``as_of``, soonest first (uses the open deadlines' due index)."""
     with Session(engine) as s:
         rows = s.exec(
             select(Deadline, Case.name, WorkflowInstance.workflow, WorkflowInstance.state)

@@ -1,9 +1,10 @@
 """The write path: load an instance and write an Outcome in one transaction.
 
-Statements are issued on the DBAPI cursor of a pooled SQLAlchemy connection rather than through
-the ORM's unit of work: a transition is five to eight small statements, and the ORM's per-object
-bookkeeping would cost several times the database work itself (see docs/benchmarks.md). The
-SQLModel classes in ``models.py`` remain the schema and the read model.
+Statements are issued on the DBAPI cursor of a driver connection (taken from SQLAlchemy's pool
+once, then kept by the Store between units) rather than through the ORM's unit of work: a
+transition is five to eight small statements, and the ORM's per-object bookkeeping would cost
+several times the database work itself (see docs/benchmarks.md). The SQLModel classes in
+``models.py`` remain the schema and the read model.
 
 Concurrency: the instance row carries a ``version``. The UPDATE that moves the state is guarded by
 the version read before deciding; if another caseworker's change committed in between, it matches
@@ -17,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from ..errors import ConflictError, NotFound
 from ..inputs import to_json
@@ -45,6 +46,7 @@ class InstanceRecord:
     closed_on: date | None
     deadlines: dict[str, OpenDeadline]
     parent_id: int | None = None
+    facts_json: str = ""  # the stored text of ``facts``: written again as it is when a step adds none
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.state, self.facts, self.deadlines, self.last_event_on)
@@ -106,21 +108,24 @@ class ExceptionRecord:
 
 
 class Unit:
-    """One database transaction over one pooled connection."""
+    """One database transaction over one of the Store's connections."""
 
     def __init__(self, store: Store, raw: Any):
         self._store = store
         self._raw = raw
         self._cur = raw.cursor()
 
-    def _exec(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        self._cur.execute(self._store.sql(sql), self._store.encode(params or {}))
+    def _exec(self, sql: str, params: Mapping[str, Any] | None = None, *, encoded: bool = False) -> Any:
+        """Run one statement; ``encoded``: the parameters hold no dates, or hold them as ``Store.value`` gives."""
+        self._cur.execute(self._store.sql(sql), params if encoded else self._store.encode(params or {}))
         return self._cur
 
-    def _many(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _many(self, sql: str, rows: Sequence[Mapping[str, Any]], *, encoded: bool = False) -> None:
         if rows:
-            encode = self._store.encode
-            self._cur.executemany(self._store.sql(sql), [encode(r) for r in rows])
+            if not encoded:
+                encode = self._store.encode
+                rows = [encode(r) for r in rows]
+            self._cur.executemany(self._store.sql(sql), rows)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -146,10 +151,10 @@ class Unit:
         """The case's one open instance (of ``workflow``, if named) with its open deadlines, in one
         query; None when there is no open instance or more than one."""
         if workflow is None:
-            rows = self._exec(self._OPEN_WITH_DEADLINES, {"cid": case_id}).fetchall()
+            rows = self._exec(self._OPEN_WITH_DEADLINES, {"cid": case_id}, encoded=True).fetchall()
         else:
             rows = self._exec(
-                self._OPEN_WITH_DEADLINES + " AND i.workflow = :wf", {"cid": case_id, "wf": workflow}
+                self._OPEN_WITH_DEADLINES + " AND i.workflow = :wf", {"cid": case_id, "wf": workflow}, encoded=True
             ).fetchall()
         if not rows or any(r[0] != rows[0][0] for r in rows):
             return None
@@ -173,6 +178,7 @@ class Unit:
             state=row[4],
             version=row[5],
             facts=json.loads(row[6]),
+            facts_json=row[6],
             last_event_on=as_date(row[7]),
             closed_on=as_date(row[8]) if row[8] is not None else None,
             deadlines=deadlines,
@@ -194,6 +200,7 @@ class Unit:
             "SELECT c.caseworker, c.date_of_birth, t.role, t.name, t.email FROM ehc_case c "
             "LEFT JOIN contact t ON t.case_id = c.id WHERE c.id = :id ORDER BY t.id",
             {"id": case_id},
+            encoded=True,
         ).fetchall()
         if not rows:
             raise NotFound(f"no case {case_id}")
@@ -305,18 +312,21 @@ class Unit:
     ) -> int:
         """Write the outcome; raises ConflictError if the instance changed since it was loaded."""
         seq = instance.version + 1
+        same = not outcome.inputs and instance.facts_json and outcome.facts == instance.facts
+        on = self._store.value(outcome.on)
         updated = self._exec(
             "UPDATE workflow_instance SET state = :state, version = :seq, facts = :facts, "
             "last_event_on = :on, closed_on = :closed WHERE id = :id AND version = :version",
             {
                 "state": outcome.to_state,
                 "seq": seq,
-                "facts": json.dumps(to_json(outcome.facts), sort_keys=True),
-                "on": outcome.on,
-                "closed": outcome.on if outcome.final else None,
+                "facts": instance.facts_json if same else json.dumps(to_json(outcome.facts), sort_keys=True),
+                "on": on,
+                "closed": on if outcome.final else None,
                 "id": instance.id,
                 "version": instance.version,
             },
+            encoded=True,
         ).rowcount
         if updated != 1:
             raise ConflictError(
@@ -540,6 +550,8 @@ class Unit:
         recipients: Sequence[tuple[str, Recipient]],
         now: datetime,
     ) -> None:
+        value = self._store.value
+        on, at = value(outcome.on), value(now)
         self._exec(
             "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
             "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, :trigger, "
@@ -548,22 +560,24 @@ class Unit:
                 "iid": instance_id,
                 "cid": case_id,
                 "seq": seq,
-                "at": now,
-                "on": outcome.on,
+                "at": at,
+                "on": on,
                 "actor": outcome.actor.id,
                 "role": outcome.actor.role,
                 "trigger": outcome.trigger,
                 "from_state": outcome.from_state,
                 "to_state": outcome.to_state,
-                "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True),
+                "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True) if outcome.inputs else "{}",
                 "note": note,
             },
+            encoded=True,
         )
         self._many(
             "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
             "status, opened_by_seq, next_alert_on) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, "
             ":basis, :party, 'open', :seq, :next_alert_on)",
-            [_deadline_row(instance_id, case_id, seq, d) for d in outcome.opened if not d.recount],
+            [_deadline_row(instance_id, case_id, seq, d, value) for d in outcome.opened if not d.recount],
+            encoded=True,
         )
         # A limit counted again (an appeal window after a mediation certificate) keeps its row.
         self._many(
@@ -571,15 +585,16 @@ class Unit:
             "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
             [
                 {
-                    "starts_on": d.starts_on,
-                    "due_on": d.due_on,
-                    "next_alert_on": d.next_alert_on,
+                    "starts_on": value(d.starts_on),
+                    "due_on": value(d.due_on),
+                    "next_alert_on": value(d.next_alert_on) if d.next_alert_on else None,
                     "iid": instance_id,
                     "name": d.name,
                 }
                 for d in outcome.opened
                 if d.recount
             ],
+            encoded=True,
         )
         closing = [(name, "met") for name in outcome.met] + [(name, "cancelled") for name in outcome.cancelled]
         # A limit met after its last day stays on record as breached (closed, but late). A family's
@@ -591,9 +606,16 @@ class Unit:
             "next_alert_on = NULL "
             "WHERE instance_id = :iid AND name = :name AND closed_on IS NULL",
             [
-                {"how": how, "on": outcome.met_on.get(name, outcome.on), "seq": seq, "iid": instance_id, "name": name}
+                {
+                    "how": how,
+                    "on": value(outcome.met_on[name]) if name in outcome.met_on else on,
+                    "seq": seq,
+                    "iid": instance_id,
+                    "name": name,
+                }
                 for name, how in closing
             ],
+            encoded=True,
         )
         self._many(
             "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
@@ -611,32 +633,36 @@ class Unit:
                     "email": r.email,
                     "channel": r.channel,
                     "status": r.status,
-                    "now": now,
+                    "now": at,
                     "reason": r.reason,
                 }
                 for template, r in recipients
             ],
+            encoded=True,
         )
         self._many(
             "INSERT INTO document (case_id, instance_id, history_seq, kind, status, created_at) "
             "VALUES (:cid, :iid, :seq, :kind, 'queued', :now)",
-            [{"cid": case_id, "iid": instance_id, "seq": seq, "kind": k, "now": now} for k in outcome.documents],
+            [{"cid": case_id, "iid": instance_id, "seq": seq, "kind": k, "now": at} for k in outcome.documents],
+            encoded=True,
         )
 
 
-def _deadline_row(instance_id: int, case_id: int, seq: int, d: NewDeadline) -> dict[str, Any]:
+def _deadline_row(
+    instance_id: int, case_id: int, seq: int, d: NewDeadline, value: Callable[[Any], Any]
+) -> dict[str, Any]:
     return {
         "iid": instance_id,
         "cid": case_id,
         "name": d.name,
         "title": d.title,
-        "starts_on": d.starts_on,
-        "due_on": d.due_on,
+        "starts_on": value(d.starts_on),
+        "due_on": value(d.due_on),
         "source": d.source,
         "basis": d.basis,
         "party": d.party,
         "seq": seq,
-        "next_alert_on": d.next_alert_on,
+        "next_alert_on": value(d.next_alert_on) if d.next_alert_on else None,
     }
 
 
@@ -653,6 +679,24 @@ class Store:
         style = engine.dialect.paramstyle
         self._pyformat = style in ("pyformat", "format")
         self._cache: dict[str, str] = {}
+        # The driver connections of units between two units: taken from the engine's pool once and
+        # kept here, as the pool would keep them, without its checkout and checkin on every step
+        # (about a tenth of a step's time). Closed with the engine (Engine.dispose).
+        self._idle: list[Any] = []
+        event.listen(engine, "engine_disposed", self._close_idle)
+
+    def _close_idle(self, _engine: Engine) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    def _connection(self) -> Any:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pooled = self.engine.raw_connection()
+            raw = pooled.dbapi_connection
+            pooled.detach()  # the pool no longer counts it: it is this store's until closed
+            return raw
 
     def sql(self, statement: str) -> str:
         cached = self._cache.get(statement)
@@ -661,32 +705,39 @@ class Store:
             self._cache[statement] = cached
         return cached
 
+    def value(self, value: Any) -> Any:
+        """One parameter as the driver takes it. SQLite has no date types: dates and moments are
+        stored as SQLAlchemy's SQLite dialect stores them, so that the ORM reads them."""
+        if not self._sqlite or not isinstance(value, date):  # a datetime is a date too
+            return value
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value.isoformat()
+
     def encode(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         if not self._sqlite:
             return params
-        # SQLite has no date types: store them as SQLAlchemy's SQLite dialect does, so the ORM reads them.
         out: dict[str, Any] | None = None
         for key, value in params.items():
-            if isinstance(value, date):  # a datetime is a date too
+            if isinstance(value, date):
                 if out is None:
                     out = dict(params)
-                if isinstance(value, datetime):
-                    out[key] = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-                else:
-                    out[key] = value.isoformat()
+                out[key] = self.value(value)
         return params if out is None else out
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
         """A transaction: committed when the block ends, rolled back if it raises."""
-        raw = self.engine.raw_connection()
+        raw = self._connection()
         try:
-            unit = Unit(self, raw)
+            yield Unit(self, raw)
+            raw.commit()
+        except BaseException:
             try:
-                yield unit
-                raw.commit()
-            except BaseException:
                 raw.rollback()
+            except BaseException:
+                raw.close()  # a connection that cannot roll back is not used again
                 raise
-        finally:
-            raw.close()
+            self._idle.append(raw)
+            raise
+        self._idle.append(raw)

@@ -15,6 +15,8 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,10 +28,15 @@ depends_on = None
 _MOMENT = sa.DateTime(timezone=True)
 
 
+def _where(condition: str) -> dict[str, Any]:
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
 def upgrade() -> None:
     op.add_column("deadline", sa.Column("next_alert_on", sa.Date(), nullable=True))
     op.add_column("deadline", sa.Column("breached_on", sa.Date(), nullable=True))
-    op.create_index("ix_deadline_next_alert_on", "deadline", ["next_alert_on"])
+    # Queues' indexes hold only the rows still to be worked on: a row that is done leaves the index.
+    op.create_index("ix_deadline_next_alert_on", "deadline", ["next_alert_on"], **_where("next_alert_on IS NOT NULL"))
     # Deadlines opened before this revision: the sweep looks at everything since they opened.
     op.execute("UPDATE deadline SET next_alert_on = starts_on WHERE closed_on IS NULL")
     op.create_index("ix_ehc_case_caseworker", "ehc_case", ["caseworker"])
@@ -48,11 +55,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("next_attempt_at", _MOMENT, nullable=True))
         batch.add_column(sa.Column("claimed_at", _MOMENT, nullable=True))
         batch.create_foreign_key("fk_outbox_deadline_id", "deadline", ["deadline_id"], ["id"])
-    op.create_index("ix_outbox_status_next_attempt_at", "outbox", ["status", "next_attempt_at"])
+    op.create_index("ix_outbox_queued", "outbox", ["id"], **_where("status = 'queued'"))
+    op.create_index("ix_outbox_sending", "outbox", ["claimed_at"], **_where("status = 'sending'"))
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_status_next_attempt_at", table_name="outbox")
+    op.drop_index("ix_outbox_sending", table_name="outbox")
+    op.drop_index("ix_outbox_queued", table_name="outbox")
     op.execute("DELETE FROM outbox WHERE case_id IS NULL OR instance_id IS NULL OR history_seq IS NULL")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_constraint("fk_outbox_deadline_id", type_="foreignkey")

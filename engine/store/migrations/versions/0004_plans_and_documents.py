@@ -17,6 +17,8 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,6 +28,10 @@ branch_labels = None
 depends_on = None
 
 _MOMENT = sa.DateTime(timezone=True)
+
+
+def _where(condition: str) -> dict[str, Any]:
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
 
 
 def upgrade() -> None:
@@ -66,8 +72,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("inputs_sha256", sa.String(64), nullable=True))
         batch.add_column(sa.Column("error", sa.Text(), nullable=True))
         batch.add_column(sa.Column("claimed_at", _MOMENT, nullable=True))
-    op.create_index("ix_document_status", "document", ["status"])
-    op.create_index("ix_document_inputs_sha256", "document", ["inputs_sha256"])
+    # Only the documents still to render, and only the rendered ones' input hashes.
+    op.create_index("ix_document_queued", "document", ["id"], **_where("status = 'queued'"))
+    op.create_index("ix_document_rendering", "document", ["claimed_at"], **_where("status = 'rendering'"))
+    op.create_index("ix_document_inputs_sha256", "document", ["inputs_sha256"], **_where("inputs_sha256 IS NOT NULL"))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "CREATE FUNCTION plan_issued_is_final() RETURNS trigger AS $$ BEGIN "
@@ -105,7 +113,8 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS plan_issued_is_final ON plan_version")
         op.execute("DROP FUNCTION IF EXISTS plan_issued_is_final()")
     op.drop_index("ix_document_inputs_sha256", table_name="document")
-    op.drop_index("ix_document_status", table_name="document")
+    op.drop_index("ix_document_rendering", table_name="document")
+    op.drop_index("ix_document_queued", table_name="document")
     op.execute("DELETE FROM document WHERE instance_id IS NULL OR history_seq IS NULL")
     with op.batch_alter_table("document") as batch:
         batch.drop_column("claimed_at")
