@@ -50,6 +50,7 @@ class FixedClock:
 
     current: date
     _tick: int = field(default=0, repr=False)
+    _noon: tuple[date, datetime] | None = field(default=None, repr=False)
 
     def today(self) -> date:
         return self.current
@@ -57,8 +58,9 @@ class FixedClock:
     def now(self) -> datetime:
         # A microsecond per call keeps moments recorded on one simulated day in order.
         self._tick += 1
-        noon = datetime.combine(self.current, time(12, 0), tzinfo=LONDON)
-        return noon.astimezone(UTC) + timedelta(microseconds=self._tick)
+        if self._noon is None or self._noon[0] != self.current:
+            self._noon = (self.current, datetime.combine(self.current, time(12, 0), tzinfo=LONDON).astimezone(UTC))
+        return self._noon[1] + timedelta(microseconds=self._tick)
 
     def advance(self, days: int = 1) -> None:
         self.current = self.current + timedelta(days=days)

@@ -216,6 +216,8 @@ class WorkflowMachine:
 
     def __init__(self, definition: WorkflowDefinition):
         self.definition = definition
+        # A deadline's first alert depends only on its spec and due date: many cases share both.
+        self._first_alert: dict[tuple[int, date], date | None] = {}
         self._by_trigger: dict[tuple[str, str], TransitionSpec] = {}
         self._conditions: dict[tuple[str, str], list[tuple[Any, ConditionFn]]] = {}
         for t in definition.transitions:
@@ -403,6 +405,14 @@ class WorkflowMachine:
             signal=signal,
         )
 
+    def _first_alert_on(self, d: DeadlineSpec, due_on: date) -> date | None:
+        key = (id(d), due_on)
+        if key not in self._first_alert:
+            if len(self._first_alert) > 20_000:
+                self._first_alert.clear()
+            self._first_alert[key] = first_alert_on(self.definition, d, d.party.value, due_on)
+        return self._first_alert[key]
+
     def _open(
         self, trigger: str, facts: Mapping[str, Any], today: date, current: Mapping[str, OpenDeadline]
     ) -> list[NewDeadline]:
@@ -429,7 +439,7 @@ class WorkflowMachine:
                     basis=d.basis.value,
                     party=d.party.value,
                     recount=d.name in dues,
-                    next_alert_on=first_alert_on(self.definition, d, d.party.value, due_on),
+                    next_alert_on=self._first_alert_on(d, due_on),
                 )
             )
             dues[d.name] = due_on

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -667,7 +668,13 @@ def _deadline_row(
 
 
 def as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
+    return value if isinstance(value, date) else _parse_day(str(value))
+
+
+# A caseload's dates repeat (every deadline opened today is due on one of a few days): keep the
+# conversions of the last few thousand.
+_parse_day = lru_cache(maxsize=8192)(date.fromisoformat)
+_iso_day = lru_cache(maxsize=8192)(date.isoformat)
 
 
 class Store:
@@ -711,8 +718,10 @@ class Store:
         if not self._sqlite or not isinstance(value, date):  # a datetime is a date too
             return value
         if isinstance(value, datetime):
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        return value.isoformat()
+            if value.tzinfo is not UTC:  # the engine's clocks give UTC already
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return _iso_day(value)
 
     def encode(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         if not self._sqlite:
