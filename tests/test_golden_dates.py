@@ -22,6 +22,7 @@ from engine.machine import Actor, OpenDeadline, Outcome, Snapshot
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = Catalogue.from_folder(ROOT / "workflows")
 CW = Actor("golden", "caseworker")
+TM = Actor("golden-manager", "team_manager")  # only a team manager concedes an appeal
 LATER = date(2040, 1, 1)  # steps are recorded long after: only the dates given count
 
 Steps = list[tuple[str, dict[str, Any]]]
@@ -49,7 +50,7 @@ def run(workflow: str, start: dict[str, Any], steps: Steps, deadline: str, dob: 
     absorb(outcome)
     for trigger, inputs in steps:
         snap = Snapshot(outcome.to_state, outcome.facts, dict(deadlines), LATER)
-        outcome = machine.decide(snap, trigger, inputs, CW, LATER)
+        outcome = machine.decide(snap, trigger, inputs, TM if trigger == "concede_appeal" else CW, LATER)
         absorb(outcome)
     assert deadline in due, f"{deadline} was not opened by {[s[0] for s in steps] or 'the start'}"
     return due[deadline]
@@ -131,7 +132,8 @@ ORDERS = {
 
 def disagreement(name: str, g: dict[str, Any]) -> date:
     anchor = g.get("decision_sent_on") or before(
-        g.get("told_on") or g.get("mediation_ended_on") or g["order_made_on"], 200 if "order_made_on" in g else 10
+        g.get("told_on") or g.get("mediation_ended_on") or g.get("order_made_on") or g["told_tribunal_on"],
+        200 if ("order_made_on" in g or "told_tribunal_on" in g) else 10,
     )
     start = {"decision": "not_to_assess", "decision_sent_on": anchor}
     if name in ("contact_mediation_adviser",) or (name == "appeal_window" and not g.get("certificate_issued_on")):
@@ -154,12 +156,14 @@ def disagreement(name: str, g: dict[str, Any]) -> date:
             ("hold_mediation", {"mediation_ended_on": ended}),
         ]
         return run("disagreement", start, steps, name)
-    made = _d(g["order_made_on"])
+    # An order of the tribunal (reg 44), or the council telling the tribunal it will not oppose (reg 45).
+    conceded = "told_tribunal_on" in g
+    made = _d(g["told_tribunal_on"] if conceded else g["order_made_on"])
     steps = [
         ("decline_mediation", {"told_on": before(made, 150)}),
         ("issue_certificate", {"certificate_issued_on": before(made, 148)}),
         ("lodge_appeal", {"lodged_on": before(made, 140)}),
-        ("record_order", {"order": ORDERS[name], "order_made_on": made}),
+        ("concede_appeal" if conceded else "record_order", {"order": ORDERS[name], "order_made_on": made}),
     ]
     return run("disagreement", start, steps, name)
 
