@@ -386,3 +386,17 @@ def test_the_command_line_edits_checks_renders_and_lists(tmp_path: Path) -> None
     assert "not-to-assess" in run("docs", "render", "--help")
     err = CliRunner().invoke(cli, ["--config", str(config), "docs", "render", "1", "decision-letter"])
     assert err.exit_code == 1 and "--decision" in err.output
+
+
+def test_the_councils_logo_from_its_settings_heads_every_document(tmp_path: Path) -> None:
+    clock = FixedClock(date(2026, 1, 5))
+    app = make(f"sqlite:///{tmp_path / 'cases.sqlite'}", tmp_path, clock)
+    council = app.settings.council.model_copy(update={"logo": str(ROOT / "docs" / "examples" / "logo.svg")})
+    app = App(app.settings.model_copy(update={"council": council}), clock)
+    case_id = assessed(app, clock)
+    rendered = app.documents.html(case_id, "decision-letter", decision="to-assess")
+    assert '<img class="logo" src="file://' in rendered.html and 'alt="Demo County Council"' in rendered.html
+    record, _ = app.documents.render(case_id, "decision-letter", decision="to-assess", actor_id="cw")
+    page = PdfReader(record.path).pages[0]
+    assert "/XObject" in page["/Resources"]  # the logo, drawn
+    app.engine.dispose()
