@@ -588,8 +588,11 @@ class Documents:
         return [
             {
                 "id": r[0],
-                "kind": r[1],
-                "decision": r[2],
+                # One vocabulary: the command line's kinds; the workflow file's name is kept beside it.
+                "kind": WORKFLOW_KINDS.get(r[1], (r[1], None))[0],
+                "decision": r[2] or WORKFLOW_KINDS.get(r[1], (None, None))[1],
+                "made_by": "step" if r[10] is not None else "on demand",
+                "workflow_kind": r[1] if r[1] in WORKFLOW_KINDS else None,
                 "status": r[3],
                 "plan_version": r[4],
                 "sha256": r[5],

@@ -288,10 +288,10 @@ def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_cras
     assert isinstance(clock, FixedClock)
     case_id = assessed(app, clock)
     listed = app.documents.list(case_id, actor_id="cw")
-    assert [(d["kind"], d["status"]) for d in listed] == [
-        ("decision_to_assess", "queued"),
-        ("advice_request", "queued"),
-        ("draft_plan", "queued"),
+    assert [(d["kind"], d["decision"], d["workflow_kind"], d["made_by"], d["status"]) for d in listed] == [
+        ("decision-letter", "to-assess", "decision_to_assess", "step", "queued"),
+        ("advice-request", None, "advice_request", "step", "queued"),
+        ("draft-plan", None, "draft_plan", "step", "queued"),
     ]
     assert listed[2]["plan_version"] == 1 and listed[2]["history_seq"] == 4
     # A worker claimed the first and died: it is taken up again once its lease has run out.
