@@ -240,7 +240,9 @@ def test_the_amendment_notice_shows_exactly_what_changes_between_the_two_version
     app.plans.edit(case_id, {"F": new_f}, actor_id="cw")
     clock.set(date(2027, 4, 5))
     app.cases.fire(case_id, "propose_amendments", actor_id="cw")
-    (notice,) = [d for d in app.documents.process() if d.kind == "amendment_notice"]
+    made = app.documents.process()
+    assert [d.decision for d in made if d.kind == "review_decision_amend"] == ["review-amend"]
+    (notice,) = [d for d in made if d.kind == "amendment_notice"]
     assert notice.plan_version == 3
     whole = " ".join("\n".join(pages(notice.path)).split())
     assert "[removed: 3" in whole and "[added: 2" in whole
@@ -291,18 +293,19 @@ def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_cras
     assert [(d["kind"], d["decision"], d["workflow_kind"], d["made_by"], d["status"]) for d in listed] == [
         ("decision-letter", "to-assess", "decision_to_assess", "step", "queued"),
         ("advice-request", None, "advice_request", "step", "queued"),
+        ("decision-letter", "to-issue", "decision_to_issue", "step", "queued"),
         ("draft-plan", None, "draft_plan", "step", "queued"),
     ]
-    assert listed[2]["plan_version"] == 1 and listed[2]["history_seq"] == 4
+    assert listed[3]["plan_version"] == 1 and listed[3]["history_seq"] == 4
     # A worker claimed the first and died: it is taken up again once its lease has run out.
     with app.engine.begin() as conn:
         conn.execute(text("UPDATE document SET status = 'rendering', claimed_at = '2026-04-13 11:00:00' WHERE id = 1"))
-    assert [d.kind for d in app.documents.process()] == ["advice_request", "draft_plan"]
+    assert [d.kind for d in app.documents.process()] == ["advice_request", "decision_to_issue", "draft_plan"]
     assert app.documents.process() == []
     clock.set(date(2026, 4, 14))
     assert [d.kind for d in app.documents.process()] == ["decision_to_assess"]
     statuses = [d["status"] for d in app.documents.list(case_id, actor_id="cw")]
-    assert statuses == ["ready", "ready", "ready"]
+    assert statuses == ["ready"] * 4
 
 
 # -- golden HTML -------------------------------------------------------------------------------
@@ -313,11 +316,14 @@ GOLDEN_DOCS = [
     ("final-plan", {}),
     ("decision-letter", {"decision": "to-assess"}),
     ("decision-letter", {"decision": "not-to-issue"}),
+    ("decision-letter", {"decision": "to-issue"}),
+    ("decision-letter", {"decision": "review-amend"}),
     ("advice-request", {"adviser": "educational"}),
+    ("amendment-notice", {}),
 ]
 
 
-@pytest.mark.parametrize(("kind", "options"), GOLDEN_DOCS, ids=[f"{k}-{'-'.join(o.values())}" for k, o in GOLDEN_DOCS])
+@pytest.mark.parametrize(("kind", "options"), GOLDEN_DOCS, ids=["-".join([k, *o.values()]) for k, o in GOLDEN_DOCS])
 def test_each_template_renders_the_golden_html_for_the_example_case(
     sqlite_app: App, kind: str, options: dict[str, str]
 ) -> None:
@@ -325,6 +331,9 @@ def test_each_template_renders_the_golden_html_for_the_example_case(
     assert isinstance(clock, FixedClock)
     case_id = issued(app, clock)
     version = 1 if kind == "draft-plan" else None
+    if kind == "amendment-notice":
+        new_f = EXAMPLE["F"].replace("3 sessions of 30 minutes", "2 sessions of 45 minutes")
+        app.plans.edit(case_id, {"F": new_f, "I": "Demo Junior School"}, actor_id="cw")
     page = app.documents.html(case_id, kind, version=version, **options).html
     name = "-".join([kind, *options.values()]) + ".html"
     golden = GOLDEN / name
