@@ -198,9 +198,11 @@ def test_the_final_plan_names_the_placement_and_the_last_date_to_appeal(sqlite_a
     assert "The last date to appeal is Wednesday 15 July 2026" in " ".join(whole.split())
 
 
-def test_a_refusal_letter_states_the_rights_with_the_dates_the_engine_computed(sqlite_app: App) -> None:
-    app, clock = sqlite_app, sqlite_app.clock
-    assert isinstance(clock, FixedClock)
+def test_a_refusal_letter_states_the_rights_with_the_dates_the_engine_computed(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = FixedClock(date(2026, 1, 5))
+    app = make(database_url, tmp_path, clock)
     case_id = app.cases.open_case(
         name="Dee Dale",
         date_of_birth=date(2016, 5, 2),
@@ -285,9 +287,11 @@ def test_the_same_inputs_give_the_same_bytes_and_are_not_rendered_twice(sqlite_a
     assert {"kind", "sha256", "bytes", "plan_version", "created"} <= set(listed[-1])
 
 
-def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_crash(sqlite_app: App) -> None:
-    app, clock = sqlite_app, sqlite_app.clock
-    assert isinstance(clock, FixedClock)
+def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_crash(
+    database_url: str, tmp_path: Path
+) -> None:
+    clock = FixedClock(date(2026, 1, 5))
+    app = make(database_url, tmp_path, clock)
     case_id = assessed(app, clock)
     listed = app.documents.list(case_id, actor_id="cw")
     assert [(d["kind"], d["decision"], d["workflow_kind"], d["made_by"], d["status"]) for d in listed] == [
@@ -299,7 +303,10 @@ def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_cras
     assert listed[3]["plan_version"] == 1 and listed[3]["history_seq"] == 4
     # A worker claimed the first and died: it is taken up again once its lease has run out.
     with app.engine.begin() as conn:
-        conn.execute(text("UPDATE document SET status = 'rendering', claimed_at = '2026-04-13 11:00:00' WHERE id = 1"))
+        conn.execute(
+            text("UPDATE document SET status = 'rendering', claimed_at = :at WHERE id = 1"),
+            {"at": FixedClock(date(2026, 4, 13)).now()},
+        )
     assert [d.kind for d in app.documents.process()] == ["advice_request", "decision_to_issue", "draft_plan"]
     assert app.documents.process() == []
     clock.set(date(2026, 4, 14))
