@@ -188,7 +188,7 @@ class Cases:
             if outcome.documents:
                 self._plan_documents(unit, case_id, instance_id, seq, outcome, accept_quality)
             follow_ons: list[FollowOn] = []
-            if outcome.starts or outcome.signal:
+            if outcome.starts or outcome.signal or outcome.signal_children:
                 info = info or unit.case_info(case_id)
                 follow_ons = self._follow(unit, case_id, instance_id, record.parent_id, outcome, info, 1)
         return Fired(case_id, instance_id, seq, outcome, tuple(follow_ons))
@@ -317,30 +317,46 @@ class Cases:
             )
             done.append(FollowOn("started", definition.name, child_id, "start"))
             done += self._follow(unit, case_id, child_id, instance_id, child, info, depth + 1)
+        for workflow, trigger in outcome.signal_children:
+            for child_id in unit.open_children(instance_id, workflow):
+                done += self._signal(unit, case_id, unit.load(child_id), trigger, {}, outcome, instance_id, info, depth)
         if outcome.signal is not None and parent_id is not None:
-            parent = unit.load(parent_id)
-            trigger = outcome.signal.trigger
-            if parent.closed_on is not None:
-                return done  # the decision's workflow has ended: nothing waits for the news
-            machine = self.catalogue.machine(parent.workflow, parent.definition_version)
-            if machine.transition(trigger, parent.state) is None:
-                reason = f"it cannot take '{trigger}' in the state '{parent.state}'"
-                done.append(FollowOn("not_signalled", parent.workflow, parent.id, trigger, reason))
-                return done
-            try:
-                result = machine.decide(parent.snapshot(), trigger, outcome.signal.inputs, auto, outcome.on)
-            except TransitionRefused as refused:
-                done.append(FollowOn("not_signalled", parent.workflow, parent.id, trigger, refused.reason))
-                return done
-            recipients = self._recipients(result.messages, info.caseworker, info.contacts)
-            seq = unit.apply(
-                parent, result, f"signalled by {outcome.trigger} of instance {instance_id}", recipients, now
-            )
-            if result.documents:
-                self._plan_documents(unit, case_id, parent.id, seq, result)
-            done.append(FollowOn("signalled", parent.workflow, parent.id, trigger, result.to_state))
-            done += self._follow(unit, case_id, parent.id, parent.parent_id, result, info, depth + 1)
+            parent, sig = unit.load(parent_id), outcome.signal
+            done += self._signal(unit, case_id, parent, sig.trigger, sig.inputs, outcome, instance_id, info, depth)
         return done
+
+    def _signal(
+        self,
+        unit: Unit,
+        case_id: int,
+        target: InstanceRecord,
+        trigger: str,
+        inputs: Mapping[str, Any],
+        outcome: Outcome,
+        instance_id: int,
+        info: CaseInfo,
+        depth: int,
+    ) -> list[FollowOn]:
+        """Fire ``trigger`` on another workflow of the case as the role ``workflow``, in this transaction;
+        a workflow that cannot take it now is left as it is, and the follow-on says why."""
+        if target.closed_on is not None:
+            return []
+        machine = self.catalogue.machine(target.workflow, target.definition_version)
+        if machine.transition(trigger, target.state) is None:
+            reason = f"it cannot take '{trigger}' in the state '{target.state}'"
+            return [FollowOn("not_signalled", target.workflow, target.id, trigger, reason)]
+        auto = Actor(outcome.actor.id, WORKFLOW_ROLE)
+        try:
+            result = machine.decide(target.snapshot(), trigger, inputs, auto, outcome.on)
+        except TransitionRefused as refused:
+            return [FollowOn("not_signalled", target.workflow, target.id, trigger, refused.reason)]
+        recipients = self._recipients(result.messages, info.caseworker, info.contacts)
+        note = f"signalled by {outcome.trigger} of instance {instance_id}"
+        seq = unit.apply(target, result, note, recipients, self.clock.now())
+        if result.documents:
+            self._plan_documents(unit, case_id, target.id, seq, result)
+        done = [FollowOn("signalled", target.workflow, target.id, trigger, result.to_state)]
+        return done + self._follow(unit, case_id, target.id, target.parent_id, result, info, depth + 1)
 
     def _plan_documents(
         self, unit: Unit, case_id: int, instance_id: int, seq: int, outcome: Outcome, accept_quality: str | None = None

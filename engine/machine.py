@@ -119,6 +119,7 @@ class Outcome:
     starts: list[StartRequest] = field(default_factory=list)
     signal: SignalRequest | None = None
     met_on: dict[str, date] = field(default_factory=dict)  # when a step says a limit was met earlier
+    signal_children: list[tuple[str, str]] = field(default_factory=list)  # (workflow, trigger)
 
 
 class _Bound:
@@ -371,10 +372,12 @@ class WorkflowMachine:
         messages = list(spec.actions.messages) + (list(dest.on_enter.messages) if entered else [])
         documents = list(spec.actions.documents) + (list(dest.on_enter.documents) if entered else [])
         starts, signal = self._actions(spec.actions, facts)
+        children = [(c.workflow, c.trigger) for c in spec.actions.signal_children]
         if entered:
             more, entry_signal = self._actions(dest.on_enter, facts)
             starts += more
             signal = entry_signal or signal
+            children += [(c.workflow, c.trigger) for c in dest.on_enter.signal_children]
         opens = not dest.final and trigger in self._opened_by
         opened = self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled)) if opens else []
         met_on = {
@@ -403,6 +406,7 @@ class WorkflowMachine:
             final=dest.final,
             starts=starts,
             signal=signal,
+            signal_children=children,
         )
 
     def _first_alert_on(self, d: DeadlineSpec, due_on: date) -> date | None:

@@ -74,6 +74,7 @@ _KNOWN_KEYS = {
     "exceptions",
     "start",
     "signal",
+    "signal_children",
     "workflow",
     "fact",
     "value",

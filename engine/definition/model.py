@@ -131,11 +131,19 @@ class SignalAction(Strict):
     inputs: dict[str, Mapped] = Field(default_factory=dict)
 
 
+class ChildSignal(Strict):
+    """Fire a trigger on every open workflow of this kind that this one started (if it can take it now)."""
+
+    workflow: Name
+    trigger: Name
+
+
 class OnEnter(Strict):
     documents: Names = Field(default_factory=list)
     messages: list[MessageAction] = Field(default_factory=list)
     start: list[StartAction] = Field(default_factory=list)
     signal: SignalAction | None = None
+    signal_children: list[ChildSignal] = Field(default_factory=list)
 
 
 class StateSpec(Strict):

@@ -195,6 +195,14 @@ class Unit:
             raise NotFound(f"no case {case_id}")
         return [(r[0], r[1], r[2], as_date(r[3]) if r[3] is not None else None) for r in rows]
 
+    def open_children(self, instance_id: int, workflow: str) -> list[int]:
+        """The open instances of ``workflow`` that this instance started."""
+        rows = self._exec(
+            "SELECT id FROM workflow_instance WHERE parent_id = :p AND workflow = :w AND closed_on IS NULL ORDER BY id",
+            {"p": instance_id, "w": workflow},
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def case_info(self, case_id: int) -> CaseInfo:
         """The case's caseworker, date of birth and contacts (one query)."""
         rows = self._exec(
