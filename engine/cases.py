@@ -424,8 +424,9 @@ class Cases:
     def phase_transfers(self, academic_year: int, *, actor_id: str | None, apply: bool) -> list[dict[str, Any]]:
         """The children who move between phases at the end of ``academic_year``, and their reviews.
 
-        With ``apply``, each one's open annual review gets the reg 18 date (15 February, or
-        31 March into post-16) by the step ``record_phase_transfer``, each its own transaction.
+        With ``apply``, each one's open annual review records the move (``record_phase_transfer``),
+        which starts the phase transfer beside it with the reg 18 date (15 February, or 31 March
+        into post-16), each its own transaction.
         """
         from . import phases
         from .store.queries import review_candidates
@@ -449,7 +450,7 @@ class Cases:
             }
             if c["review"] is None:
                 row["action"] = "no open annual review (no plan yet, or it has ended)"
-            elif c["phase_due"] is not None:
+            elif c["phase_due"] is not None and c["phase_due"].year == transfer.deadline.year:
                 row["action"] = f"already recorded (due {c['phase_due'].isoformat()})"
             elif not apply:
                 row["action"] = "to record (run with --apply)"
@@ -462,8 +463,12 @@ class Cases:
                     inputs={"transfer_kind": transfer.kind, "transfer_on": transfer.moves_on},
                     note=f"phase transfer found for academic year {academic_year}/{(academic_year + 1) % 100:02d}",
                 )
-                due = [d.due_on.isoformat() for d in fired.outcome.opened if d.name == "phase_transfer"]
-                row["action"] = f"recorded (due {due[0]})" if due else "recorded"
+                started = [
+                    f.instance_id for f in fired.follow_ons if f.kind == "started" and f.workflow == "phase_transfer"
+                ]
+                with self.store.unit() as unit:
+                    found = unit.deadline_row(started[0], "phase_transfer") if started else None
+                row["action"] = f"recorded (due {found[2].isoformat()})" if found else "recorded"
             rows.append(row)
         return rows
 

@@ -69,6 +69,15 @@ def _none(_: date) -> dict[str, object]:
     return {}
 
 
+def _moving(kind: str) -> Inputs:
+    """A move between phases next September (or this one, when the step is before it)."""
+
+    def inputs(day: date) -> dict[str, object]:
+        return {"transfer_kind": kind, "transfer_on": date(day.year + (day.month >= 9), 9, 1)}
+
+    return inputs
+
+
 def _fixed(**values: object) -> Inputs:
     return lambda _day: dict(values)
 
@@ -92,6 +101,7 @@ class Story:
     max_age: int = 15
 
 
+SECONDARY = "Demo Secondary School"
 SCHOOL = "Demo Primary School"
 ASSESSED = (
     Step("agree_to_assess", 35),
@@ -222,6 +232,35 @@ STORIES: tuple[Story, ...] = (
         ),
         17,
         23,
+    ),
+    Story(
+        "move between phases, new school named",
+        "annual_review",
+        (Step("record_phase_transfer", 5, _moving("primary_to_secondary")),)
+        + REVIEWED
+        + (
+            Step("propose_amendments", 8),
+            Step("issue_amended_plan", 30, _fixed(named_institution=SECONDARY, family_responded=True)),
+        ),
+        10,
+        11,
+    ),
+    Story(
+        "move between phases, not happening",
+        "annual_review",
+        (
+            Step("record_phase_transfer", 5, _moving("secondary_to_post16")),
+            Step("record_not_moving", 30, _fixed(reasons="Staying in the school's sixth form after all.")),
+        ),
+        15,
+        16,
+    ),
+    Story(
+        "move between phases, review proposes to cease",
+        "annual_review",
+        (Step("record_phase_transfer", 5, _moving("secondary_to_post16")),) + REVIEWED + CEASING[:1],
+        15,
+        16,
     ),
     Story(
         "review, cease not pursued",

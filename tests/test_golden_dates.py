@@ -94,21 +94,19 @@ def annual_review(name: str, g: dict[str, Any]) -> date:
 
 
 def phase_transfer(name: str, g: dict[str, Any]) -> date:
+    """The move's dates live in the phase transfer the annual review starts when the move is recorded."""
     if name == "deadline":
-        start = {
-            "period_starts_on": before(g["transfer_on"], 500),
-            "transfer_kind": g["kind"],
-            "transfer_on": g["transfer_on"],
-        }
-        return run("annual_review", start, [], "phase_transfer")
+        return run(
+            "phase_transfer", {"transfer_kind": g["kind"], "transfer_on": g["transfer_on"]}, [], "phase_transfer"
+        )
     kind = {"primary_to_secondary_deadline": "primary_to_secondary", "post16_deadline": "secondary_to_post16"}[name]
     dob = _d(g["date_of_birth"])
     for year in range(dob.year, dob.year + 20):
         transfer = phases.transfer_in(dob, year)
         if transfer is not None and transfer.kind == kind:
-            # The engine finds the move from the date of birth and records it on the open review.
-            steps: Steps = [("record_phase_transfer", {"transfer_kind": kind, "transfer_on": transfer.moves_on})]
-            return run("annual_review", {"period_starts_on": date(year, 9, 1)}, steps, "phase_transfer", dob)
+            # The engine finds the move from the date of birth (the review records it and starts this).
+            start = {"transfer_kind": kind, "transfer_on": transfer.moves_on}
+            return run("phase_transfer", start, [], "phase_transfer", dob)
     raise AssertionError(f"no {kind} move found for {dob}")
 
 

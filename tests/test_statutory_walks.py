@@ -361,6 +361,18 @@ def test_phase_transfers_are_found_from_the_date_of_birth_and_tighten_the_review
     # Counted back from the phase-transfer date: 12 weeks for the decision and the amendment.
     assert d["phase_transfer_meeting"] == [("2025-11-23", "open")]
     assert deadlines(cli.show(y11))["phase_transfer"] == [("2026-03-31", "open")]
+    # The move runs beside the review; the review's steps settle it, in their own transactions.
+    assert states(view)[-1] == ("phase_transfer", "transfer_identified", False)
+    cli.fire(y6, "arrange_meeting", "2025-10-01", "meeting_on=2025-11-03")
+    out = cli.fire(y6, "hold_meeting", "2025-11-03")
+    assert "phase_transfer" in out and "meeting_held" in out
+    cli.fire(y6, "receive_report", "2025-11-10")
+    cli.fire(y6, "propose_amendments", "2025-11-24")
+    cli.fire(y6, "issue_amended_plan", "2026-01-12", "named_institution=Demo Secondary School", "family_responded=yes")
+    view = cli.show(y6)
+    assert ("phase_transfer", "placement_settled", True) in states(view)
+    d = deadlines(view, "phase_transfer")
+    assert d["phase_transfer"] == [("2026-02-15", "met")] and d["phase_transfer_meeting"] == [("2025-11-23", "met")]
     again = json.loads(cli("transfers", "--academic-year", "2025/26", "--apply", "--json", "--on", "2025-09-09"))
     assert all(r["action"].startswith("already recorded") for r in again)
 
@@ -392,9 +404,10 @@ def test_a_council_changes_its_readings_and_policy_in_config_without_touching_th
     data = yaml.safe_load(config.read_text())
     data["workflows"] = {
         "annual_review": {
-            "parameters": {"review_period_from": "meeting_held_on", "phase_transfer_reading": "day_before"},
+            "parameters": {"review_period_from": "meeting_held_on"},
             "escalations": [{"after": "0 days", "to": "head_of_service"}],
-        }
+        },
+        "phase_transfer": {"parameters": {"phase_transfer_reading": "day_before"}},
     }
     config.write_text(yaml.safe_dump(data))
     cli = Cli(config)

@@ -204,16 +204,19 @@ def review_candidates(engine: Engine) -> list[dict[str, Any]]:
             .group_by(col(WorkflowInstance.case_id))
             .subquery()
         )
+        # A move already recorded: the case's latest phase transfer date, open, settled, or called
+        # off (a family who said the child is not moving is not asked again by the next run).
         phase = (
-            select(Deadline.instance_id, func.max(Deadline.due_on).label("phase_due"))
-            .where(Deadline.name == "phase_transfer", col(Deadline.closed_on).is_(None))
-            .group_by(col(Deadline.instance_id))
+            select(Deadline.case_id, func.max(Deadline.due_on).label("phase_due"))
+            .join(WorkflowInstance, col(Deadline.instance_id) == WorkflowInstance.id)
+            .where(WorkflowInstance.workflow == "phase_transfer", Deadline.name == "phase_transfer")
+            .group_by(col(Deadline.case_id))
             .subquery()
         )
         rows = s.exec(
             select(Case, reviews.c.review, phase.c.phase_due)
             .join(reviews, reviews.c.case_id == Case.id, isouter=True)
-            .join(phase, phase.c.instance_id == reviews.c.review, isouter=True)
+            .join(phase, phase.c.case_id == Case.id, isouter=True)
             .order_by(col(Case.id))
         ).all()
     return [
