@@ -511,3 +511,13 @@ def test_the_other_branches_of_review_cease_and_disagreement(cli: Cli) -> None:
     cli.fire(third, "withdraw_appeal", "2025-05-01")
     assert states(cli.show(other))[-1] == ("disagreement", "agreed_at_mediation", True)
     assert states(cli.show(third))[-1] == ("disagreement", "appeal_withdrawn", True)
+
+
+def test_a_move_between_post16_institutions_mid_year_needs_the_plan_five_months_ahead(cli: Cli) -> None:
+    case = open_case(cli, "2026-03-02", "period_starts_on=2026-03-02", workflow="annual_review", dob="2008-04-04")
+    cli.fire(case, "record_phase_transfer", "2026-03-09", "transfer_kind=post16_to_post16", "transfer_on=2027-01-06")
+    view = cli.show(case)
+    assert ("phase_transfer", "transfer_identified", False) in states(view)
+    d = deadlines(view, "phase_transfer")
+    assert d["phase_transfer"] == [("2026-08-06", "open")]  # reg 18(2): at least five months before the move
+    assert d["phase_transfer_meeting"] == [("2026-05-14", "open")]  # 12 weeks earlier (local target)
