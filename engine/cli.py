@@ -642,13 +642,15 @@ def demo(
     due(as_of=as_of, within=0, as_json=False)
 
     def send() -> None:
+        from .scheduler import run_once
+
         settings = load_settings(_state["config"])
         today = _date_arg(as_of, "--as-of") or SystemClock().today()
         if settings.notifications.transport != "folder":
             typer.echo(f"\nTo send the reminders and escalations due: ehcp tick --as-of {today.isoformat()}")
             return
         a = build(settings, FixedClock(today))
-        swept, sent = a.sweeper.sweep(), a.dispatcher().dispatch()
+        swept, sent = run_once(a, documents=False)  # documents stay queued: the demo should be quick
         typer.echo(
             f"\nThe sweep (ehcp tick --as-of {today.isoformat()}): breaches recorded {len(swept.breaches)}, "
             f"reminders and escalations queued {swept.count('queued')}, skipped {swept.count('skipped')}"

@@ -10,6 +10,7 @@ from .machine import Actor
 class Directory:
     def __init__(self, staff: list[StaffMember]):
         self._by_id = {s.id: s for s in staff}
+        self._by_email = {s.email.strip().lower(): s for s in staff}
 
     def actor(self, user_id: str | None) -> Actor:
         """The Actor for a user id; anyone not listed as staff is refused."""
@@ -23,9 +24,11 @@ class Directory:
     def member(self, user_id: str) -> StaffMember | None:
         return self._by_id.get(user_id)
 
-    def by_email(self, email: str) -> StaffMember | None:
-        wanted = email.strip().lower()
-        return next((s for s in self._by_id.values() if s.email.lower() == wanted), None)
+    def find(self, who: str | None) -> StaffMember | None:
+        """The member of staff a case names as its caseworker: a staff id, or an email address."""
+        if not who:
+            return None
+        return self._by_id.get(who) or self._by_email.get(who.strip().lower())
 
     def digest_readers(self) -> list[StaffMember]:
         return [s for s in self._by_id.values() if s.digest]

@@ -30,7 +30,7 @@ from typing import Any
 
 from notifications.folder import FolderTransport
 from notifications.letters import write_letter
-from notifications.message import Email, Letter, PermanentFailure, SendFailure, TemporaryFailure, Transport
+from notifications.message import Email, Letter, PermanentFailure, SendFailure, Transport
 from notifications.notify import NotifyTransport
 from notifications.smtp import SmtpTransport
 
@@ -173,12 +173,11 @@ class Dispatcher:
                 provider_id = str(path)
             else:
                 provider_id = self.transport.send(self._email(key, template, email, name, rendered))
-        except (TemporaryFailure, ConfigError) as exc:  # a missing template is fixed by a deploy: keep trying
-            return self._failed(mid, key, email or name or "", rendered, attempts, str(exc), permanent=False, row=row)
-        except PermanentFailure as exc:
-            return self._failed(mid, key, email or name or "", rendered, attempts, str(exc), permanent=True, row=row)
-        except SendFailure as exc:
-            return self._failed(mid, key, email or name or "", rendered, attempts, str(exc), permanent=False, row=row)
+        except (SendFailure, ConfigError) as exc:  # a missing template is fixed by a deploy: keep trying
+            permanent = isinstance(exc, PermanentFailure)
+            return self._failed(
+                mid, key, email or name or "", rendered, attempts, str(exc), permanent=permanent, row=row
+            )
         with self.store.unit() as unit:
             unit.mark_sent(mid, self.clock.now(), provider_id, rendered.subject, rendered.text)
         return Attempt(mid, key, email or name or "", rendered.subject, "sent")
@@ -283,24 +282,14 @@ class Dispatcher:
                 raise NotFound(f"outbox message {row[0]}: its step (instance {instance_id}, entry {seq}) is missing")
             to_state, occurred_on, trigger, inputs, workflow, version = step[0]
             occurred = as_date(occurred_on)
-            deadlines = unit.fetch(
-                "SELECT d.name, d.title, d.due_on, d.source, d.basis, d.party FROM deadline d "
-                "WHERE (d.instance_id = :iid AND d.opened_by_seq = :seq) OR (d.opened_by_seq = 1 AND "
-                "d.instance_id IN (SELECT id FROM workflow_instance WHERE parent_id = :iid AND opened_on = :on)) "
-                "ORDER BY d.due_on, d.id",
-                {"iid": instance_id, "seq": seq, "on": occurred},
-            )
+            items = unit.step_deadlines(instance_id, seq, occurred)
         definition = self.catalogue.get(workflow, version)
         state = definition.states.get(to_state)
-        member = self.directory.member(caseworker) or self.directory.by_email(caseworker) if caseworker else None
+        member = self.directory.find(caseworker)
         contact = {
             "name": member.name if member else "the SEND team",
             "email": member.email if member else (caseworker or self.settings.notifications.reply_to or ""),
         }
-        items = [
-            {"name": d[0], "title": d[1], "due_on": as_date(d[2]), "source": d[3], "basis": d[4], "party": d[5]}
-            for d in deadlines
-        ]
         return {
             "case": {"id": case_id, "name": case_name or ""},
             "recipient": {"name": recipient.name or "", "role": recipient.role},

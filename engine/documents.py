@@ -27,7 +27,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -283,18 +283,21 @@ class Documents:
         name, dob, caseworker = rows[0][0], as_date(rows[0][1]), rows[0][2]
         contacts = unit.contacts_of({case_id}).get(case_id, [])
         family = next((c for c in contacts if c.role in ("parent", "young_person")), None)
-        member = (self.directory.member(caseworker) or self.directory.by_email(caseworker)) if caseworker else None
+        member = self.directory.find(caseworker)
         dated = self.clock.today()
         reasons = None
-        deadlines = self._deadlines(unit, case_id, step)
-        if step is not None:
-            entry = unit.fetch(
+        entry = (
+            unit.fetch(
                 "SELECT occurred_on, inputs FROM history WHERE instance_id = :i AND seq = :s",
                 {"i": step[0], "s": step[1]},
             )
-            if entry:
-                dated = as_date(entry[0][0])
-                reasons = json.loads(entry[0][1]).get("reasons")
+            if step is not None
+            else []
+        )
+        if entry:
+            dated = as_date(entry[0][0])
+            reasons = json.loads(entry[0][1]).get("reasons")
+        deadlines = self._deadlines(unit, case_id, step if entry else None, dated)
         context: dict[str, Any] = {
             "council": {"name": self.settings.council.name, "logo": self._logo()},
             "case": {"id": case_id, "name": name, "date_of_birth": dob},
@@ -364,22 +367,18 @@ class Documents:
         context["dated"] = dated
         return context, plan_version
 
-    def _deadlines(self, unit: StoreUnit, case_id: int, step: tuple[int, int] | None) -> dict[str, dict[str, Any]]:
-        """The case's deadlines by name, the newest of each name; for a step's document, those it opened
-        (and its child workflows opened) win, so a letter gives the dates of its own decision."""
+    def _deadlines(
+        self, unit: StoreUnit, case_id: int, step: tuple[int, int] | None, on: date
+    ) -> dict[str, dict[str, Any]]:
+        """The case's deadlines by name, the newest of each name; for a step's document, those the step
+        opened (and the workflows it started) win, so a letter gives the dates of its own decision."""
         rows = unit.fetch(
-            "SELECT d.name, d.due_on, d.source, d.title, d.instance_id, d.opened_by_seq, i.parent_id, i.opened_on "
-            "FROM deadline d JOIN workflow_instance i ON i.id = d.instance_id WHERE d.case_id = :c ORDER BY d.id",
-            {"c": case_id},
+            "SELECT name, due_on, source, title FROM deadline WHERE case_id = :c ORDER BY id", {"c": case_id}
         )
-        found: dict[str, dict[str, Any]] = {}
-        mine: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            item = {"due_on": as_date(r[1]), "source": r[2], "title": r[3]}
-            found[r[0]] = item
-            if step is not None and ((r[4] == step[0] and r[5] == step[1]) or (r[6] == step[0] and r[5] == 1)):
-                mine[r[0]] = item
-        return _ByName({**found, **mine})
+        found = {r[0]: {"due_on": as_date(r[1]), "source": r[2], "title": r[3]} for r in rows}
+        if step is not None:
+            found.update({d["name"]: d for d in unit.step_deadlines(step[0], step[1], on)})
+        return _ByName(found)
 
     def _plan(self, unit: StoreUnit, case_id: int, version: int | None, kind: str) -> plans.PlanRecord:
         plan = plans.load(unit, case_id, version)
@@ -418,15 +417,18 @@ class Documents:
             os.replace(tmp, path)
         return digest, path
 
-    def _reuse(self, unit: StoreUnit, inputs_sha256: str) -> tuple[str, int, str] | None:
-        rows = unit.fetch(
-            "SELECT sha256, bytes, path FROM document WHERE inputs_sha256 = :h AND status = 'ready' "
-            "ORDER BY id LIMIT 1",
-            {"h": inputs_sha256},
-        )
+    def _produce(self, rendered: Rendered) -> tuple[str, int, Path, bool]:
+        """(sha256, bytes, file, reused): the file made before from the same inputs, or a new one."""
+        with self.store.unit() as unit:
+            rows = unit.fetch(
+                "SELECT sha256, bytes, path FROM document WHERE inputs_sha256 = :h AND status = 'ready' "
+                "ORDER BY id LIMIT 1",
+                {"h": rendered.inputs_sha256},
+            )
         if rows and Path(rows[0][2]).exists():
-            return rows[0][0], rows[0][1], rows[0][2]
-        return None
+            return rows[0][0], rows[0][1], Path(rows[0][2]), True
+        digest, path = self._store_file(self.pdf(rendered.html))
+        return digest, path.stat().st_size, path, False
 
     def render(
         self,
@@ -443,14 +445,7 @@ class Documents:
         step = self._step_of(case_id, kind, decision) if version is None else None
         rendered = self.html(case_id, kind, decision=decision, version=version, adviser=adviser, step=step)
         now = self.clock.now()
-        with self.store.unit() as unit:
-            found = self._reuse(unit, rendered.inputs_sha256)
-        if found is None:
-            digest, path = self._store_file(self.pdf(rendered.html))
-            size, reused = path.stat().st_size, False
-        else:
-            digest, size, path_text = found
-            path, reused = Path(path_text), True
+        digest, size, path, reused = self._produce(rendered)
         with self.store.unit() as unit:
             rows = unit.fetch(
                 "INSERT INTO document (case_id, instance_id, history_seq, kind, decision, status, created_at, "
@@ -523,14 +518,7 @@ class Documents:
                         raise InvalidInput(f"no template for the document '{kind}'")
                     step = (instance_id, seq) if instance_id is not None and seq is not None else None
                     rendered = self.html(case_id, cli_kind, decision=decision, version=plan_version, step=step)
-                    with self.store.unit() as unit:
-                        found = self._reuse(unit, rendered.inputs_sha256)
-                    if found is None:
-                        digest, path = self._store_file(self.pdf(rendered.html))
-                        size = path.stat().st_size
-                    else:
-                        digest, size, path_text = found
-                        path = Path(path_text)
+                    digest, size, path, _ = self._produce(rendered)
                 except (InvalidInput, NotFound) as exc:
                     with self.store.unit() as unit:
                         unit.execute(

@@ -104,6 +104,46 @@ def latest_issued(unit: Unit, case_id: int, before: int | None = None) -> PlanRe
     return _record(rows[0]) if rows else None
 
 
+def _clean(sections: Mapping[str, str]) -> dict[str, str]:
+    """Sections by letter, each text with Unix line ends and one final newline ("" when empty)."""
+    return {section_letter(k): v.replace("\r\n", "\n").strip() + "\n" if v.strip() else "" for k, v in sections.items()}
+
+
+def _add_version(
+    unit: Unit,
+    case_id: int,
+    after: PlanRecord | None,
+    status: str,
+    sections: Mapping[str, str],
+    actor: str,
+    now: datetime,
+    issued_on: date | None = None,
+    instance_id: int | None = None,
+    seq: int | None = None,
+) -> int:
+    """A new version after ``after`` (the case's latest, if any); returns its number."""
+    version = after.version + 1 if after else 1
+    unit.execute(
+        "INSERT INTO plan_version (case_id, version, status, sections, based_on, created_at, created_by, updated_at, "
+        "issued_on, issued_by, instance_id, history_seq) VALUES (:c, :v, :s, :sections, :based, :now, :actor, :now, "
+        ":on, :by, :iid, :seq)",
+        {
+            "c": case_id,
+            "v": version,
+            "s": status,
+            "sections": json.dumps(dict(sections), sort_keys=True),
+            "based": after.version if after else None,
+            "now": now,
+            "actor": actor,
+            "on": issued_on,
+            "by": actor if issued_on else None,
+            "iid": instance_id,
+            "seq": seq,
+        },
+    )
+    return version
+
+
 def freeze(
     unit: Unit, case_id: int, status: str, on: date, actor: str, now: datetime, instance_id: int, seq: int
 ) -> int | None:
@@ -131,25 +171,7 @@ def freeze(
             },
         )
         return current.version
-    version = current.version + 1
-    unit.execute(
-        "INSERT INTO plan_version (case_id, version, status, sections, based_on, created_at, created_by, updated_at, "
-        "issued_on, issued_by, instance_id, history_seq) VALUES (:c, :v, :s, :sections, :based, :now, :actor, :now, "
-        ":on, :actor, :iid, :seq)",
-        {
-            "c": case_id,
-            "v": version,
-            "s": status,
-            "sections": json.dumps(current.sections, sort_keys=True),
-            "based": current.version,
-            "now": now,
-            "actor": actor,
-            "on": on,
-            "iid": instance_id,
-            "seq": seq,
-        },
-    )
-    return version
+    return _add_version(unit, case_id, current, status, current.sections, actor, now, on, instance_id, seq)
 
 
 class Plans:
@@ -185,9 +207,7 @@ class Plans:
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise InvalidInput(f"{actor.id} ({actor.role}) cannot edit plans: caseworkers and team managers can")
-        changes = {
-            section_letter(k): v.replace("\r\n", "\n").strip() + "\n" if v.strip() else "" for k, v in sections.items()
-        }
+        changes = _clean(sections)
         if not changes:
             raise InvalidInput("nothing to change: give --section and --file, or --from a YAML or JSON file")
         now = self.clock.now()
@@ -195,20 +215,8 @@ class Plans:
             unit.instances(case_id)
             current = load(unit, case_id)
             if current is None or current.status != "draft":
-                version = (current.version + 1) if current else 1
                 base = dict(current.sections) if current else {}
-                unit.execute(
-                    "INSERT INTO plan_version (case_id, version, status, sections, based_on, created_at, created_by, "
-                    "updated_at) VALUES (:c, :v, 'draft', :sections, :based, :now, :actor, :now)",
-                    {
-                        "c": case_id,
-                        "v": version,
-                        "sections": json.dumps(base, sort_keys=True),
-                        "based": current.version if current else None,
-                        "now": now,
-                        "actor": actor.id,
-                    },
-                )
+                version = _add_version(unit, case_id, current, "draft", base, actor.id, now)
             else:
                 version, base = current.version, dict(current.sections)
             merged = dict(base)
@@ -248,22 +256,7 @@ class Plans:
         with self.store.unit() as unit:
             unit.instances(case_id)
             current = load(unit, case_id)
-            version = (current.version + 1) if current else 1
-            clean = {section_letter(k): v.strip() + "\n" if v.strip() else "" for k, v in sections.items()}
-            unit.execute(
-                "INSERT INTO plan_version (case_id, version, status, sections, based_on, created_at, created_by, "
-                "updated_at, issued_on, issued_by) VALUES (:c, :v, 'issued', :sections, :based, :now, :actor, :now, "
-                ":on, :actor)",
-                {
-                    "c": case_id,
-                    "v": version,
-                    "sections": json.dumps(clean, sort_keys=True),
-                    "based": current.version if current else None,
-                    "now": now,
-                    "actor": actor.id,
-                    "on": issued_on,
-                },
-            )
+            version = _add_version(unit, case_id, current, "issued", _clean(sections), actor.id, now, issued_on)
             plan = load(unit, case_id, version)
         assert plan is not None
         return plan

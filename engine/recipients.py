@@ -26,10 +26,10 @@ def resolve(
     for role in roles:
         if role == "caseworker":
             if caseworker:
-                member = directory.member(caseworker) or directory.by_email(caseworker)
+                member = directory.find(caseworker)
                 found.append(Recipient(role, member.name if member else None, member.email if member else caseworker))
         elif role == "team_manager":
-            member = directory.member(caseworker) or directory.by_email(caseworker) if caseworker else None
+            member = directory.find(caseworker)
             manager = directory.member(member.manager) if member and member.manager else None
             people = [manager] if manager else directory.with_role(role)
             found += [Recipient(role, s.name, s.email) for s in people]

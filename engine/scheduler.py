@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 JOB_ID = "ehcp-sweep-and-send"
 
 
-def run_once(app: App, *, send: bool = True) -> tuple[SweepReport, DispatchReport | None]:
+def run_once(app: App, *, send: bool = True, documents: bool = True) -> tuple[SweepReport, DispatchReport | None]:
     """Render the documents steps queued, sweep, and send."""
-    app.documents.process()
+    if documents:
+        app.documents.process()
     swept = app.sweeper.sweep()
     sent = app.dispatcher().dispatch() if send else None
     return swept, sent

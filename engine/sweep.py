@@ -17,7 +17,6 @@ A sweep after days of downtime catches up by the same rules (see ``engine.alerts
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -143,12 +142,8 @@ class Sweeper:
         now = self.clock.now()
         with self.store.unit() as unit:
             contacts = unit.contacts_of({r.case_id for r in rows})
-            by_instance: dict[int, list[_Row]] = defaultdict(list)
             for r in rows:
-                by_instance[r.instance_id].append(r)
-            for instance_rows in by_instance.values():
-                for r in instance_rows:
-                    self._one(unit, r, today, now, contacts.get(r.case_id, []), report)
+                self._one(unit, r, today, now, contacts.get(r.case_id, []), report)
 
     def _one(
         self,
@@ -195,15 +190,17 @@ class Sweeper:
                 )
         elif not unit.claim_alert(r.id, r.next_alert_on, due.next_alert_on):
             return
+        title = definition.title
         for point, reason in due.skip:
-            self._queue(unit, r, point, today, now, contacts, report, skip_reason=reason)
+            self._queue(unit, r, title, point, today, now, contacts, report, skip_reason=reason)
         for point in due.send:
-            self._queue(unit, r, point, today, now, contacts, report)
+            self._queue(unit, r, title, point, today, now, contacts, report)
 
     def _queue(
         self,
         unit: Unit,
         r: _Row,
+        workflow_title: str,
         point: AlertPoint,
         today: date,
         now: datetime,
@@ -218,7 +215,7 @@ class Sweeper:
             elif point.kind is AlertKind.REMINDER and self._digests_for(rec):
                 status, reason = "skipped", "in the recipient's daily digest instead"
             template = TEMPLATE[point.kind]
-            rendered = self.messages.render(template, self._context(r, point, rec, today))
+            rendered = self.messages.render(template, self._context(r, workflow_title, point, rec, today))
             key = f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token}"
             inserted = unit.queue_message(
                 key=key,
@@ -238,10 +235,10 @@ class Sweeper:
                 report.messages.append(Queued(key, point.kind.value, template, r.case_id, _who(rec), status, reason))
 
     def _digests_for(self, rec: Recipient) -> bool:
-        member = self.directory.by_email(rec.email) if rec.email else None
+        member = self.directory.find(rec.email)
         return bool(member and member.digest)
 
-    def _context(self, r: _Row, point: AlertPoint, rec: Recipient, today: date) -> dict[str, Any]:
+    def _context(self, r: _Row, workflow_title: str, point: AlertPoint, rec: Recipient, today: date) -> dict[str, Any]:
         days_left = (r.due_on - today).days
         return {
             "case": {"id": r.case_id, "name": r.case_name},
@@ -257,7 +254,7 @@ class Sweeper:
                 "breached_on": r.due_on + timedelta(days=1),
                 "excused": r.exception_head,
             },
-            "workflow": self.catalogue.get(r.workflow, r.definition_version).title,
+            "workflow": workflow_title,
             "step": str(point.offset) if point.offset else "",
             "kind": point.kind.value,
             "as_of": today,

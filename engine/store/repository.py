@@ -260,6 +260,20 @@ class Unit:
             for r in rows
         ]
 
+    def step_deadlines(self, instance_id: int, seq: int, on: date) -> list[dict[str, Any]]:
+        """The deadlines a step opened: its own, and those of the workflows it started that day."""
+        rows = self._exec(
+            "SELECT d.name, d.title, d.due_on, d.source, d.basis, d.party FROM deadline d "
+            "WHERE (d.instance_id = :iid AND d.opened_by_seq = :seq) OR (d.opened_by_seq = 1 AND "
+            "d.instance_id IN (SELECT id FROM workflow_instance WHERE parent_id = :iid AND opened_on = :on)) "
+            "ORDER BY d.due_on, d.id",
+            {"iid": instance_id, "seq": seq, "on": on},
+        ).fetchall()
+        return [
+            {"name": r[0], "title": r[1], "due_on": as_date(r[2]), "source": r[3], "basis": r[4], "party": r[5]}
+            for r in rows
+        ]
+
     # -- writing -------------------------------------------------------------------------------
 
     def create_case(self, case: NewCase, actor: str, now: datetime) -> int:
@@ -370,22 +384,18 @@ class Unit:
             "exception_on = :on WHERE id = :id",
             {"head": exception.head, "reason": exception.reason, "actor": actor_id, "on": on, "id": deadline_id},
         )
-        self._exec(
-            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
-            "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, "
-            "'record_exception', :state, :state, :inputs, :note)",
-            {
-                "iid": instance.id,
-                "cid": instance.case_id,
-                "seq": seq,
-                "at": now,
-                "on": on,
-                "actor": actor_id,
-                "role": actor_role,
-                "state": instance.state,
-                "inputs": json.dumps({"deadline": exception.deadline, "head": exception.head}, sort_keys=True),
-                "note": exception.reason,
-            },
+        self.append_history(
+            instance_id=instance.id,
+            case_id=instance.case_id,
+            seq=seq,
+            at=now,
+            on=on,
+            actor=actor_id,
+            role=actor_role,
+            trigger="record_exception",
+            state=instance.state,
+            inputs={"deadline": exception.deadline, "head": exception.head},
+            note=exception.reason,
         )
         return seq
 
