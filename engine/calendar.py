@@ -12,6 +12,7 @@ time limits (see docs/workflow-format.md, "Counting time"):
   is not a Saturday, Sunday, Christmas Day, Good Friday or a bank holiday in England (reg 2(1)).
 
 A statutory date is never moved onto a working day: a limit that ends on a Saturday ends then.
+The one exception is the tribunal's own rule for the last day to appeal (``tribunal_appeal_day``).
 """
 
 from __future__ import annotations
@@ -152,3 +153,37 @@ def subtract(end: date, duration: Duration) -> date:
         return add_months(end, -duration.amount)
     days = duration.amount * (7 if duration.unit is Unit.WEEKS else 1)
     return end - timedelta(days=days)
+
+
+# The date from which the Tribunal Procedure (First-tier Tribunal) (HESC) Rules 2008 rule 12(3) took
+# its present form for special educational needs cases (SI 2020/651, in force 21 July 2020).
+TRIBUNAL_RULE_12_FROM = date(2020, 7, 21)
+
+
+def tribunal_appeal_day(last_day: date) -> date:
+    """The last day on which an appeal to the SEND Tribunal is in time, given the day its period ends.
+
+    Tribunal Procedure (First-tier Tribunal) (HESC Chamber) Rules 2008, rule 12 as it applies to
+    special educational needs cases since 21 July 2020:
+
+    - r.12(2): an act required by a rule to be done on or by a particular day, where that day is
+      not a working day, is done in time if done on the next working day;
+    - r.12(3)(a): where the time for the notice of appeal ends on a day from 25 December to
+      1 January inclusive, or on any day in August, it is in time if received on the first
+      working day after 1 January or 31 August.
+
+    (r.12(1): by 5pm on the day. That is a time of day, said in the letters, not a date.)
+    """
+    if last_day.month == 8:
+        return add_working_days(date(last_day.year, 8, 31), 1)
+    if last_day.month == 12 and last_day.day >= 25:
+        return add_working_days(date(last_day.year + 1, 1, 1), 1)
+    if last_day.month == 1 and last_day.day == 1:
+        return add_working_days(last_day, 1)
+    if not is_working_day(last_day):
+        return add_working_days(last_day, 1)
+    return last_day
+
+
+ADJUSTMENTS = {"tribunal_appeal": tribunal_appeal_day}
+"""The rules of a last day a workflow file can name (``adjusted_by``), by name."""

@@ -188,7 +188,7 @@ class Cases:
             if outcome.documents:
                 self._plan_documents(unit, case_id, instance_id, seq, outcome, accept_quality)
             follow_ons: list[FollowOn] = []
-            if outcome.starts or outcome.signal or outcome.signal_children:
+            if outcome.starts or outcome.signal or outcome.signal_children or outcome.signal_case:
                 info = info or unit.case_info(case_id)
                 follow_ons = self._follow(unit, case_id, instance_id, record.parent_id, outcome, info, 1)
         return Fired(case_id, instance_id, seq, outcome, tuple(follow_ons))
@@ -320,6 +320,10 @@ class Cases:
         for workflow, trigger in outcome.signal_children:
             for child_id in unit.open_children(instance_id, workflow):
                 done += self._signal(unit, case_id, unit.load(child_id), trigger, {}, outcome, instance_id, info, depth)
+        for workflow, trigger in outcome.signal_case:
+            for iid, name, _state, closed in unit.instances(case_id):
+                if name == workflow and closed is None and iid != instance_id:
+                    done += self._signal(unit, case_id, unit.load(iid), trigger, {}, outcome, instance_id, info, depth)
         if outcome.signal is not None and parent_id is not None:
             parent, sig = unit.load(parent_id), outcome.signal
             done += self._signal(unit, case_id, parent, sig.trigger, sig.inputs, outcome, instance_id, info, depth)

@@ -44,14 +44,14 @@ class Catalogue:
             actions = [(f"states.{n}.on_enter", s.on_enter) for n, s in d.states.items()]
             actions += [(f"transitions[{t.trigger}].actions", t.actions) for t in d.transitions]
             for where, action in actions:
-                for sig in action.signal_children:
+                signals = [("signal_children", s) for s in action.signal_children]
+                signals += [("signal_case", s) for s in action.signal_case]
+                for field, sig in signals:
                     if sig.workflow not in {n for n, _ in self._defs}:
-                        problems.append(
-                            Problem(d.file, None, f"{where}.signal_children", f"no workflow called '{sig.workflow}'")
-                        )
+                        problems.append(Problem(d.file, None, f"{where}.{field}", f"no workflow called '{sig.workflow}'"))
                     elif sig.trigger not in self.latest(sig.workflow).triggers():
                         message = f"'{sig.workflow}' has no trigger '{sig.trigger}'"
-                        problems.append(Problem(d.file, None, f"{where}.signal_children", message))
+                        problems.append(Problem(d.file, None, f"{where}.{field}", message))
                 for start in action.start:
                     names = {n for n, _ in self._defs}
                     if start.workflow not in names:

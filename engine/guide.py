@@ -21,6 +21,7 @@ PARTY = {
     "family": "the family (their period)",
     "adviser": "the adviser",
     "school": "the school or college",
+    "health": "the health body (ICB)",
 }
 
 

@@ -26,6 +26,7 @@ from .definition.model import (
     AnyOf,
     DeadlineSpec,
     Direction,
+    Given,
     InputEquals,
     InputIsYes,
     InputSpec,
@@ -120,6 +121,7 @@ class Outcome:
     signal: SignalRequest | None = None
     met_on: dict[str, date] = field(default_factory=dict)  # when a step says a limit was met earlier
     signal_children: list[tuple[str, str]] = field(default_factory=list)  # (workflow, trigger)
+    signal_case: list[tuple[str, str]] = field(default_factory=list)  # (workflow, trigger) on the whole case
 
 
 class _Bound:
@@ -158,6 +160,9 @@ def _compile(cond: Any) -> ConditionFn:
             return born is not None and day is not None and calendar.age_on(born, day) < years
 
         return age_below
+    if isinstance(cond, Given):
+        fact = cond.given
+        return lambda b: b.facts.get(fact) not in (None, "")
     if isinstance(cond, AnyOf):
         parts = [_compile(c) for c in cond.any_of]
         return lambda b: any(p(b) for p in parts)
@@ -207,6 +212,8 @@ def _explain(cond: Any, b: _Bound) -> str:
         return " and ".join(f"'{k}' must be {v}" for k, v in cond.input_equals.items())
     if isinstance(cond, AgeBelow):
         return f"the child must be under {cond.age_below} on '{cond.on_date}'"
+    if isinstance(cond, Given):
+        return f"'{cond.given}' must be given"
     if isinstance(cond, Not):
         return "this must not hold: " + _explain(cond.not_, b)
     return "none of the conditions is met: " + "; or ".join(_explain(c, b) for c in cond.any_of)
@@ -373,11 +380,13 @@ class WorkflowMachine:
         documents = list(spec.actions.documents) + (list(dest.on_enter.documents) if entered else [])
         starts, signal = self._actions(spec.actions, facts)
         children = [(c.workflow, c.trigger) for c in spec.actions.signal_children]
+        case_wide = [(c.workflow, c.trigger) for c in spec.actions.signal_case]
         if entered:
             more, entry_signal = self._actions(dest.on_enter, facts)
             starts += more
             signal = entry_signal or signal
             children += [(c.workflow, c.trigger) for c in dest.on_enter.signal_children]
+            case_wide += [(c.workflow, c.trigger) for c in dest.on_enter.signal_case]
         opens = not dest.final and trigger in self._opened_by
         opened = self._open(trigger, facts, today, _still_open(snap.deadlines, met, cancelled)) if opens else []
         met_on = {
@@ -407,6 +416,7 @@ class WorkflowMachine:
             starts=starts,
             signal=signal,
             signal_children=children,
+            signal_case=case_wide,
         )
 
     def _first_alert_on(self, d: DeadlineSpec, due_on: date) -> date | None:
@@ -433,6 +443,8 @@ class WorkflowMachine:
             if dates is None:
                 continue
             starts_on, due_on = dates
+            if d.adjusted_by is not None:
+                due_on = calendar.ADJUSTMENTS[d.adjusted_by.value](due_on)
             opened.append(
                 NewDeadline(
                     name=d.name,

@@ -75,6 +75,9 @@ _KNOWN_KEYS = {
     "start",
     "signal",
     "signal_children",
+    "signal_case",
+    "if_missing",
+    "adjusted_by",
     "workflow",
     "fact",
     "value",
@@ -357,6 +360,8 @@ def _check_conditions(value: Any, path: Path, t_inputs: dict[str, Any], data: di
             for name in cond["input_equals"]:
                 if name not in facts:
                     add(here + ("input_equals", name), _unknown("input or parameter", name, facts))
+        if "given" in cond and cond["given"] not in facts:
+            add(here + ("given",), _unknown("input or fact", cond["given"], facts))
         if "age_below" in cond and cond.get("on_date") not in facts:
             add(here + ("on_date",), _unknown("date input", cond.get("on_date"), facts))
         if "any_of" in cond:

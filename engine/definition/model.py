@@ -86,11 +86,19 @@ class InputSpec(Strict):
         return self
 
 
+class IfMissing(StrEnum):
+    """What happens when a case has no contact in any of a message's roles."""
+
+    SKIP = "skip"  # kept in the outbox as skipped, with the reason
+    ADDRESS = "address"  # the regulations name this recipient: held for the caseworker to address
+
+
 class MessageAction(Strict):
     """A message queued in the outbox when a state is entered."""
 
     template: Name
     to: Names
+    if_missing: IfMissing = IfMissing.SKIP
 
 
 def _mapping_value(value: Any) -> Any:
@@ -144,6 +152,7 @@ class OnEnter(Strict):
     start: list[StartAction] = Field(default_factory=list)
     signal: SignalAction | None = None
     signal_children: list[ChildSignal] = Field(default_factory=list)
+    signal_case: list[ChildSignal] = Field(default_factory=list)  # every open workflow of the kind on the case
 
 
 class StateSpec(Strict):
@@ -185,6 +194,14 @@ class AgeBelow(Strict):
     explain: str = ""
 
 
+class Given(Strict):
+    kind: ClassVar[str] = "given"
+    """True when the named fact (an input of this or an earlier step, or of the start) has a value."""
+
+    given: Name
+    explain: str = ""
+
+
 class AnyOf(Strict):
     kind: ClassVar[str] = "any_of"
     any_of: list[Condition] = Field(min_length=1)
@@ -199,7 +216,7 @@ class Not(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-CONDITION_KINDS = ("period_ended", "input_is_yes", "input_equals", "age_below", "any_of", "not")
+CONDITION_KINDS = ("period_ended", "input_is_yes", "input_equals", "age_below", "given", "any_of", "not")
 
 
 def _condition_kind(value: Any) -> str | None:
@@ -216,6 +233,7 @@ Condition = Annotated[
     | Annotated[InputIsYes, Tag("input_is_yes")]
     | Annotated[InputEquals, Tag("input_equals")]
     | Annotated[AgeBelow, Tag("age_below")]
+    | Annotated[Given, Tag("given")]
     | Annotated[AnyOf, Tag("any_of")]
     | Annotated[Not, Tag("not")],
     Discriminator(_condition_kind),
@@ -272,6 +290,7 @@ class Party(StrEnum):
     FAMILY = "family"
     ADVISER = "adviser"
     SCHOOL = "school"
+    HEALTH = "health"  # the responsible commissioning body (an integrated care board)
 
 
 class Direction(StrEnum):
@@ -332,6 +351,12 @@ EXCEPTION_HEADS: dict[str, str] = {
 }
 
 
+class Adjustment(StrEnum):
+    """A named rule that moves a limit's last day once it is counted (engine.calendar)."""
+
+    TRIBUNAL_APPEAL = "tribunal_appeal"  # TPR 2008 rule 12: next working day; August and Christmas
+
+
 class DeadlineSpec(Strict):
     name: Name
     title: str = Field(min_length=1)
@@ -346,6 +371,7 @@ class DeadlineSpec(Strict):
     later_of: list[Period] = Field(default_factory=list)
     fixed: FixedDate | None = None
     when: list[Condition] = Field(default_factory=list)  # opened only when these hold
+    adjusted_by: Adjustment | None = None  # a rule of the last day applied after counting
     met_by: Names = Field(min_length=1)
     met_on: Name | None = None  # a date input saying when it was done; default the step's date
     cancelled_by: Names = Field(default_factory=list)
