@@ -10,6 +10,7 @@ time limits (see docs/workflow-format.md, "Counting time"):
   period ends one day earlier than the plain rule gives.
 - ``N working days`` after D: count forward N working days, D itself not counted. A working day
   is not a Saturday, Sunday, Christmas Day, Good Friday or a bank holiday in England (reg 2(1)).
+  ``inclusive`` ("N working days beginning with D"): D is day 1 if it is a working day.
 
 A statutory date is never moved onto a working day: a limit that ends on a Saturday ends then.
 The one exception is the tribunal's own rule for the last day to appeal (``tribunal_appeal_day``).
@@ -71,8 +72,6 @@ class Duration:
                 "e.g. '6 weeks', '15 days', '2 months', '3 working days'"
             )
         unit = _UNIT_WORDS[match.group(2)]
-        if inclusive and unit is Unit.WORKING_DAYS:
-            raise ValueError("'inclusive' applies to days, weeks and months, not working days")
         return cls(int(match.group(1)), unit, inclusive)
 
     def __str__(self) -> str:
@@ -121,6 +120,10 @@ def add_working_days(start: date, count: int) -> date:
 def add(start: date, duration: Duration) -> date:
     """The last day of a period of ``duration`` counted from ``start``."""
     if duration.unit is Unit.WORKING_DAYS:
+        if duration.inclusive:
+            # "N working days beginning with D" (reg 15(2)): D is day 1 when it is a working day,
+            # otherwise the first working day after it is; so count from the day before.
+            return add_working_days(start - timedelta(days=1), duration.amount)
         return add_working_days(start, duration.amount)
     if duration.unit is Unit.MONTHS:
         end = add_months(start, duration.amount)
@@ -143,6 +146,24 @@ def fixed_date(year: int, month: int, day: int) -> date:
 def age_on(born: date, day: date) -> int:
     """Whole years of age on ``day`` (a child born on 29 February has a birthday on 1 March)."""
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def birthday(born: date, years: int) -> date:
+    """The day a person born on ``born`` reaches ``years`` (born on 29 February: 1 March in a common year)."""
+    try:
+        return born.replace(year=born.year + years)
+    except ValueError:
+        return date(born.year + years, 3, 1)
+
+
+def end_of_academic_year_at_age(born: date, years: int) -> date:
+    """31 July ending the academic year (1 August to 31 July) in which a person reaches ``years``.
+
+    CFA 2014 s.46 lets a council keep a young person's plan to the end of the academic year in which
+    they turn 25; for further education that year ends on 31 July (SEND Regulations 2014 reg 46).
+    """
+    day = birthday(born, years)
+    return date(day.year if day.month <= 7 else day.year + 1, 7, 31)
 
 
 def subtract(end: date, duration: Duration) -> date:

@@ -240,6 +240,26 @@ class Cases:
             )
         return Excused(case_id, record.id, seq, deadline, due_on, status)
 
+    def add_contact(self, case_id: int, contact: ContactRecord, *, actor_id: str | None) -> list[str]:
+        """Add a contact to a case; the notices the law requires that were held for want of a contact
+        in this role (``to_address``) are addressed to it and queued, in the same transaction.
+
+        Returns the templates of the notices it released.
+        """
+        actor = self.directory.actor(actor_id)
+        if actor.role not in ("caseworker", "team_manager"):
+            raise NotAuthorised(f"only a caseworker or team manager may add a contact; you are {actor.role}")
+        self._check_contacts([contact])
+        with self.store.unit() as unit:
+            unit.case_info(case_id)  # raises NotFound for an unknown case
+            unit.add_contact(case_id, contact)
+            released = []
+            for message_id, roles, template in unit.messages_to_address(case_id):
+                if contact.role in roles.split("|"):
+                    unit.address_message(message_id, Recipient(contact.role, contact.name, contact.email))
+                    released.append(template)
+        return released
+
     def _instance_with_deadline(self, unit: Unit, case_id: int, deadline: str, workflow: str | None) -> InstanceRecord:
         instances = unit.instances(case_id)
         candidates = []
@@ -482,8 +502,16 @@ class Cases:
         return [
             (message.template, r)
             for message in messages
-            for r in resolve(message.to, caseworker, contacts, self.directory)
+            for r in resolve(message.to, caseworker, contacts, self.directory, message.if_missing.value)
         ]
+
+    @staticmethod
+    def _check_contacts(contacts: Sequence[ContactRecord]) -> None:
+        for c in contacts:
+            if c.role not in CONTACT_ROLES:
+                raise InvalidInput(f"--contact: unknown role '{c.role}'; known: {', '.join(CONTACT_ROLES)}")
+            if c.email and not EMAIL.match(c.email):
+                raise InvalidInput(f"--contact: '{c.email}' is not an email address")
 
     @staticmethod
     def _check_case(
@@ -495,10 +523,6 @@ class Cases:
             raise InvalidInput(f"--dob: {dob.isoformat()} is in the future")
         if (today - dob).days > 366 * 26:
             raise InvalidInput(f"--dob: {dob.isoformat()} is more than 25 years ago; EHC plans end at 25")
-        for c in contacts:
-            if c.role not in CONTACT_ROLES:
-                raise InvalidInput(f"--contact: unknown role '{c.role}'; known: {', '.join(CONTACT_ROLES)}")
-            if c.email and not EMAIL.match(c.email):
-                raise InvalidInput(f"--contact: '{c.email}' is not an email address")
+        Cases._check_contacts(contacts)
         if caseworker is not None and not caseworker.strip():
             raise InvalidInput("--caseworker is empty")

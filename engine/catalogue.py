@@ -48,7 +48,9 @@ class Catalogue:
                 signals += [("signal_case", s) for s in action.signal_case]
                 for field, sig in signals:
                     if sig.workflow not in {n for n, _ in self._defs}:
-                        problems.append(Problem(d.file, None, f"{where}.{field}", f"no workflow called '{sig.workflow}'"))
+                        problems.append(
+                            Problem(d.file, None, f"{where}.{field}", f"no workflow called '{sig.workflow}'")
+                        )
                     elif sig.trigger not in self.latest(sig.workflow).triggers():
                         message = f"'{sig.workflow}' has no trigger '{sig.trigger}'"
                         problems.append(Problem(d.file, None, f"{where}.{field}", message))

@@ -195,12 +195,11 @@ def workflows_show(
             "  ",
         )
         typer.echo("\nDEADLINES")
+        from .guide import how_long
+
         _table(
-            [
-                [dl.name, str(dl.duration), dl.counted_from or "(event)", dl.basis.value, dl.source]
-                for dl in d.deadlines
-            ],
-            ["NAME", "TIME LIMIT", "COUNTED FROM", "BASIS", "SOURCE"],
+            [[dl.name, how_long(dl), dl.basis.value, dl.source] for dl in d.deadlines],
+            ["NAME", "TIME LIMIT", "BASIS", "SOURCE"],
             "  ",
         )
 
@@ -318,6 +317,24 @@ def case_exception(
     _run(go)
 
 
+@case_app.command("contact")
+def case_contact(
+    case_id: int,
+    contact: str = typer.Argument(..., help="ROLE:NAME:EMAIL (the email may be empty: letters by post)."),
+    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+) -> None:
+    """Add a contact to a case; notices the law requires that were waiting for one are sent to it."""
+
+    def go() -> None:
+        a = _app()
+        released = a.cases.add_contact(case_id, parse_contact(contact), actor_id=by or a.settings.user)
+        typer.echo(f"case {case_id}: contact added")
+        for template in released:
+            typer.echo(f"  queued {template} (it was waiting for a contact in this role)")
+
+    _run(go)
+
+
 def _print_follow_ons(follow_ons: Any) -> None:
     for f in follow_ons:
         if f.kind == "started":
@@ -380,6 +397,12 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
             typer.echo(f"  {desc}")
             if not w["closed"]:
                 typer.echo(f"  Next steps you can take: {', '.join(w['allowed']) or 'none'}")
+        held = [m for m in view["outbox"] if m["status"] == "to_address"]
+        if held:
+            typer.echo("\nNOTICES THE LAW REQUIRES, WAITING FOR A CONTACT")
+            typer.echo(f"  (add one with: ehcp case contact {case_id} ROLE:NAME:EMAIL, and they are sent to it)")
+            for m in held:
+                typer.echo(f"  {m['template']}: to {m['role'].replace('|', ' or ')}")
         typer.echo("\nDEADLINES")
         _table(
             [

@@ -92,13 +92,17 @@ class Step:
 
 @dataclass(frozen=True)
 class Story:
-    """A path through the process, from opening a case; a demo case stops somewhere along it."""
+    """A path through the process, from opening a case; a demo case stops somewhere along it.
+
+    A step whose trigger is ``start:WORKFLOW`` starts that workflow on the case (with the step's
+    inputs) instead of firing a trigger."""
 
     name: str
     workflow: str
     steps: tuple[Step, ...]
     min_age: int = 3
     max_age: int = 15
+    opening: Inputs | None = None  # the first workflow's inputs, from the day the case opens
 
 
 SECONDARY = "Demo Secondary School"
@@ -115,8 +119,35 @@ REVIEWED = (
 )
 CEASING = (
     Step("propose_to_cease", 8, _fixed(cease_reason="no_longer_necessary")),
-    Step("decide_to_cease", 21, _fixed(reasons="The outcomes in the plan have been achieved.", consulted=True)),
+    Step(
+        "decide_to_cease",
+        21,
+        _fixed(reasons="The outcomes in the plan have been achieved.", consulted=True, outcomes_considered=True),
+    ),
 )
+REASSESSMENT_REQUEST = _fixed(requested_by="parent")
+
+
+def _reassessment_opening(day: date) -> dict[str, object]:
+    return {"requested_by": "school", "request_received_on": day}
+
+
+def _transfer_in_opening(day: date) -> dict[str, object]:
+    return {
+        "transferred_on": day,
+        "plan_made_on": day - timedelta(days=420),
+        "last_reviewed_on": day - timedelta(days=75),
+        "old_council": "Another Demo Council",
+    }
+
+
+def _moving_away(day: date) -> dict[str, object]:
+    return {"moves_on": day + timedelta(days=10), "became_aware_on": day, "new_council": "Another Demo Council"}
+
+
+def _moving_away_health(day: date) -> dict[str, object]:
+    return {**_moving_away(day), "health_body_changes": True}
+
 
 STORIES: tuple[Story, ...] = (
     Story(
@@ -164,7 +195,23 @@ STORIES: tuple[Story, ...] = (
             Step("refuse_to_assess", 40, _fixed(reasons="Needs can be met from the school's own resources.")),
             Step("request_mediation", 15),
             Step("hold_mediation", 24),
-            Step("record_agreement", 2, _fixed(agreement="The council will assess after all.")),
+            Step(
+                "record_agreement", 2, _fixed(agreement="The council will assess after all.", agreement_kind="assess")
+            ),
+            Step("notify_will_assess", 10),
+            Step("carry_out", 80),
+        ),
+    ),
+    Story(
+        "refused, mediation about health alone",
+        "needs_assessment",
+        (
+            Step("refuse_to_assess", 38, _fixed(reasons="Needs can be met from the school's own resources.")),
+            Step("request_mediation", 20, _fixed(health_only=True)),
+            Step("tell_health_body", 2),
+            Step("hold_mediation", 25),
+            Step("issue_certificate", 3),
+            Step("close_window", 40, min_gap=32),
         ),
     ),
     Story(
@@ -214,7 +261,7 @@ STORIES: tuple[Story, ...] = (
     Story(
         "review, plan ceased",
         "annual_review",
-        REVIEWED + CEASING + (Step("close_window", 75, min_gap=70),),
+        REVIEWED + CEASING + (Step("close_window", 75, _fixed(adviser_not_contacted=True), min_gap=70),),
         17,
         23,
     ),
@@ -261,6 +308,130 @@ STORIES: tuple[Story, ...] = (
         (Step("record_phase_transfer", 5, _moving("secondary_to_post16")),) + REVIEWED + CEASING[:1],
         15,
         16,
+    ),
+    Story(
+        "review, cease withdrawn after mediation",
+        "annual_review",
+        REVIEWED
+        + CEASING
+        + (
+            Step("request_mediation", 14, _fixed(health_issues=True)),
+            Step("tell_health_body", 2),
+            Step("hold_mediation", 20),
+            Step(
+                "record_agreement",
+                2,
+                _fixed(
+                    agreement="The plan continues, with more support at college.", agreement_kind="continue_to_maintain"
+                ),
+            ),
+            Step("carry_out", 10),
+            Step("withdraw_decision_to_cease", 2, _fixed(reasons="Agreed at mediation: the plan continues.")),
+        ),
+        17,
+        23,
+    ),
+    Story(
+        "review, early review asked for",
+        "annual_review",
+        (
+            Step("request_early_review", 30, _fixed(early_review_requested_by="school")),
+            Step("decline_early_review", 10, _fixed(reasons="The annual review is only eight weeks away.")),
+        ),
+        4,
+        19,
+    ),
+    Story(
+        "re-assessment, plan amended",
+        "reassessment",
+        (
+            Step("agree_to_reassess", 12),
+            Step("record_advice_received", 40),
+            Step("decide_to_amend", 7, _fixed(change="amend")),
+            Step("issue_draft_plan", 10),
+            Step("consult_institutions", 5, _fixed(institutions=SCHOOL)),
+            Step("record_institution_response", 10),
+            Step("issue_final_plan", 12, _fixed(named_institution=SCHOOL, family_responded=True)),
+        ),
+        6,
+        18,
+        _reassessment_opening,
+    ),
+    Story(
+        "re-assessment refused",
+        "reassessment",
+        (
+            Step(
+                "refuse_to_reassess", 12, _fixed(ground="not_necessary", reasons="The plan still describes the needs.")
+            ),
+        ),
+        6,
+        18,
+        _reassessment_opening,
+    ),
+    Story(
+        "re-assessment, no change",
+        "reassessment",
+        (
+            Step("agree_to_reassess", 12),
+            Step("decide_not_to_amend", 45, _fixed(reasons="The advice confirms the plan as it is.")),
+        ),
+        6,
+        18,
+        _reassessment_opening,
+    ),
+    Story(
+        "re-assessment withdrawn",
+        "reassessment",
+        (Step("withdraw_request", 8, _fixed(reasons="The family withdrew the request.")),),
+        6,
+        18,
+        _reassessment_opening,
+    ),
+    Story(
+        "re-assessment closed, plan ended",
+        "reassessment",
+        (Step("agree_to_reassess", 12), Step("close_reassessment", 20, _fixed(reasons="The plan ended."))),
+        6,
+        18,
+        _reassessment_opening,
+    ),
+    Story(
+        "moving to another council",
+        "annual_review",
+        (
+            Step("start:transfer_out", 20, _moving_away),
+            Step("transfer_plan", 10),
+            Step("close_transfer", 2),
+        ),
+        4,
+        19,
+    ),
+    Story(
+        "moving to another council, health body changes",
+        "annual_review",
+        (
+            Step("start:transfer_out", 20, _moving_away_health),
+            Step("transfer_plan", 10),
+            Step("record_health_notice", 5),
+        ),
+        4,
+        19,
+    ),
+    Story(
+        "move to another council called off",
+        "annual_review",
+        (Step("start:transfer_out", 20, _moving_away), Step("cancel_move", 5, _fixed(reasons="Not moving after all."))),
+        4,
+        19,
+    ),
+    Story(
+        "plan transferred in from another council",
+        "transfer_in",
+        (Step("tell_family", 25, lambda d: {"proposes_assessment": False, "review_by": d + timedelta(days=60)}),),
+        4,
+        19,
+        _transfer_in_opening,
     ),
     Story(
         "review, cease not pursued",
@@ -329,6 +500,20 @@ def amended_provision(rng: random.Random, first: str) -> str:
     return provision(first, rng.choice([1, 4]), 45)
 
 
+def _contacts(rng: random.Random, parent: ContactRecord, school: ContactRecord, child: str) -> list[ContactRecord]:
+    """Most families have an email address and a school; some cases also have the health body and
+    social care recorded, so the notices the regulations require reach them (the others are held
+    for the caseworker to address)."""
+    if rng.random() >= 0.8:
+        return [ContactRecord("parent", f"Parent of {child}", None)]
+    found = [parent, school]
+    if rng.random() < 0.6:
+        found.append(ContactRecord("health", "Demo ICB SEND team", "send-team@demo-icb.example.org"))
+    if rng.random() < 0.5:
+        found.append(ContactRecord("social_care", "Demo children's social care", "cwd@demo-council.example.org"))
+    return found
+
+
 def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     """Create at least ``count`` cases, spread over every stage of every workflow, if the database
     has none; returns how many were created. About a third are handled slowly and run late."""
@@ -358,8 +543,10 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
         )
         school = ContactRecord("school", SCHOOL, "senco@demo-primary.example.org")
         worker = rng.choice(caseworkers)
-        if story.workflow == "needs_assessment":
-            inputs: dict[str, object] = {
+        if story.opening is not None:
+            inputs: dict[str, object] = story.opening(opened_on)
+        elif story.workflow == "needs_assessment":
+            inputs = {
                 "request_received_on": opened_on,
                 "requested_by": rng.choice(["parent", "school"]),
             }
@@ -372,11 +559,11 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
             workflow=story.workflow,
             actor_id=worker or actor,
             inputs=inputs,
-            contacts=[parent, school] if rng.random() < 0.8 else [ContactRecord("parent", f"Parent of {child}", None)],
+            contacts=_contacts(rng, parent, school, child),
             caseworker=worker,
         )
         first = child.split()[0]
-        if story.workflow == "annual_review":
+        if story.workflow in ("annual_review", "reassessment", "transfer_in"):
             # The plan under review, issued before the case was kept here.
             issued_on = opened_on - timedelta(days=330)
             plan_book.record_issued(opened.case_id, generated_plan(rng, first), issued_on, actor_id=worker or actor)
@@ -384,9 +571,13 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
         for step, gap in zip(story.steps, gaps, strict=False):
             day += timedelta(days=gap)
             clock.set(day)
-            if step.trigger == "issue_draft_plan":
+            if step.trigger.startswith("start:"):
+                workflow = step.trigger.removeprefix("start:")
+                cases.start_workflow(opened.case_id, workflow, actor_id=worker or actor, inputs=step.inputs(day))
+                continue
+            if step.trigger == "issue_draft_plan" and story.workflow == "needs_assessment":
                 plan_book.edit(opened.case_id, generated_plan(rng, first), actor_id=worker or actor)
-            elif step.trigger == "propose_amendments":
+            elif step.trigger in ("propose_amendments", "issue_draft_plan"):
                 plan_book.edit(opened.case_id, {"F": amended_provision(rng, first)}, actor_id=worker or actor)
             cases.fire(opened.case_id, step.trigger, actor_id=worker or actor, inputs=step.inputs(day))
     # Children moving between phases this academic year get their 15 February or 31 March date.

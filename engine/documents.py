@@ -36,7 +36,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from . import plans
-from .calendar import Duration, Unit, add
+from .calendar import Duration, Unit, add, tribunal_appeal_day
 from .catalogue import Catalogue
 from .clock import Clock
 from .config import Settings
@@ -61,7 +61,10 @@ class Kind:
 
 
 DECISIONS: dict[str, str] = {
+    "considering-assessment": "We are considering an EHC needs assessment",
     "to-assess": "Our decision: we will carry out an EHC needs assessment",
+    "to-reassess": "Our decision: we will re-assess the needs in the EHC plan",
+    "not-to-reassess": "Our decision: we will not re-assess the needs in the EHC plan",
     "not-to-assess": "Our decision: we will not carry out an EHC needs assessment",
     "to-issue": "Our decision after the assessment: we will issue an EHC plan",
     "not-to-issue": "Our decision after the assessment: we will not issue an EHC plan",
@@ -91,7 +94,10 @@ WORKFLOW_KINDS: dict[str, tuple[str, str | None]] = {
     "final_amended_plan": ("final-plan", None),
     "amendment_notice": ("amendment-notice", None),
     "advice_request": ("advice-request", None),
+    "notice_of_consideration": ("decision-letter", "considering-assessment"),
     "decision_to_assess": ("decision-letter", "to-assess"),
+    "decision_to_reassess": ("decision-letter", "to-reassess"),
+    "decision_not_to_reassess": ("decision-letter", "not-to-reassess"),
     "decision_not_to_assess": ("decision-letter", "not-to-assess"),
     "decision_to_issue": ("decision-letter", "to-issue"),
     "decision_not_to_issue": ("decision-letter", "not-to-issue"),
@@ -361,7 +367,9 @@ class Documents:
         else:
             context["title"] = DECISIONS[decision or ""]
         appeal = deadlines.get("appeal_window")
-        context["appeal_by"] = appeal["due_on"] if appeal else add(dated, Duration(2, Unit.MONTHS))
+        # The appeal window's last day as its deadline counted it (TPR 2008 r.20(1)(c), then r.12);
+        # a document made with no disagreement open gives the two months from its date, by the same rule.
+        context["appeal_by"] = appeal["due_on"] if appeal else tribunal_appeal_day(add(dated, Duration(2, Unit.MONTHS)))
         mediation = deadlines.get("contact_mediation_adviser")
         context["mediation_by"] = mediation["due_on"] if mediation else None
         context["dated"] = dated

@@ -31,6 +31,15 @@ def _words(text: str) -> str:
 
 def how_long(d: DeadlineSpec) -> str:
     """A deadline's rule in words: '20 weeks from request_received_on'."""
+    rule = _how_long(d)
+    if d.adjusted_by is not None:
+        rule += ", then the tribunal's rule 12 (5pm; a weekend, bank holiday, 25 Dec-1 Jan or August moves it on)"
+    return rule
+
+
+def _how_long(d: DeadlineSpec) -> str:
+    if d.end_of_academic_year_at_age is not None:
+        return f"31 July ending the academic year in which the young person turns {d.end_of_academic_year_at_age}"
     if d.fixed is not None:
         month = [
             "January",

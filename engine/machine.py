@@ -40,6 +40,7 @@ from .definition.model import (
 )
 from .errors import TransitionRefused
 from .inputs import resolve
+from .roles import WORKFLOW_ROLE
 
 ConditionFn = Callable[["_Bound"], bool]
 
@@ -354,6 +355,11 @@ class WorkflowMachine:
                 raise refuse(f"the workflow has ended ('{state}' is a final state)")
             raise refuse(f"'{trigger}' is not possible from '{state}'")
         if actor.role not in spec.roles:
+            if spec.roles == [WORKFLOW_ROLE]:
+                raise refuse(
+                    "this step is taken only by another workflow of the case (a signal), not by a person: "
+                    "it follows from a step of that workflow"
+                )
             raise refuse(f"only {' or '.join(spec.roles)} may do this; you are {actor.role}")
         if snap.last_event_on is not None and today < snap.last_event_on:
             raise refuse(
@@ -473,6 +479,12 @@ class WorkflowMachine:
         self, d: DeadlineSpec, facts: Mapping[str, Any], dues: Mapping[str, date], today: date
     ) -> tuple[date, date] | None:
         """(start, due) of a deadline, or None when a date it is counted from is not known."""
+        if d.end_of_academic_year_at_age is not None:
+            born = _as_date(facts.get("date_of_birth"))
+            if born is None:
+                return None
+            years = d.end_of_academic_year_at_age
+            return calendar.birthday(born, years), calendar.end_of_academic_year_at_age(born, years)
         if d.fixed is not None:
             year_of = _as_date(facts.get(d.fixed.year_of))
             if year_of is None:

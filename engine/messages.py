@@ -26,10 +26,12 @@ class Rendered:
     text: str
 
 
-def long_date(day: date | None) -> str:
-    """``Friday 13 March 2026``, the way GOV.UK writes dates."""
-    if day is None:
+def long_date(day: date | str | None) -> str:
+    """``Friday 13 March 2026``, the way GOV.UK writes dates (a step's inputs hold ISO text)."""
+    if day is None or day == "":
         return ""
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
     return f"{day:%A} {day.day} {day:%B %Y}"
 
 

@@ -8,6 +8,9 @@
   email address gets a letter instead (the channel ``letter``).
 
 A message nobody can receive is kept, as ``skipped``, with the reason, so a missing contact shows.
+Where the regulations name the recipient (``if_missing: address`` in the workflow file: the health
+body, social care, the school named in a plan), it is kept as ``to_address`` instead: held for the
+caseworker, listed on the case, and queued as soon as a contact in one of its roles is added.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from .directory import Directory
 from .roles import STAFF_ROLES
 from .store.repository import ContactRecord, Recipient
 
+TO_ADDRESS = "to_address"
+"""The status of a message the regulations require but the case has no contact for yet."""
+
 
 def resolve(
-    roles: Sequence[str], caseworker: str | None, contacts: Sequence[ContactRecord], directory: Directory
+    roles: Sequence[str],
+    caseworker: str | None,
+    contacts: Sequence[ContactRecord],
+    directory: Directory,
+    if_missing: str = "skip",
 ) -> list[Recipient]:
     found: list[Recipient] = []
     for role in roles:
@@ -42,5 +52,9 @@ def resolve(
         unique.setdefault((r.email, r.name if not r.email else None), r)
     if not unique and roles:
         wanted = " or ".join(roles)
+        if if_missing == "address":
+            # The roles are kept (joined by '|') so that adding a contact in any of them sends it.
+            reason = f"the law names this recipient and the case has no contact with the role {wanted}: add one"
+            return [Recipient("|".join(roles), None, None, TO_ADDRESS, reason)]
         return [Recipient(roles[0], None, None, "skipped", f"no recipient with the role {wanted}")]
     return list(unique.values())

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.calendar import Duration, add, add_months, bank_holidays, is_working_day, subtract
+from engine.calendar import Duration, add, add_months, bank_holidays, is_working_day, subtract, tribunal_appeal_day
 
 GOLDEN = [
     # weeks: D + 7N; a limit ending on a bank holiday still ends that day (rules §9)
@@ -85,9 +85,39 @@ def test_bad_durations_are_refused(text: str) -> None:
         Duration.parse(text)
 
 
-def test_working_days_cannot_be_inclusive() -> None:
-    with pytest.raises(ValueError):
-        Duration.parse("3 working days", inclusive=True)
+# "15 working days beginning with the day it became aware" (reg 15(2)): that day is day 1 when it is a
+# working day, otherwise the next working day is. Worked by hand (rules section 9).
+BEGINNING_WITH = [
+    (date(2025, 12, 15), date(2026, 1, 7), "Mon 15 Dec 2025 is day 1; 25, 26 Dec and 1 Jan skipped: Wed 7 Jan"),
+    (date(2025, 12, 13), date(2026, 1, 7), "Sat 13 Dec is not a working day: day 1 is Mon 15 Dec, so Wed 7 Jan"),
+    (date(2025, 4, 14), date(2025, 5, 7), "Mon 14 Apr 2025: Good Friday 18 Apr, Easter Monday 21 Apr, 5 May skipped"),
+]
+
+
+@pytest.mark.parametrize(("start", "expected", "why"), BEGINNING_WITH)
+def test_working_days_beginning_with_a_day_count_that_day(start: date, expected: date, why: str) -> None:
+    assert add(start, Duration.parse("15 working days", inclusive=True)) == expected, why
+
+
+# The last day to appeal to the SEND Tribunal, TPR 2008 rule 12(2) and (3)(a) as in force since 21 July
+# 2020. Worked by hand: each period's end, and the day the appeal is still in time.
+TRIBUNAL = [
+    (date(2024, 12, 29), date(2025, 1, 2), "Sun 29 Dec 2024: 25 Dec-1 Jan, so the first working day after 1 Jan"),
+    (date(2025, 8, 15), date(2025, 9, 1), "Fri 15 Aug 2025: in August, so the first working day after 31 Aug"),
+    (date(2025, 12, 27), date(2026, 1, 2), "Sat 27 Dec 2025: Fri 2 Jan 2026 (rules section 9)"),
+    (date(2025, 3, 15), date(2025, 3, 17), "Sat 15 Mar 2025: the next working day, Mon 17 Mar"),
+    (date(2025, 5, 26), date(2025, 5, 27), "Mon 26 May 2025, spring bank holiday: Tue 27 May"),
+    (date(2025, 4, 18), date(2025, 4, 22), "Good Friday 18 Apr 2025: Easter Monday skipped too, Tue 22 Apr"),
+    (date(2026, 1, 1), date(2026, 1, 2), "Thu 1 Jan 2026: the first working day after 1 Jan"),
+    (date(2027, 12, 24), date(2027, 12, 24), "Fri 24 Dec 2027: a working day before 25 Dec, unchanged"),
+    (date(2025, 7, 31), date(2025, 7, 31), "Thu 31 Jul 2025: a working day outside the rule, unchanged"),
+    (date(2025, 9, 1), date(2025, 9, 1), "Mon 1 Sep 2025: unchanged"),
+]
+
+
+@pytest.mark.parametrize(("end", "expected", "why"), TRIBUNAL)
+def test_the_last_day_to_appeal_follows_tribunal_rule_12(end: date, expected: date, why: str) -> None:
+    assert tribunal_appeal_day(end) == expected, why
 
 
 days = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))
@@ -111,3 +141,10 @@ def test_working_days_land_on_working_days_after_the_start(d: date, n: int) -> N
     result = add(d, Duration.parse(f"{n} working days"))
     assert result > d and is_working_day(result)
     assert sum(is_working_day(d + timedelta(k)) for k in range(1, (result - d).days + 1)) == n
+
+
+@given(days)
+def test_the_last_day_to_appeal_is_a_working_day_never_earlier_and_never_in_august(d: date) -> None:
+    result = tribunal_appeal_day(d)
+    assert result >= d and is_working_day(result) and result.month != 8
+    assert not (result.month == 12 and result.day >= 25) and not (result.month == 1 and result.day == 1)

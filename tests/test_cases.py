@@ -277,7 +277,12 @@ def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipp
         (date(2026, 1, 5), "arrange_meeting", {"meeting_on": "2026-01-26"}),
         (date(2026, 1, 26), "hold_meeting", {}),
         (date(2026, 2, 16), "propose_to_cease", {"cease_reason": "no_longer_necessary"}),
-        (date(2026, 3, 2), "decide_to_cease", {"reasons": "Outcomes met", "consulted": "yes"}),
+        # 20 years old: the council had regard to the outcomes achieved (CFA 2014 s.45).
+        (
+            date(2026, 3, 2),
+            "decide_to_cease",
+            {"reasons": "Outcomes met", "consulted": "yes", "outcomes_considered": "yes"},
+        ),
         (date(2026, 4, 1), "decline_mediation", {}),
     ):
         clock.set(day)
@@ -291,7 +296,8 @@ def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipp
     by = {(w["workflow"], w["state"]) for w in view["workflows"]}
     assert {("cease", "appeal_pending"), ("disagreement", "appeal_lodged")} <= by
     windows = sorted((d["workflow"], d["due"], d["status"]) for d in view["deadlines"] if d["name"] == "appeal_window")
-    assert windows == [("cease", "2026-05-06", "met"), ("disagreement", "2026-05-06", "met")]
+    # The plan is kept while the disagreement's window runs: the cease has no window of its own.
+    assert windows == [("disagreement", "2026-05-06", "met")]
     cease = next(w for w in view["workflows"] if w["workflow"] == "cease")
     dis = next(w for w in view["workflows"] if w["workflow"] == "disagreement")
     review = next(w for w in view["workflows"] if w["workflow"] == "annual_review")

@@ -58,8 +58,11 @@ def settings(
 
 
 def open_case(app: App, name: str = "Alex Example", parent_email: str | None = None, caseworker: str = "cw") -> int:
+    """A request received today. The notices that the assessment is being considered (reg 4(2)) went
+    out when it arrived, by another channel than the one each scenario tests, so a scenario starts
+    with nothing of the opening step left to send."""
     contacts = [ContactRecord("parent", f"Parent of {name}", parent_email)] if parent_email is not None else []
-    return app.cases.open_case(
+    case_id = app.cases.open_case(
         name=name,
         date_of_birth=date(2018, 3, 1),
         workflow="needs_assessment",
@@ -68,6 +71,15 @@ def open_case(app: App, name: str = "Alex Example", parent_email: str | None = N
         contacts=contacts,
         caseworker=caseworker,
     ).case_id
+    with app.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE outbox SET status = 'skipped', last_error = 'sent when the request arrived' "
+                "WHERE case_id = :c AND history_seq = 1 AND status = 'queued'"
+            ),
+            {"c": case_id},
+        )
+    return case_id
 
 
 def alerts_in_outbox(app: App) -> list[tuple[Any, ...]]:
@@ -307,7 +319,9 @@ def test_a_mail_server_that_is_down_for_a_while_gets_everything_once_when_it_is_
         "Parent of Ada Able <parent.ada@example.org>",
     ]
     with app.engine.connect() as conn:
-        statuses = conn.execute(text("SELECT status, attempts FROM outbox")).fetchall()
+        statuses = conn.execute(
+            text("SELECT status, attempts FROM outbox WHERE status NOT IN ('skipped', 'to_address')")
+        ).fetchall()
     assert sorted(tuple(r) for r in statuses) == [("sent", 2)] * 2
 
 
@@ -323,7 +337,7 @@ def test_a_message_that_cannot_be_delivered_is_failed_after_the_last_attempt_and
         app.dispatcher().dispatch()
         clock.advance()
     rows = json.loads(_cli(app, "outbox", "--json"))
-    family = next(r for r in rows if r["kind"] == "step")
+    family = next(r for r in rows if r["kind"] == "step" and r["status"] not in ("skipped", "to_address"))
     assert (family["status"], family["attempts"]) == ("failed", 3)
     assert "450" in family["detail"] and "nobody@example.org" not in family["detail"]
     alert = next(r for r in rows if r["kind"] == "alert")
@@ -371,7 +385,7 @@ def test_a_crash_between_sending_and_marking_sent_repeats_that_one_message_after
     assert len(smtp_server.handler.received) == 1
     # Within the lease, a new dispatcher leaves the message alone: it may still be on its way.
     assert app.dispatcher().dispatch().attempts == []
-    assert json.loads(_cli(app, "outbox", "--json"))[0]["status"] == "sending"
+    assert [r["status"] for r in json.loads(_cli(app, "outbox", "--json")) if r["status"] == "sending"] == ["sending"]
     # After it, the message is sent again: the one repeat the design allows (same Message-ID).
     clock.advance()
     report = app.dispatcher().dispatch()
@@ -436,14 +450,15 @@ def test_a_contact_without_an_email_address_gets_a_letter_to_print(database_url:
         other, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Needs can be met from the school's resources."}
     )
     app.dispatcher().dispatch()
+    # The letter that the assessment is being considered (reg 4(2)), then the decision.
     letters = sorted((tmp_path / "outbox" / "letters").glob("*.pdf"))
-    assert len(letters) == 1
-    reader = PdfReader(str(letters[0]))
+    assert [p.name.split(".")[2] for p in letters] == ["assessment_considered", "decision_not_to_assess"]
+    reader = PdfReader(str(letters[1]))
     words = " ".join(page.extract_text() for page in reader.pages)
     assert "Parent of Eve" in words and "Eve Elm" in words
     assert "appeal" in words and "Tribunal" in words
     # The appeal deadline the engine computed is in the letter: two months from the decision.
-    assert "until Thursday 5 March 2026" in words
+    assert "until Thursday 5 March 2026" in words and "by 5pm" in words
     assert reader.metadata is not None and "Eve Elm" in str(reader.metadata.title)
 
 
@@ -545,7 +560,7 @@ def test_ehcp_tick_delivers_due_reminders_over_smtp_once_and_outbox_shows_each(
     again = _cli(app, "tick", "--as-of", "2026-02-02", env=env)
     assert "messages queued: 0" in again and "sent 0" in again
     assert len(smtp_server.handler.received) == 1
-    rows = json.loads(_cli(app, "outbox", "--json", env=env))
+    rows = [r for r in json.loads(_cli(app, "outbox", "--json", env=env)) if r["kind"] != "step"]
     assert [(r["key"].split(":")[2:4], r["to"], r["status"]) for r in rows] == [
         (["reminder", "2w"], "cw@example.org", "sent")
     ]

@@ -66,8 +66,14 @@ def assessed(app: App, clock: FixedClock) -> int:
     return case_id
 
 
+def consulted(app: App, clock: FixedClock, case_id: int) -> None:
+    clock.set(date(2026, 4, 20))
+    app.cases.fire(case_id, "consult_institutions", actor_id="cw", inputs={"institutions": "Demo Primary School"})
+
+
 def issued(app: App, clock: FixedClock) -> int:
     case_id = assessed(app, clock)
+    consulted(app, clock, case_id)
     clock.set(date(2026, 5, 15))
     app.cases.fire(case_id, "issue_final_plan", actor_id="cw", inputs={"named_institution": "Demo Primary School"})
     return case_id
@@ -131,6 +137,7 @@ def test_issuing_a_plan_runs_the_quality_check_and_a_reason_to_go_ahead_is_kept(
     app.plans.edit(
         case_id, {"F": EXAMPLE["F"] + "- Access to speech and language therapy as required.\n"}, actor_id="cw"
     )
+    consulted(app, clock, case_id)
     clock.set(date(2026, 5, 15))
     with pytest.raises(InvalidInput) as refused:
         app.cases.fire(case_id, "issue_final_plan", actor_id="cw", inputs={"named_institution": "Demo Primary"})
@@ -195,7 +202,8 @@ def test_the_final_plan_names_the_placement_and_the_last_date_to_appeal(sqlite_a
     assert "DRAFT" not in whole
     assert "Section I: Placement" in whole and "Demo Primary School" in whole
     assert "Friday 15 May 2026" in whole
-    assert "The last date to appeal is Wednesday 15 July 2026" in " ".join(whole.split())
+    # The disagreement the plan opened gives the date: 2 months from Fri 15 May, Wed 15 Jul 2026.
+    assert "must reach the tribunal by 5pm on Wednesday 15 July 2026" in " ".join(whole.split())
 
 
 def test_a_refusal_letter_states_the_rights_with_the_dates_the_engine_computed(
@@ -216,12 +224,13 @@ def test_a_refusal_letter_states_the_rights_with_the_dates_the_engine_computed(
         case_id, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Needs can be met from the school's resources."}
     )
     done = app.documents.process()
-    assert [d.kind for d in done] == ["decision_not_to_assess"]
-    whole = " ".join("\n".join(pages(done[0].path)).split())
+    # The notice that an assessment was being considered (reg 4(2)), then the refusal.
+    assert [d.kind for d in done] == ["notice_of_consideration", "decision_not_to_assess"]
+    whole = " ".join("\n".join(pages(done[-1].path)).split())
     with app.engine.connect() as conn:
         due = dict(conn.execute(text("SELECT name, due_on FROM deadline WHERE case_id = :c"), {"c": case_id}).all())
     assert str(due["appeal_window"]) == "2026-04-10"
-    assert "You must do so by Friday 10 April 2026" in whole
+    assert "must reach the tribunal by 5pm on Friday 10 April 2026" in whole
     assert "Needs can be met from the school's resources." in whole
     assert "Dear Pat Dale," in whole and "Tuesday 10 February 2026" in whole
 
@@ -295,24 +304,30 @@ def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_cras
     case_id = assessed(app, clock)
     listed = app.documents.list(case_id, actor_id="cw")
     assert [(d["kind"], d["decision"], d["workflow_kind"], d["made_by"], d["status"]) for d in listed] == [
+        ("decision-letter", "considering-assessment", "notice_of_consideration", "step", "queued"),  # reg 4(2)
         ("decision-letter", "to-assess", "decision_to_assess", "step", "queued"),
         ("advice-request", None, "advice_request", "step", "queued"),
         ("decision-letter", "to-issue", "decision_to_issue", "step", "queued"),
         ("draft-plan", None, "draft_plan", "step", "queued"),
     ]
-    assert listed[3]["plan_version"] == 1 and listed[3]["history_seq"] == 4
+    assert listed[4]["plan_version"] == 1 and listed[4]["history_seq"] == 4
     # A worker claimed the first and died: it is taken up again once its lease has run out.
     with app.engine.begin() as conn:
         conn.execute(
             text("UPDATE document SET status = 'rendering', claimed_at = :at WHERE id = 1"),
             {"at": FixedClock(date(2026, 4, 13)).now()},
         )
-    assert [d.kind for d in app.documents.process()] == ["advice_request", "decision_to_issue", "draft_plan"]
+    assert [d.kind for d in app.documents.process()] == [
+        "decision_to_assess",
+        "advice_request",
+        "decision_to_issue",
+        "draft_plan",
+    ]
     assert app.documents.process() == []
     clock.set(date(2026, 4, 14))
-    assert [d.kind for d in app.documents.process()] == ["decision_to_assess"]
+    assert [d.kind for d in app.documents.process()] == ["notice_of_consideration"]
     statuses = [d["status"] for d in app.documents.list(case_id, actor_id="cw")]
-    assert statuses == ["ready"] * 4
+    assert statuses == ["ready"] * 5
 
 
 # -- golden HTML -------------------------------------------------------------------------------

@@ -118,7 +118,17 @@ def test_needs_assessment_to_final_plan_then_the_first_review_is_scheduled(cli: 
     out = cli.fire(case, "issue_final_plan", "2025-05-19", "named_institution=Demo School")
     assert "started annual_review" in out
     view = cli.show(case)
-    assert states(view) == [("needs_assessment", "final_plan_issued", True), ("annual_review", "review_due", False)]
+    # The plan's content can be appealed (CFA 2014 s.51(2)(c)): a disagreement opens beside the review.
+    assert states(view) == [
+        ("needs_assessment", "final_plan_issued", True),
+        ("annual_review", "review_due", False),
+        ("disagreement", "window_open", False),
+    ]
+    # Issued Mon 19 May 2025: 2 months is Sat 19 Jul, so the tribunal takes it on Mon 21 Jul (TPR r.12(2)).
+    assert deadlines(view, "disagreement") == {
+        "contact_mediation_adviser": [("2025-07-19", "open")],
+        "appeal_window": [("2025-07-21", "open")],
+    }
     assert steps(view, "needs_assessment") == [
         ("2025-01-06", "start", "request_received"),
         ("2025-02-10", "agree_to_assess", "assessing"),
@@ -146,7 +156,13 @@ def test_a_late_final_plan_is_breached_and_an_exception_is_recorded_and_counted(
     cli.fire(case, "agree_to_assess", "2025-02-10")
     cli.fire(case, "decide_to_issue", "2025-04-01")
     cli.fire(case, "issue_draft_plan", "2025-05-20")
-    cli.fire(case, "issue_final_plan", "2025-06-05", "named_institution=Demo School")
+    # Naming a school that was never consulted is refused (CFA 2014 s.39), unless the reason is given.
+    err = cli.fire(case, "issue_final_plan", "2025-06-05", "named_institution=Demo School", ok=False)
+    assert "s.39(2)" in err and "no_consultation_reason" in err
+    cli.fire(
+        case, "issue_final_plan", "2025-06-05", "named_institution=Demo School",
+        "no_consultation_reason=The school named is the one the child attends; it took part in the assessment",
+    )  # fmt: skip
     # A head the regulations do not allow for this limit is refused, and says which are.
     err = cli("case", "exception", str(case), "final_plan", "--head", "representations", "--reason", "x", ok=False)
     assert "allowed: school_closure, personal_circumstances, absence_from_area" in err
@@ -177,7 +193,7 @@ def test_a_late_final_plan_is_breached_and_an_exception_is_recorded_and_counted(
     for trigger, on in (("agree_to_assess", "2025-02-10"), ("decide_to_issue", "2025-03-01")):
         cli.fire(other, trigger, on)
     cli.fire(other, "issue_draft_plan", "2025-03-10")
-    cli.fire(other, "issue_final_plan", "2025-04-01", "named_institution=Demo School")
+    cli.fire(other, "issue_final_plan", "2025-04-01", "named_institution=Demo School", "no_consultation_reason=x")
     report = json.loads(cli("report", "--json"))
     assert (report["closed"], report["on_time"], report["with_exception"]) == (2, 1, 1)
     assert report["excluding_exceptions"] == {"closed": 1, "on_time": 1, "on_time_percent": 100.0}
@@ -245,7 +261,10 @@ def test_a_refusal_to_issue_closes_only_when_the_appeal_window_has_passed(cli: C
     # Only about the school? No: an appeal about anything else needs a certificate first.
     err = cli.fire(case, "lodge_placement_appeal", "2025-01-10", ok=False)
     assert "certificate" in err
-    cli.fire(case, "close_window", "2025-03-01")
+    # A family who contacted the mediation adviser in time gets a certificate and a month more.
+    err = cli.fire(case, "close_window", "2025-03-01", ok=False)
+    assert "adviser_not_contacted" in err and "20(1)(c)(ii)" in err
+    cli.fire(case, "close_window", "2025-03-01", "adviser_not_contacted=yes")
     view = cli.show(case)
     assert states(view)[-1] == ("disagreement", "closed_without_appeal", True)
     assert deadlines(view, "disagreement")["appeal_window"] == [("2025-02-28", "cancelled")]
@@ -276,9 +295,16 @@ def test_annual_review_amendment_crosses_the_year_end_and_schedules_the_next_rev
     out = cli.fire(case, "issue_amended_plan", "2026-01-20", "named_institution=Demo School")
     assert "started annual_review" in out
     view = cli.show(case)
-    assert states(view) == [("annual_review", "plan_amended", True), ("annual_review", "review_due", False)]
+    assert states(view) == [
+        ("annual_review", "plan_amended", True),
+        ("annual_review", "review_due", False),
+        ("disagreement", "window_open", False),  # the amended plan's content can be appealed
+    ]
     # The next 12 months start with the date of the council's decision (15 Dec 2025) by default.
-    assert [d for d in view["deadlines"] if d["status"] == "open"][0]["due"] == "2026-12-14"
+    review = [d for d in view["deadlines"] if d["status"] == "open" and d["workflow"] == "annual_review"]
+    assert review[0]["due"] == "2026-12-14"
+    # Issued Tue 20 Jan 2026: the time to appeal the amended plan ends Fri 20 Mar 2026.
+    assert deadlines(view, "disagreement")["appeal_window"] == [("2026-03-20", "open")]
 
 
 def test_a_review_decision_to_cease_runs_the_cease_and_waits_for_the_appeal_window(cli: Cli) -> None:
@@ -290,14 +316,24 @@ def test_a_review_decision_to_cease_runs_the_cease_and_waits_for_the_appeal_wind
     assert states(view)[-1] == ("cease", "considering", False)
     err = cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=no", ok=False)
     assert "reg 31(1)" in err
-    cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=yes")
+    # Aged 20 and left college: only after a review found no wish to return (reg 30(1)).
+    err = cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=yes", ok=False)
+    assert "reg 30(1)" in err
+    cli.fire(
+        case, "decide_to_cease", "2026-03-02", "reasons=Left college", "consulted=yes", "review_found_no_return=yes"
+    )
     view = cli.show(case)
     assert states(view)[-2:] == [("cease", "decided_to_cease", False), ("disagreement", "window_open", False)]
-    # Decision Mon 2 Mar 2026: the family may appeal until Sat 2 May 2026; the plan stays until then.
-    assert deadlines(view, "cease")["appeal_window"] == [("2026-05-02", "open")]
+    # Decision Mon 2 Mar 2026: 2 months is Sat 2 May; Mon 4 May is a bank holiday, so the family may
+    # appeal until 5pm on Tue 5 May 2026 (TPR r.12(2)). The plan stays until then: only the
+    # disagreement can end it, and a person cannot.
+    assert "appeal_window" not in deadlines(view, "cease")
+    assert deadlines(view, "disagreement")["appeal_window"] == [("2026-05-05", "open")]
     err = cli.fire(case, "appeal_window_closed", "2026-05-02", workflow="cease", ok=False)
-    assert "plan must be maintained while an appeal can still be made" in err
-    out = cli.fire(case, "close_window", "2026-05-05")
+    assert "taken only by another workflow" in err
+    err = cli.fire(case, "close_window", "2026-05-05", "adviser_not_contacted=yes", ok=False)
+    assert "can still appeal" in err and "2026-05-05" in err
+    out = cli.fire(case, "close_window", "2026-05-06", "adviser_not_contacted=yes")
     assert "cease" in out and "appeal_window_closed -> ceased" in out
     view = cli.show(case)
     assert states(view)[-2:] == [("cease", "ceased", True), ("disagreement", "closed_without_appeal", True)]
@@ -314,13 +350,15 @@ def test_an_appeal_against_ceasing_keeps_the_plan_and_an_upheld_appeal_restarts_
     cli.fire(case, "arrange_meeting", "2026-01-05", "meeting_on=2026-01-26")
     cli.fire(case, "hold_meeting", "2026-01-26")
     cli.fire(case, "propose_to_cease", "2026-02-16", "cease_reason=no_longer_necessary")
-    cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Outcomes met", "consulted=yes")
+    # Aged 20: the council must have regard to whether the plan's outcomes were achieved (s.45).
+    err = cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Outcomes met", "consulted=yes", ok=False)
+    assert "19 or over" in err
+    cli.fire(case, "decide_to_cease", "2026-03-02", "reasons=Outcomes met", "consulted=yes", "outcomes_considered=yes")
     cli.fire(case, "decline_mediation", "2026-04-01")
     out = cli.fire(case, "issue_certificate", "2026-04-06")  # Easter Monday in between: still on time
     assert "mediation_certificate_issued -> decided_to_cease" in out
     view = cli.show(case)
-    # Certificate Mon 6 Apr 2026 + 1 month = 6 May, later than 2 May: both workflows agree.
-    assert deadlines(view, "cease")["appeal_window"] == [("2026-05-06", "open")]
+    # Certificate Mon 6 Apr 2026 + 1 month = Wed 6 May, later than 5 May.
     assert deadlines(view, "disagreement")["appeal_window"] == [("2026-05-06", "open")]
     # Wed 1 Apr + 3 working days: Thu 2, Tue 7, Wed 8 (Good Friday 3 Apr, the weekend and Easter Monday skipped).
     assert deadlines(view, "disagreement")["certificate_no_mediation"] == [("2026-04-08", "met")]
@@ -422,7 +460,8 @@ def test_a_council_changes_its_readings_and_policy_in_config_without_touching_th
     view = cli.show(case)
     # The next period starts with the meeting (20 Oct 2025), as this council reads s.44(1).
     assert deadlines(view)["review"][-1] == ("2026-10-19", "open")
-    assert view["workflows"][-1]["facts"]["review_period_from"] == "meeting_held_on"
+    reviews = [w for w in view["workflows"] if w["workflow"] == "annual_review"]
+    assert reviews[-1]["facts"]["review_period_from"] == "meeting_held_on"
     shown = json.loads(cli("workflows", "show", "annual_review", "--json"))
     assert [e["to"] for e in shown["defaults"]["escalations"]] == [["head_of_service"]]
     # A value the file does not offer is refused with the place to fix.
@@ -502,14 +541,23 @@ def test_the_other_branches_of_review_cease_and_disagreement(cli: Cli) -> None:
     cli.fire(other, "refuse_to_assess", "2025-02-03", "reasons=Not needed")
     cli.fire(other, "request_mediation", "2025-02-10")
     cli.fire(other, "hold_mediation", "2025-03-03")
-    cli.fire(other, "record_agreement", "2025-03-04", "agreement=The council will assess")
+    cli.fire(other, "record_agreement", "2025-03-04", "agreement=The council will assess", "agreement_kind=assess")
     third = open_case(cli, "2025-01-06")
     cli.fire(third, "refuse_to_assess", "2025-02-03", "reasons=Not needed")
     cli.fire(third, "decline_mediation", "2025-02-10")
     cli.fire(third, "issue_certificate", "2025-02-12")
     cli.fire(third, "lodge_appeal", "2025-03-01")
     cli.fire(third, "withdraw_appeal", "2025-05-01")
-    assert states(cli.show(other))[-1] == ("disagreement", "agreed_at_mediation", True)
+    # An agreement starts its own limits (reg 42(2): as if the tribunal had ordered an assessment).
+    assert states(cli.show(other))[-2:] == [
+        ("disagreement", "agreed_at_mediation", False),
+        ("mediation_agreement", "agreed", False),
+    ]
+    assert deadlines(cli.show(other), "mediation_agreement") == {
+        "notify_will_assess": [("2025-03-18", "open")],
+        "no_plan_after_assess": [("2025-05-13", "open")],
+        "final_plan_after_assess": [("2025-06-10", "open")],
+    }
     assert states(cli.show(third))[-1] == ("disagreement", "appeal_withdrawn", True)
 
 

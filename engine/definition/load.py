@@ -78,6 +78,7 @@ _KNOWN_KEYS = {
     "signal_case",
     "if_missing",
     "adjusted_by",
+    "end_of_academic_year_at_age",
     "workflow",
     "fact",
     "value",
@@ -393,7 +394,8 @@ def _check_deadlines(
                 add(base + ("name",), f"deadline '{name}' is defined twice (variants each need 'when')")
             names.add(name)
         _check_conditions(d.get("when"), base + ("when",), {}, data, add)
-        if not any(key in d for key in ("duration", "duration_from", "later_of", "fixed")):
+        ways = ("duration", "duration_from", "later_of", "fixed", "end_of_academic_year_at_age")
+        if not any(key in d for key in ways):
             add(base + ("duration",), "required but missing (or count it with later_of or fixed)")
         duration_from = d.get("duration_from")
         if isinstance(duration_from, str):

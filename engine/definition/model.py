@@ -370,6 +370,7 @@ class DeadlineSpec(Strict):
     direction: Direction = Direction.AFTER
     later_of: list[Period] = Field(default_factory=list)
     fixed: FixedDate | None = None
+    end_of_academic_year_at_age: int | None = Field(default=None, ge=1, le=30)  # from the date of birth
     when: list[Condition] = Field(default_factory=list)  # opened only when these hold
     adjusted_by: Adjustment | None = None  # a rule of the last day applied after counting
     met_by: Names = Field(min_length=1)
@@ -386,12 +387,17 @@ class DeadlineSpec(Strict):
             self.duration is not None or self.duration_from is not None,
             bool(self.later_of),
             self.fixed is not None,
+            self.end_of_academic_year_at_age is not None,
         ]
         if sum(ways) != 1:
-            raise ValueError("a deadline has exactly one of: duration (or duration_from), later_of, fixed")
+            raise ValueError(
+                "a deadline has exactly one of: duration (or duration_from), later_of, fixed, "
+                "end_of_academic_year_at_age"
+            )
         if self.duration is not None and self.duration_from is not None:
             raise ValueError("give duration or duration_from, not both")
-        if (self.later_of or self.fixed) and (self.counted_from or self.direction is Direction.BEFORE):
+        counted_elsewhere = self.later_of or self.fixed or self.end_of_academic_year_at_age
+        if counted_elsewhere and (self.counted_from or self.direction is Direction.BEFORE):
             raise ValueError("counted_from and direction go with duration; later_of lists its own")
         return self
 

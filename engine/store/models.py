@@ -145,7 +145,7 @@ class OutboxMessage(SQLModel, table=True):
     deadline_id: int | None = Field(default=None, foreign_key="deadline.id")
     alert_on: date | None = None
     template: str = Field(max_length=80)
-    recipient_role: str = Field(max_length=40)
+    recipient_role: str = Field(max_length=80)  # roles joined by "|" while a message is to_address
     recipient_name: str | None = Field(default=None, max_length=200)
     recipient_email: str | None = Field(default=None, max_length=320)
     channel: str = Field(max_length=10)

@@ -276,6 +276,34 @@ class Unit:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def add_contact(self, case_id: int, contact: ContactRecord) -> None:
+        self._exec(
+            "INSERT INTO contact (case_id, role, name, email) VALUES (:case_id, :role, :name, :email)",
+            {"case_id": case_id, "role": contact.role, "name": contact.name, "email": contact.email},
+        )
+
+    def messages_to_address(self, case_id: int) -> list[tuple[int, str, str]]:
+        """(id, roles joined by '|', template) of the case's messages held for want of a contact."""
+        rows = self._exec(
+            "SELECT id, recipient_role, template FROM outbox WHERE case_id = :c AND status = 'to_address' ORDER BY id",
+            {"c": case_id},
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def address_message(self, message_id: int, recipient: Recipient) -> None:
+        """Give a held message its recipient and queue it (its key, and so its Message-ID, stay)."""
+        self._exec(
+            "UPDATE outbox SET recipient_role = :role, recipient_name = :name, recipient_email = :email, "
+            "channel = :channel, status = 'queued', last_error = NULL WHERE id = :id AND status = 'to_address'",
+            {
+                "role": recipient.role,
+                "name": recipient.name,
+                "email": recipient.email,
+                "channel": recipient.channel,
+                "id": message_id,
+            },
+        )
+
     def create_case(self, case: NewCase, actor: str, now: datetime) -> int:
         case_id: int = self._exec(
             "INSERT INTO ehc_case (name, date_of_birth, caseworker, created_at, created_by, year_group_offset, "
