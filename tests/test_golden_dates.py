@@ -191,7 +191,8 @@ ROWS = _rows()
 def test_the_table_is_big_enough_and_covers_every_rule() -> None:
     assert len(ROWS) >= 30
     rules = {p.values[0]["rule"] for p in ROWS}
-    for workflow in ("needs_assessment", "annual_review", "phase_transfer", "cease", "disagreement"):
+    shipped = ("needs_assessment", "annual_review", "phase_transfer", "cease", "disagreement")
+    for workflow in shipped + ("mediation_agreement", "reassessment", "transfer_out", "transfer_in"):
         assert any(r.startswith(workflow + ".") for r in rules), workflow
 
 
