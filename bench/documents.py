@@ -142,7 +142,7 @@ def main() -> None:
             user="cw",
         )
         clock = FixedClock(date(2026, 1, 5))
-        app = App(settings, clock)
+        app = App(settings, clock, create=True)
         cases = []
         for i in range(args.batch + 1):
             case_id = app.cases.open_case(

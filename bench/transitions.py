@@ -66,7 +66,7 @@ def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
         (wf_dir / source.name).write_text(source.read_text())
     clock = FixedClock(date(2025, 1, 6))
     settings = Settings(database_url=f"sqlite:///{db}", workflows_dir=str(wf_dir), staff=staff, user="cw")
-    app = App(settings, clock, background_checkpoints=True)
+    app = App(settings, clock, background_checkpoints=True, create=True)
     # As the long-running service would: WAL checkpoints on a thread of their own, beside the steps.
     checkpointer = Checkpointer(app.engine).start()
     contacts = [ContactRecord("parent", "Parent", "parent@example.org"), ContactRecord("school", "School", None)]

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 
+from . import standing
 from .calendar import Duration, Unit, add, subtract
-from .definition.model import DeadlineSpec, Party, WorkflowDefinition
+from .definition.model import DeadlineSpec, WorkflowDefinition
 
 
 class AlertKind(StrEnum):
@@ -60,7 +61,7 @@ def step_token(duration: Duration) -> str:
 
 def breaches(party: str) -> bool:
     """Whether missing this party's limit is a breach (everyone's but the family's)."""
-    return party != Party.FAMILY.value
+    return standing.breaches(party)
 
 
 def plan(definition: WorkflowDefinition, spec: DeadlineSpec, party: str, due_on: date) -> list[AlertPoint]:

@@ -1,26 +1,33 @@
-"""Assembling the engine from its settings: database, workflows, staff and clock."""
+"""Assembling the engine from its settings: database, workflows, staff and clock.
+
+Each part is built when first asked for, and its module imported then: a command that only reads
+cases never loads the PDF, mail or scheduling libraries (``bench/startup.py`` measures it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from notifications.message import Transport
-
-from .cases import Cases
-from .catalogue import Catalogue
 from .clock import Clock, SystemClock
 from .config import Settings
-from .directory import Directory
-from .dispatch import Dispatcher
-from .documents import Documents
-from .messages import Messages
-from .plans import Plans
-from .store.database import connect, ensure_schema
-from .store.repository import Store
-from .sweep import Sweeper
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from notifications.message import Transport
+
+    from .cases import Cases
+    from .catalogue import Catalogue
+    from .corrections import Corrections
+    from .directory import Directory
+    from .dispatch import Dispatcher
+    from .documents import Documents
+    from .messages import Messages
+    from .plans import Plans
+    from .store.repository import Store
+    from .sweep import Sweeper
 
 
 @dataclass
@@ -29,50 +36,88 @@ class App:
     clock: Clock
     # A long-running process runs store.database.Checkpointer beside the requests (see connect).
     background_checkpoints: bool = False
+    # Make the database if it is not there (a SQLite file, the schema in an empty database). Only
+    # `ehcp db init`, the demo and tests ask for this: a mistyped path must not become a new, empty
+    # caseload (store.database.open_database says what is wrong instead).
+    create: bool = False
 
     @cached_property
     def catalogue(self) -> Catalogue:
+        from .catalogue import Catalogue
+
         return Catalogue.from_folder(self.settings.workflows_path(), self.settings.policy, self.settings.workflows)
 
     @cached_property
     def engine(self) -> Engine:
-        engine = connect(self.settings.database(), background_checkpoints=self.background_checkpoints)
-        ensure_schema(engine)
-        return engine
+        from .store.database import open_database
+
+        return open_database(
+            self.settings.database(), create=self.create, background_checkpoints=self.background_checkpoints
+        )
 
     @cached_property
     def directory(self) -> Directory:
-        return Directory(self.settings.staff)
+        from .directory import Directory
+
+        return Directory(self.settings.staff, self.settings.casework.team_inbox)
 
     @cached_property
     def store(self) -> Store:
+        from .store.repository import Store
+
         return Store(self.engine)
 
     @cached_property
     def cases(self) -> Cases:
-        return Cases(self.store, self.catalogue, self.directory, self.clock)
+        from .cases import Cases
+
+        casework = self.settings.casework
+        return Cases(
+            self.store,
+            self.catalogue,
+            self.directory,
+            self.clock,
+            future_tolerance_days=casework.future_tolerance_days,
+            team_inbox=casework.team_inbox,
+        )
+
+    @cached_property
+    def corrections(self) -> Corrections:
+        from .corrections import Corrections
+
+        return Corrections(self.store, self.catalogue, self.directory, self.clock)
 
     @cached_property
     def messages(self) -> Messages:
+        from .messages import Messages
+
         return Messages(self.settings.templates_path(), self.settings.council.name)
 
     @cached_property
     def sweeper(self) -> Sweeper:
+        from .sweep import Sweeper
+
         return Sweeper(self.store, self.catalogue, self.directory, self.clock, self.messages, self.settings)
 
     @cached_property
     def plans(self) -> Plans:
+        from .plans import Plans
+
         return Plans(self.store, self.directory, self.clock)
 
     @cached_property
     def documents(self) -> Documents:
+        from .documents import Documents
+
         return Documents(self.store, self.catalogue, self.directory, self.clock, self.settings)
 
     def dispatcher(self, transport: Transport | None = None) -> Dispatcher:
+        from .dispatch import Dispatcher
+
         return Dispatcher(
             self.store, self.messages, self.catalogue, self.directory, self.clock, self.settings, transport
         )
 
 
-def build(settings: Settings, clock: Clock | None = None) -> App:
-    return App(settings, clock or SystemClock())
+def build(settings: Settings, clock: Clock | None = None, *, create: bool = False) -> App:
+    return App(settings, clock or SystemClock(), create=create)

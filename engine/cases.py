@@ -6,9 +6,10 @@ outcome in one transaction, guarded by the instance's version.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from . import plans
@@ -22,9 +23,11 @@ from .machine import Actor, Outcome
 from .quality import blocking, check
 from .recipients import resolve
 from .roles import CONTACT_ROLES, WORKFLOW_ROLE
+from .standing import Standing, standing
 from .store.repository import CaseInfo, ContactRecord, ExceptionRecord, InstanceRecord, NewCase, Recipient, Store, Unit
 
 SCHOOL_PATTERNS = ("primary_secondary", "infant_junior", "three_tier")
+NAME_LIMIT = 100  # characters in a child's or contact's name: every listing and letter heading shows it
 _MAX_DEPTH = 4  # workflows starting workflows: a loop in the files must not run away
 
 
@@ -54,6 +57,7 @@ class Fired:
     seq: int
     outcome: Outcome
     follow_ons: tuple[FollowOn, ...] = ()
+    met: tuple[tuple[str, Standing], ...] = ()  # each limit the step met, and how (on time, or late)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,22 @@ class Excused:
     status: str
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_name(name: str, option: str, what: str) -> str:
+    """A person's name as it is kept: no control characters (a line break would break a letter's
+    heading or an email header), at most NAME_LIMIT characters, spaces tidied."""
+    if _CONTROL.search(name):
+        raise InvalidInput(f"{option}: {what} contains a line break or another control character")
+    tidy = " ".join(name.split())
+    if not tidy:
+        raise InvalidInput(f"{option}: {what} is empty")
+    if len(tidy) > NAME_LIMIT:
+        raise InvalidInput(f"{option}: {what} is {len(tidy)} characters long; the limit is {NAME_LIMIT}")
+    return tidy
+
+
 def parse_contact(text: str) -> ContactRecord:
     """``ROLE:NAME:EMAIL`` (the email may be empty) as given on the command line."""
     parts = text.split(":", 2)
@@ -76,11 +96,38 @@ def parse_contact(text: str) -> ContactRecord:
 
 
 class Cases:
-    def __init__(self, store: Store, catalogue: Catalogue, directory: Directory, clock: Clock):
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        directory: Directory,
+        clock: Clock,
+        *,
+        future_tolerance_days: int = 0,
+        team_inbox: str | None = None,
+    ):
         self.store = store
         self.catalogue = catalogue
         self.directory = directory
         self.clock = clock
+        # A step is recorded on or before the day it happened; a council may allow a day or two
+        # for steps entered ahead (config.yaml: casework.future_tolerance_days).
+        self.future_tolerance_days = future_tolerance_days
+        self.team_inbox = team_inbox  # where a case with no caseworker's messages go (casework.team_inbox)
+
+    def _step_date(self, on: date | None) -> date:
+        """The date a step happened: the one given, or today; never after today (and its tolerance)."""
+        today = self.clock.today()
+        if on is None:
+            return today
+        latest = today + timedelta(days=self.future_tolerance_days)
+        if on > latest:
+            allowed = f" (or up to {self.future_tolerance_days} days ahead)" if self.future_tolerance_days else ""
+            raise InvalidInput(
+                f"--on: {on.isoformat()} is after today ({today.isoformat()}); a step is recorded on or before "
+                f"the day it happened{allowed}, so that later steps can follow it"
+            )
+        return on
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -97,11 +144,15 @@ class Cases:
         note: str | None = None,
         year_group_offset: int = 0,
         school_pattern: str = "primary_secondary",
+        on: date | None = None,
     ) -> Opened:
-        """Record a new child or young person and start their first workflow, in one transaction."""
+        """Record a new child or young person and start their first workflow, in one transaction.
+
+        ``on`` is the date the case opened (today when not given); it may not be after today.
+        """
         actor = self.directory.actor(actor_id)
-        today = self.clock.today()
-        self._check_case(name, date_of_birth, today, contacts, caseworker)
+        today = self._step_date(on)
+        name = self._check_case(name, date_of_birth, self.clock.today(), contacts, caseworker)
         if school_pattern not in SCHOOL_PATTERNS:
             raise InvalidInput(f"--school-pattern: '{school_pattern}' is not one of {', '.join(SCHOOL_PATTERNS)}")
         info = CaseInfo(caseworker, date_of_birth, list(contacts))
@@ -126,6 +177,7 @@ class Cases:
         inputs: Mapping[str, Any] | None = None,
         note: str | None = None,
         parent_id: int | None = None,
+        on: date | None = None,
     ) -> Opened:
         """Start another workflow for an existing case (a case has several over its life).
 
@@ -135,7 +187,7 @@ class Cases:
         actor = self.directory.actor(actor_id)
         with self.store.unit() as unit:
             info = unit.case_info(case_id)  # raises NotFound for an unknown case
-            definition, outcome = self._start(workflow, inputs, actor, self.clock.today(), info)
+            definition, outcome = self._start(workflow, inputs, actor, self._step_date(on), info)
             recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
             instance_id = unit.start_instance(
                 case_id, definition.name, definition.version, outcome, note, recipients, self.clock.now(), parent_id
@@ -156,14 +208,16 @@ class Cases:
         workflow: str | None = None,
         expected_version: int | None = None,
         accept_quality: str | None = None,
+        on: date | None = None,
     ) -> Fired:
         """Fire ``trigger`` on the case's open workflow (or the one named).
 
+        ``on`` is the date the step happened (today when not given); it may not be after today.
         ``expected_version`` is the version the person was looking at (a web form carries it):
         if the case has moved on since, the step is refused with a ConflictError.
         """
         actor = self.directory.actor(actor_id)
-        today = self.clock.today()
+        today = self._step_date(on)
         with self.store.unit() as unit:
             # The usual case, one open workflow, costs one query; otherwise say which or why not.
             record = unit.load_open(case_id, workflow) or unit.load(
@@ -185,13 +239,30 @@ class Cases:
             if accept_quality:
                 note = f"{note + '; ' if note else ''}plan issued despite its quality check: {accept_quality}"
             seq = unit.apply(record, outcome, note, recipients, self.clock.now())
+            met = self._met(machine.definition, record, outcome)
             if outcome.documents:
                 self._plan_documents(unit, case_id, instance_id, seq, outcome, accept_quality)
             follow_ons: list[FollowOn] = []
             if outcome.starts or outcome.signal or outcome.signal_children or outcome.signal_case:
                 info = info or unit.case_info(case_id)
                 follow_ons = self._follow(unit, case_id, instance_id, record.parent_id, outcome, info, 1)
-        return Fired(case_id, instance_id, seq, outcome, tuple(follow_ons))
+        return Fired(case_id, instance_id, seq, outcome, tuple(follow_ons), met)
+
+    @staticmethod
+    def _met(
+        definition: WorkflowDefinition, record: InstanceRecord, outcome: Outcome
+    ) -> tuple[tuple[str, Standing], ...]:
+        """How each limit the step met stands now: met, or met late (as every view says it)."""
+        due = {n: d.due_on for n, d in record.deadlines.items()} | {d.name: d.due_on for d in outcome.opened}
+        found = []
+        for name in outcome.met:
+            if name in due:
+                closed = outcome.met_on.get(name, outcome.on)
+                party = definition.deadline(name).party.value
+                found.append(
+                    (name, standing(status="met", due_on=due[name], closed_on=closed, party=party, as_of=outcome.on))
+                )
+        return tuple(found)
 
     def record_exception(
         self,
@@ -202,6 +273,7 @@ class Cases:
         *,
         actor_id: str | None,
         workflow: str | None = None,
+        on: date | None = None,
     ) -> Excused:
         """Record that a time limit need not be met for one of the reasons the regulations allow.
 
@@ -213,7 +285,7 @@ class Cases:
             raise NotAuthorised(f"only a caseworker or team manager may record an exception; you are {actor.role}")
         if not reason.strip():
             raise InvalidInput("--reason: say why the limit could not be met (it goes on the record)")
-        today = self.clock.today()
+        today = self._step_date(on)
         with self.store.unit() as unit:
             record = self._instance_with_deadline(unit, case_id, deadline, workflow)
             definition = self.catalogue.get(record.workflow, record.definition_version)
@@ -508,17 +580,17 @@ class Cases:
     @staticmethod
     def _check_contacts(contacts: Sequence[ContactRecord]) -> None:
         for c in contacts:
+            clean_name(c.name, "--contact", "a contact's name")
             if c.role not in CONTACT_ROLES:
                 raise InvalidInput(f"--contact: unknown role '{c.role}'; known: {', '.join(CONTACT_ROLES)}")
             if c.email and not EMAIL.match(c.email):
                 raise InvalidInput(f"--contact: '{c.email}' is not an email address")
 
-    @staticmethod
     def _check_case(
-        name: str, dob: date, today: date, contacts: Sequence[ContactRecord], caseworker: str | None
-    ) -> None:
-        if not name.strip():
-            raise InvalidInput("--name: the child's or young person's name is empty")
+        self, name: str, dob: date, today: date, contacts: Sequence[ContactRecord], caseworker: str | None
+    ) -> str:
+        """The name as it will be kept (spaces tidied), once everything about the new case is checked."""
+        name = clean_name(name, "--name", "the child's or young person's name")
         if dob > today:
             raise InvalidInput(f"--dob: {dob.isoformat()} is in the future")
         if (today - dob).days > 366 * 26:
@@ -526,3 +598,18 @@ class Cases:
         Cases._check_contacts(contacts)
         if caseworker is not None and not caseworker.strip():
             raise InvalidInput("--caseworker is empty")
+        if caseworker is not None:
+            member = self.directory.find(caseworker)
+            if member is None:
+                known = ", ".join(s.id for s in self.directory.with_role("caseworker")) or "none"
+                raise InvalidInput(
+                    f"--caseworker: '{caseworker}' is not a member of staff in config.yaml; caseworkers: {known}"
+                )
+            if member.role not in ("caseworker", "team_manager"):
+                raise InvalidInput(f"--caseworker: {member.id} is a {member.role}, not a caseworker or team manager")
+        elif not self.team_inbox:
+            raise InvalidInput(
+                "--caseworker: every case needs a caseworker, or a team inbox in config.yaml "
+                "(casework.team_inbox) for cases not yet allocated"
+            )
+        return name

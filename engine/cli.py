@@ -1,7 +1,10 @@
 """``ehcp``: the command line for caseworkers and scripts. Parse, call the service, print.
 
-Every listing has ``--json``; dates are YYYY-MM-DD; errors are one line on stderr with exit 1
-(exit 2 for bad usage).
+Every listing has ``--json``; dates are YYYY-MM-DD; errors are one line on stderr, with exit 1 for a
+refused or invalid step and exit 2 for bad usage or a database that cannot be used (a bad URL, no
+such file, a server down, a schema to upgrade); ``--debug`` shows the traceback instead.
+Libraries a command may not need (WeasyPrint, the mail clients, APScheduler, rich) are imported
+where they are used: ``bench/startup.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, TypeVar
 
 import typer
 import yaml
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from . import diagram
 from .app import App, build
@@ -24,12 +28,17 @@ from .catalogue import workflow_files
 from .clock import FixedClock, SystemClock
 from .config import load_settings
 from .definition.load import check_files
-from .errors import DefinitionError, EhcpError, InvalidInput
+from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput
 from .inputs import parse_date
+from .messages import long_date
 from .store import database, queries
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="EHC plan casework: statutory workflows and deadlines."
+    no_args_is_help=True,
+    add_completion=False,
+    help="EHC plan casework: statutory workflows and deadlines.",
+    # A traceback (--debug, or a bug) must not print local variables: a database URL holds its password.
+    pretty_exceptions_show_locals=False,
 )
 workflows_app = typer.Typer(no_args_is_help=True, help="Check and read the workflow definitions.")
 case_app = typer.Typer(no_args_is_help=True, help="Open, step and read cases.")
@@ -45,15 +54,19 @@ app.add_typer(plan_app, name="plan")
 app.add_typer(docs_app, name="docs")
 
 T = TypeVar("T")
-_state: dict[str, Any] = {"config": None}
+_state: dict[str, Any] = {"config": None, "debug": False}
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 OnOpt = typer.Option(None, "--on", help="The date of the step (YYYY-MM-DD); default today.")
 
 
 @app.callback()
-def _main(config: Path | None = typer.Option(None, "--config", help="config.yaml to use (or EHCP_CONFIG).")) -> None:
+def _main(
+    config: Path | None = typer.Option(None, "--config", help="config.yaml to use (or EHCP_CONFIG)."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (for a bug report)."),
+) -> None:
     _state["config"] = config
+    _state["debug"] = debug
 
 
 def _date_arg(text: str | None, option: str) -> date | None:
@@ -68,6 +81,15 @@ def _date_arg(text: str | None, option: str) -> date | None:
 def _app(on: str | None = None, option: str = "--on") -> App:
     day = _date_arg(on, option)
     return build(load_settings(_state["config"]), FixedClock(day) if day else SystemClock())
+
+
+PARTY_WORDS = {
+    "council": "the council",
+    "adviser": "an adviser",
+    "school": "the school or college",
+    "health": "the health body",
+    "family": "the family",
+}
 
 
 def _sets(values: list[str] | None) -> dict[str, str]:
@@ -85,15 +107,25 @@ def _print_json(data: Any) -> None:
 
 
 def _run(fn: Callable[[], T]) -> T:
+    """Run a command's work; a person's mistake or a service that cannot be reached is one line on
+    stderr and an exit status (1: refused or invalid; 2: bad usage, or a database that cannot be used), never a
+    traceback unless --debug asks for it. Anything else is a bug and shows its traceback."""
     try:
         return fn()
-    except DefinitionError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(1) from None
-    except EhcpError as exc:
+    except (EhcpError, OperationalError, InterfaceError) as exc:
+        if _state["debug"]:
+            raise
+        if isinstance(exc, DefinitionError):
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise typer.Exit(1) from None
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            # The database went away after it was opened (a server restarted, a file locked too long).
+            reason = " ".join(str(exc.orig).split("\n")[0].split()) or type(exc.orig).__name__
+            typer.echo(f"error: the database stopped answering: {reason}", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if isinstance(exc, DatabaseError) else 1) from None
 
 
 def _table(rows: list[list[Any]], header: list[str], indent: str = "") -> None:
@@ -250,7 +282,7 @@ def case_open(
     """Open a case and start its workflow; prints the new case id."""
 
     def go() -> None:
-        a = _app(on)
+        a = _app()
         dob_date = _date_arg(dob, "--dob")
         assert dob_date is not None
         opened = a.cases.open_case(
@@ -264,6 +296,7 @@ def case_open(
             note=note,
             year_group_offset=year_group_offset,
             school_pattern=school_pattern,
+            on=_date_arg(on, "--on"),
         )
         typer.echo(str(opened.case_id))
 
@@ -285,9 +318,15 @@ def case_start(
     """Start another workflow for a case (a disagreement, a cease, a review); prints its instance id."""
 
     def go() -> None:
-        a = _app(on)
+        a = _app()
         opened = a.cases.start_workflow(
-            case_id, workflow, actor_id=by or a.settings.user, inputs=_sets(sets), note=note, parent_id=about
+            case_id,
+            workflow,
+            actor_id=by or a.settings.user,
+            inputs=_sets(sets),
+            note=note,
+            parent_id=about,
+            on=_date_arg(on, "--on"),
         )
         typer.echo(str(opened.instance_id))
         _print_follow_ons(opened.follow_ons)
@@ -308,9 +347,9 @@ def case_exception(
     """Record an exception to a time limit: the due date is kept, the limit is marked excused."""
 
     def go() -> None:
-        a = _app(on)
+        a = _app()
         excused = a.cases.record_exception(
-            case_id, deadline, head, reason, actor_id=by or a.settings.user, workflow=workflow
+            case_id, deadline, head, reason, actor_id=by or a.settings.user, workflow=workflow, on=_date_arg(on, "--on")
         )
         typer.echo(f"case {case_id}: '{deadline}' (due {excused.due_on.isoformat()}, {excused.status}) excused: {head}")
 
@@ -335,6 +374,79 @@ def case_contact(
     _run(go)
 
 
+@case_app.command("correct")
+def case_correct(
+    case_id: int,
+    reason: str = typer.Option(..., "--reason", help="Why the step was a mistake (kept on the record)."),
+    steps: int = typer.Option(1, "--steps", min=1, help="How many of the workflow's last steps to reverse."),
+    workflow: str | None = typer.Option(None, "--workflow", help="Which workflow; default the case's last step's."),
+    tell_family: bool = typer.Option(False, "--tell-family", help="Queue a message saying the record was corrected."),
+    by: str | None = typer.Option(None, "--by", help="Who is correcting (a staff id)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reverse a step recorded by mistake: the history keeps both; state, deadlines and unsent messages go back."""
+
+    def go() -> None:
+        a = _app()
+        done = a.corrections.correct(
+            case_id,
+            steps=steps,
+            reason=reason,
+            actor_id=by or a.settings.user,
+            workflow=workflow,
+            tell_family=tell_family,
+        )
+        if as_json:
+            _print_json(
+                {
+                    "case": case_id,
+                    "reversals": [
+                        {
+                            "instance": r.instance_id,
+                            "workflow": r.workflow,
+                            "reversed": [{"seq": s, "step": t, "on": d} for s, t, d in r.reversed],
+                            "from": r.from_state,
+                            "to": r.to_state,
+                            "closed": r.closed,
+                        }
+                        for r in done.reversals
+                    ],
+                    "deadlines_reopened": done.deadlines_reopened,
+                    "deadlines_cancelled": done.deadlines_cancelled,
+                    "messages_cancelled": done.cancelled_messages,
+                    "already_sent": [{"template": t, "to": to, "status": st} for t, to, st in done.already_sent],
+                    "documents_cancelled": done.documents_cancelled,
+                    "told_family": done.told_family,
+                }
+            )
+            return
+        for r in done.reversals:
+            steps_text = ", ".join(f"{t} ({d})" for _, t, d in r.reversed)
+            if r.closed:
+                typer.echo(
+                    f"case {case_id}: {r.workflow} (instance {r.instance_id}) closed: it was started by the step"
+                )
+            else:
+                typer.echo(f"case {case_id}: {r.workflow} reversed {steps_text}: {r.from_state} -> {r.to_state}")
+        if done.deadlines_reopened:
+            typer.echo(f"  open again: {', '.join(done.deadlines_reopened)}")
+        if done.deadlines_cancelled:
+            typer.echo(f"  cancelled: {', '.join(done.deadlines_cancelled)}")
+        if done.cancelled_messages or done.documents_cancelled:
+            typer.echo(
+                f"  not sent: {len(done.cancelled_messages)} message(s); not made: {len(done.documents_cancelled)} "
+                "document(s)"
+            )
+        for template, to, status in done.already_sent:
+            typer.echo(f"  already {status}, cannot be unsent: {template} to {to}")
+        if done.already_sent and not tell_family:
+            typer.echo("  the family may have read it: contact them (--tell-family queues a message when correcting)")
+        if done.told_family:
+            typer.echo(f"  queued a message to the family saying the record was corrected ({done.told_family})")
+
+    _run(go)
+
+
 def _print_follow_ons(follow_ons: Any) -> None:
     for f in follow_ons:
         if f.kind == "started":
@@ -349,20 +461,48 @@ def _print_follow_ons(follow_ons: Any) -> None:
 def case_list(
     state: str | None = typer.Option(None, "--state"),
     workflow: str | None = typer.Option(None, "--workflow"),
+    caseworker: str | None = typer.Option(None, "--caseworker", help="Only this caseworker's cases (staff id)."),
+    overdue: bool = typer.Option(False, "--overdue", help="Only workflows with a council deadline past its date."),
+    open_only: bool = typer.Option(False, "--open", help="Only workflows still open."),
+    unallocated: bool = typer.Option(False, "--unallocated", help="Only cases with no caseworker."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Cases with their workflow, state and next statutory date."""
+    """Cases with their workflows (open or closed), state and next council deadline."""
 
     def go() -> None:
         a = _app()
         a.directory.actor(a.settings.user)
+        today = a.clock.today()
         rows = queries.list_cases(a.engine, state, workflow)
+        if caseworker:
+            member = a.directory.find(caseworker)
+            ids = {caseworker, *((member.id, member.email) if member else ())}
+            rows = [r for r in rows if r["caseworker"] in ids]
+        if unallocated:
+            rows = [r for r in rows if not r["caseworker"]]
+        if open_only:
+            rows = [r for r in rows if r["open"]]
+        for r in rows:
+            r["overdue"] = bool(r["open"] and r["next_due"] and date.fromisoformat(r["next_due"]) < today)
+        if overdue:
+            rows = [r for r in rows if r["overdue"]]
         if as_json:
             _print_json(rows)
         else:
             _table(
-                [[r["id"], r["name"], r["workflow"], r["state"], r["next_due"] or "-"] for r in rows],
-                ["ID", "NAME", "WORKFLOW", "STATE", "NEXT DUE"],
+                [
+                    [
+                        r["id"],
+                        r["name"],
+                        r["workflow"],
+                        r["state"],
+                        "open" if r["open"] else "closed",
+                        (r["next_due"] or "-") + (" (overdue)" if r["overdue"] else ""),
+                        r["caseworker"] or "unallocated",
+                    ]
+                    for r in rows
+                ],
+                ["ID", "NAME", "WORKFLOW", "STATE", "", "NEXT DUE", "CASEWORKER"],
             )
 
     _run(go)
@@ -381,22 +521,43 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
             w["allowed"] = allowed.get(w["instance"], [])
         current = next((w for w in reversed(view["workflows"]) if w["closed"] is None), None)
         view["allowed"] = current["allowed"] if current else []
+        open_limits = [d for d in view["deadlines"] if d["closed"] is None]
+        view["next_due"] = next((d for d in open_limits if d["party"] != "family"), None)
+        view["family_periods"] = [d for d in open_limits if d["party"] == "family"]
         if as_json:
             _print_json(view)
             return
         typer.echo(f"Case {view['id']}: {view['name']} (born {view['date_of_birth']})")
-        if view["caseworker"]:
-            typer.echo(f"Caseworker: {view['caseworker']}")
+        nxt = view["next_due"]
+        if nxt:
+            who = PARTY_WORDS.get(nxt["party"], nxt["party"])
+            typer.echo(
+                f"Next: {nxt['title']}, by {long_date(date.fromisoformat(nxt['due']))} ({nxt['regulation']}; "
+                f"for {who}): {nxt['standing']['label']}"
+            )
+        else:
+            typer.echo("Next: nothing is due from the council")
+        for d in view["family_periods"]:
+            until = long_date(date.fromisoformat(d["due"]))
+            typer.echo(f"The family's own: {d['title']}, until {until} ({d['standing']['label']})")
+        typer.echo(f"Caseworker: {view['caseworker'] or 'none (unallocated)'}")
         for c in view["contacts"]:
             typer.echo(f"Contact: {c['role']}: {c['name']} {c['email'] or '(no email: letters by post)'}")
         for w in view["workflows"]:
-            definition = a.catalogue.get(w["workflow"], w["definition_version"])
+            machine = a.catalogue.machine(w["workflow"], w["definition_version"])
+            definition = machine.definition
             desc = " ".join(definition.states[w["state"]].description.split())
             ended = f" (ended {w['closed']})" if w["closed"] else ""
             typer.echo(f"\n[{w['instance']}] {definition.title}: {w['state']}{ended}")
             typer.echo(f"  {desc}")
-            if not w["closed"]:
-                typer.echo(f"  Next steps you can take: {', '.join(w['allowed']) or 'none'}")
+            if w["closed"]:
+                continue
+            typer.echo("  Steps you can take now:" if w["allowed"] else "  Steps you can take now: none")
+            for trig in w["allowed"]:
+                spec = machine.transition(trig, w["state"])
+                title = f": {spec.title}" if spec and spec.title else ""
+                needs = [n for n, i in spec.inputs.items() if i.required and i.default is None] if spec else []
+                typer.echo(f"    {trig}{title}" + (f" (needs {', '.join(needs)})" if needs else ""))
         held = [m for m in view["outbox"] if m["status"] == "to_address"]
         if held:
             typer.echo("\nNOTICES THE LAW REQUIRES, WAITING FOR A CONTACT")
@@ -405,25 +566,15 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
                 typer.echo(f"  {m['template']}: to {m['role'].replace('|', ' or ')}")
         typer.echo("\nDEADLINES")
         _table(
-            [
-                [
-                    d["due"],
-                    d["status"] + (" (excused)" if d["excused"] else ""),
-                    d.get("days_left", ""),
-                    d["workflow"],
-                    d["title"],
-                    d["regulation"],
-                ]
-                for d in view["deadlines"]
-            ],
-            ["DUE", "STATUS", "DAYS", "WORKFLOW", "WHAT", "SOURCE"],
+            [[d["due"], d["standing"]["label"], d["workflow"], d["title"], d["regulation"]] for d in view["deadlines"]],
+            ["DUE", "STANDING", "WORKFLOW", "WHAT", "SOURCE"],
             "  ",
         )
-        typer.echo("\nHISTORY")
+        typer.echo("\nHISTORY (in date order)")
         _table(
             [
                 [h["on"], h["by"], h["workflow"], h["trigger"], f"{h['from'] or '-'} -> {h['to']}", h["note"] or ""]
-                for h in view["history"]
+                for h in sorted(view["history"], key=lambda h: h["on"])
             ],
             ["ON", "BY", "WORKFLOW", "STEP", "STATE", "NOTE"],
             "  ",
@@ -450,7 +601,7 @@ def case_fire(
     """Take a step in a case's workflow."""
 
     def go() -> None:
-        a = _app(on)
+        a = _app()
         fired = a.cases.fire(
             case_id,
             trigger,
@@ -460,6 +611,7 @@ def case_fire(
             workflow=workflow,
             expected_version=expect_version,
             accept_quality=accept_quality,
+            on=_date_arg(on, "--on"),
         )
         o = fired.outcome
         if as_json:
@@ -471,6 +623,7 @@ def case_fire(
                     "to": o.to_state,
                     "on": o.on.isoformat(),
                     "met": o.met,
+                    "met_standing": {name: now.state for name, now in fired.met},
                     "cancelled": o.cancelled,
                     "opened": [{"name": d.name, "due": d.due_on.isoformat(), "regulation": d.source} for d in o.opened],
                     "messages": [m.template for m in o.messages],
@@ -489,8 +642,8 @@ def case_fire(
             )
             return
         typer.echo(f"case {case_id}: {o.from_state} -> {o.to_state} ({o.trigger}, {o.on.isoformat()})")
-        for name in o.met:
-            typer.echo(f"  met: {name}")
+        for name, now in fired.met:
+            typer.echo(f"  {now.label}: {name}")
         for name in o.cancelled:
             typer.echo(f"  closed: {name}")
         for d in o.opened:
@@ -514,31 +667,22 @@ def due(
         a = _app(as_of, "--as-of")
         a.directory.actor(a.settings.user)
         today = a.clock.today()
-        rows = queries.due(a.engine, today + timedelta(days=within))
-        for r in rows:
-            r["days_left"] = (date.fromisoformat(r["due"]) - today).days
-            r["overdue"] = r["days_left"] < 0
+        horizon = today + timedelta(days=within)
+        rows = queries.due(a.engine, horizon, today)
         if as_json:
             _print_json(rows)
             return
+        window = f"due by {horizon.isoformat()}" + (f" (today and the next {within} days)" if within else " (today)")
         if not rows:
-            typer.echo(f"nothing due by {today.isoformat()}")
+            typer.echo(f"nothing overdue or {window}")
             return
+        typer.echo(f"Council deadlines overdue or {window}, as of {today.isoformat()}:")
         _table(
             [
-                [
-                    r["due"],
-                    f"{-r['days_left']} day{'s' if r['days_left'] < -1 else ''} late"
-                    if r["overdue"]
-                    else ("today" if r["days_left"] == 0 else f"in {r['days_left']} days"),
-                    r["case_id"],
-                    r["case_name"],
-                    r["title"],
-                    r["regulation"],
-                ]
+                [r["due"], r["standing"]["label"], r["case_id"], r["case_name"], r["title"], r["regulation"]]
                 for r in rows
             ],
-            ["DUE", "", "CASE", "NAME", "WHAT", "SOURCE"],
+            ["DUE", "STANDING", "CASE", "NAME", "WHAT", "SOURCE"],
         )
 
     _run(go)
@@ -608,15 +752,32 @@ def report(
 # -- database and demo -------------------------------------------------------------------------
 
 
+@db_app.command("init")
+def db_init() -> None:
+    """Create the database (a SQLite file, and its folder) at the newest schema; one that exists is upgraded."""
+
+    def go() -> None:
+        typer.echo(_initialised(database.initialise(load_settings(_state["config"]).database())))
+
+    _run(go)
+
+
+def _initialised(done: database.Initialised) -> str:
+    if done.created:
+        return f"created the database at {done.url} (schema {done.after})"
+    if done.before == done.after:
+        return f"the database at {done.url} already exists; its schema is up to date ({done.after})"
+    return f"the database at {done.url} already exists; upgraded its schema from {done.before} to {done.after}"
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database schema to the newest migration."""
 
     def go() -> None:
-        settings = load_settings(_state["config"])
-        engine = database.connect(settings.database())
-        database.migrate(engine)
-        typer.echo(f"schema at {database.current_revision(engine)}")
+        done = database.upgrade(load_settings(_state["config"]).database())
+        was = f" (was {done.before or 'empty'})" if done.before != done.after else " (already)"
+        typer.echo(f"schema at {done.after}{was}")
 
     _run(go)
 
@@ -626,9 +787,9 @@ def db_status() -> None:
     """The schema version of the database and of the code."""
 
     def go() -> None:
-        settings = load_settings(_state["config"])
-        engine = database.connect(settings.database())
-        typer.echo(f"database {database.current_revision(engine) or 'empty'}; code {database.head_revision()}")
+        engine, current = database.reach(load_settings(_state["config"]).database())
+        engine.dispose()
+        typer.echo(f"database {current or 'empty'}; code {database.head_revision()}")
 
     _run(go)
 
@@ -647,6 +808,9 @@ def demo(
     def go() -> None:
         settings = load_settings(_state["config"])
         today = _date_arg(as_of, "--as-of") or SystemClock().today()
+        made = database.initialise(settings.database())  # as 'ehcp db init': the demo makes its database
+        if made.created or made.before != made.after:
+            typer.echo(_initialised(made))
         a = build(settings, FixedClock(today))
         created = seed_caseload(a, cases, seed, today)
         if created:
@@ -665,6 +829,7 @@ def demo(
     due(as_of=as_of, within=0, as_json=False)
 
     def send() -> None:
+        from .progress import Progress
         from .scheduler import run_once
 
         settings = load_settings(_state["config"])
@@ -673,7 +838,8 @@ def demo(
             typer.echo(f"\nTo send the reminders and escalations due: ehcp tick --as-of {today.isoformat()}")
             return
         a = build(settings, FixedClock(today))
-        swept, sent = run_once(a, documents=False)  # documents stay queued: the demo should be quick
+        ticked = run_once(a, documents=False, progress=Progress())  # documents stay queued: the demo is quick
+        swept, sent = ticked.swept, ticked.sent
         typer.echo(
             f"\nThe sweep (ehcp tick --as-of {today.isoformat()}): breaches recorded {len(swept.breaches)}, "
             f"reminders and escalations queued {swept.count('queued')}, skipped {swept.count('skipped')}"
@@ -701,17 +867,23 @@ def tick(
     no_send: bool = typer.Option(False, "--no-send", help="Queue what is due, but do not send."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Sweep once: record breaches, queue due reminders and escalations, then send the outbox."""
+    """Render queued documents, record breaches, queue due reminders and escalations, then send the outbox.
+
+    Progress goes to stderr (a bar on a terminal, a line of counts otherwise); what was done, to stdout."""
+    from .progress import Progress
     from .scheduler import run_once
 
     def go() -> None:
         a = _app(as_of, "--as-of")
         a.directory.actor(a.settings.user)
-        swept, sent = run_once(a, send=not no_send)
+        ticked = run_once(a, send=not no_send, progress=Progress())
+        swept, sent = ticked.swept, ticked.sent
         if as_json:
             _print_json(
                 {
                     "as_of": swept.as_of.isoformat(),
+                    "documents_rendered": ticked.rendered,
+                    "documents_not_rendered": ticked.not_rendered,
                     "deadlines_examined": swept.examined,
                     "breaches": [{**b, "breached_on": b["breached_on"].isoformat()} for b in swept.breaches],
                     "queued": [m.__dict__ for m in swept.messages],
@@ -723,6 +895,11 @@ def tick(
             return
         from .sweep import describe
 
+        if ticked.rendered or ticked.not_rendered:
+            typer.echo(
+                f"rendered {ticked.rendered} document(s)"
+                + (f"; {ticked.not_rendered} not rendered (ehcp docs list says why)" if ticked.not_rendered else "")
+            )
         for line in describe(swept):
             typer.echo(line)
         for b in swept.breaches:
@@ -740,6 +917,11 @@ def tick(
             for x in sent.attempts:
                 extra = f": {x.error}" if x.error else ""
                 typer.echo(f"  {x.status:8} {x.to}: {x.subject}{extra}")
+        typer.echo(
+            f"done: {ticked.rendered} document(s) rendered, {len(swept.breaches)} breach(es) recorded, "
+            f"{swept.count('queued')} message(s) queued, "
+            + (f"{sent.count('sent')} sent" if sent is not None else "none sent (--no-send)")
+        )
 
     _run(go)
 

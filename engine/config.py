@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy.engine import make_url
 
 from .errors import ConfigError
 from .roles import STAFF_ROLES
+from .store.database import parse
 
 
 class StaffMember(BaseModel):
@@ -111,8 +111,19 @@ class SchedulerSettings(BaseModel):
     sweep_batch: int = Field(default=500, ge=1)
 
 
+class CaseworkSettings(BaseModel):
+    """How the service takes a caseworker's steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A step may be dated up to this many days after today (0: never after today).
+    future_tolerance_days: int = Field(default=0, ge=0, le=14)
+    # Where the messages of a case with no caseworker go; without it every case needs a caseworker.
+    team_inbox: str | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    casework: CaseworkSettings = Field(default_factory=CaseworkSettings)
     council: Council = Field(default_factory=Council)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     workflows: dict[str, WorkflowSettings] = Field(default_factory=dict)
@@ -139,8 +150,12 @@ class Settings(BaseModel):
         return path if path.is_absolute() else self.base_dir / path
 
     def database(self) -> str:
-        """The database URL, a relative SQLite path taken from the configuration file's folder."""
-        url = make_url(self.database_url)
+        """The database URL, a relative SQLite path taken from the configuration file's folder.
+
+        Raises:
+            DatabaseError: ``database_url`` is not a database URL.
+        """
+        url = parse(self.database_url)
         if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
             path = Path(url.database)
             if not path.is_absolute():

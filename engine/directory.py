@@ -8,7 +8,8 @@ from .machine import Actor
 
 
 class Directory:
-    def __init__(self, staff: list[StaffMember]):
+    def __init__(self, staff: list[StaffMember], team_inbox: str | None = None):
+        self.team_inbox = team_inbox  # the caseworker's messages of a case not yet allocated
         self._by_id = {s.id: s for s in staff}
         self._by_email = {s.email.strip().lower(): s for s in staff}
 

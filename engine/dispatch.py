@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from notifications.folder import FolderTransport
-from notifications.letters import write_letter
 from notifications.message import Email, Letter, PermanentFailure, SendFailure, Transport
-from notifications.notify import NotifyTransport
-from notifications.smtp import SmtpTransport
 
 from .catalogue import Catalogue
 from .clock import Clock, london_date
@@ -47,8 +44,11 @@ log = logging.getLogger(__name__)
 
 
 def make_transport(settings: Settings) -> Transport:
+    # Each transport's module (and its libraries: requests for Notify) is imported when it is chosen.
     n = settings.notifications
     if n.transport == "smtp":
+        from notifications.smtp import SmtpTransport
+
         s = n.smtp
         return SmtpTransport(
             s.host, s.port, s.tls, username=s.username, password=s.password, timeout=s.timeout, ca_file=s.ca_file
@@ -58,6 +58,8 @@ def make_transport(settings: Settings) -> Transport:
             raise ConfigError(
                 "notifications.notify: GOV.UK Notify needs api_key (or EHCP_NOTIFY_API_KEY) and template_id"
             )
+        from notifications.notify import NotifyTransport
+
         return NotifyTransport(
             n.notify.api_key,
             n.notify.template_id,
@@ -65,6 +67,8 @@ def make_transport(settings: Settings) -> Transport:
             templates=dict(n.notify.templates),
             email_reply_to_id=n.notify.email_reply_to_id,
         )
+    from notifications.folder import FolderTransport
+
     return FolderTransport(settings.outbox_path())
 
 
@@ -119,7 +123,8 @@ class Dispatcher:
             self._transport = make_transport(self.settings)
         return self._transport
 
-    def dispatch(self, limit: int | None = None) -> DispatchReport:
+    def dispatch(self, limit: int | None = None, on_attempt: Callable[[Attempt], None] | None = None) -> DispatchReport:
+        """Send what is due; ``on_attempt`` hears of each message tried (a progress bar counts them)."""
         report = DispatchReport()
         retry = self.settings.notifications.retry
         now = self.clock.now()
@@ -141,6 +146,8 @@ class Dispatcher:
                     if attempt is not None:
                         report.attempts.append(attempt)
                         progressed = True
+                        if on_attempt is not None:
+                            on_attempt(attempt)
                 if not progressed:
                     break
         finally:
@@ -166,6 +173,8 @@ class Dispatcher:
             else:
                 rendered = Rendered(subject, body)
             if channel == "letter":
+                from notifications.letters import write_letter  # WeasyPrint: ~0.5 s to import
+
                 path = write_letter(
                     Letter(key, name, rendered.subject, self.messages.letter(rendered, name, london_date(now))),
                     self.settings.outbox_path(),

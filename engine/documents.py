@@ -195,9 +195,17 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
 
 
-def _css(text: Any) -> str:
-    """A value for a CSS string (the page's running header and footer)."""
-    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+_CSS_PLAIN = frozenset(" ,.:-'()/")
+
+
+def _css(text: Any) -> Markup:
+    """A value inside a double-quoted CSS string (the page's running header and footer), escaped once,
+    for CSS: anything but letters, digits and a few harmless marks becomes a CSS escape, so
+    a quote, a backslash, a brace or a line break cannot end the string or the rule, and '<' cannot
+    end the style element. It is Markup, so the HTML escaping of the page does not escape it twice
+    (which showed "O'Brien" as "O&#39;Brien")."""
+    # Each escape ends with a space, which CSS takes as its end (and so keeps a real space after it).
+    return Markup("".join(ch if ch.isalnum() or ch in _CSS_PLAIN else f"\\{ord(ch):x} " for ch in str(text)))
 
 
 # -- the service ------------------------------------------------------------------------------

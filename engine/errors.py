@@ -52,6 +52,18 @@ class ConfigError(EhcpError):
     """The configuration is invalid; the message names the key."""
 
 
+class DatabaseError(EhcpError):
+    """The database cannot be used: its URL is not one, it is not there, it cannot be reached, or its
+    schema is not the code's.
+
+    ``url`` is the database's URL with any password hidden; the message says what to do.
+    """
+
+    def __init__(self, url: str, message: str):
+        self.url = url
+        super().__init__(message)
+
+
 class NotFound(EhcpError):
     """A case, workflow or other record does not exist."""
 

@@ -125,6 +125,26 @@ class Outcome:
     signal_case: list[tuple[str, str]] = field(default_factory=list)  # (workflow, trigger) on the whole case
 
 
+@dataclass(frozen=True)
+class PastStep:
+    """A step as the history recorded it, to be decided again (a correction replays the rest)."""
+
+    trigger: str
+    inputs: Mapping[str, Any]
+    on: date
+    role: str
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """Where an instance stands after its start and the steps replayed: state, facts, open limits."""
+
+    state: str
+    facts: dict[str, Any]
+    open_due: dict[str, date]
+    last_on: date
+
+
 class _Bound:
     """The adaptor: one instance bound to the shared machine for the length of one call."""
 
@@ -424,6 +444,48 @@ class WorkflowMachine:
             signal_children=children,
             signal_case=case_wide,
         )
+
+    def replay(
+        self,
+        start_inputs: Mapping[str, Any],
+        started_on: date,
+        steps: list[PastStep],
+        *,
+        parameters: Mapping[str, Any],
+        context: Mapping[str, Any],
+    ) -> Replayed:
+        """Decide the start and ``steps`` again, in order, with the dates and roles they had.
+
+        The steps were allowed when they were taken, so they are allowed again: the core is a pure
+        function of its inputs. A correction uses this to find where an instance stood before the
+        steps it reverses, deadlines counted again included.
+        """
+        outcome = self.start(
+            start_inputs, Actor("replay", WORKFLOW_ROLE), started_on, parameters=parameters, context=context
+        )
+        deadlines: dict[str, OpenDeadline] = {}
+        last_on = started_on
+
+        def absorb(o: Outcome) -> None:
+            for name in o.met + o.cancelled:
+                deadlines.pop(name, None)
+            for d in o.opened:
+                if d.name not in o.met:
+                    deadlines[d.name] = OpenDeadline(d.name, d.due_on, "open")
+
+        absorb(outcome)
+        for step in steps:
+            if step.trigger not in self.machine.events:
+                continue  # not a step of the workflow (an exception recorded, a breach swept)
+            snap = Snapshot(outcome.to_state, outcome.facts, dict(deadlines), last_on)
+            outcome = self.decide(snap, step.trigger, step.inputs, Actor("replay", step.role), step.on)
+            absorb(outcome)
+            last_on = step.on
+        return Replayed(outcome.to_state, dict(outcome.facts), {n: d.due_on for n, d in deadlines.items()}, last_on)
+
+    def first_alert_of(self, name: str, due_on: date) -> date | None:
+        """The first reminder, breach or escalation date of the deadline ``name`` due on ``due_on``."""
+        return self._first_alert_on(self.definition.deadline(name), due_on)
 
     def _first_alert_on(self, d: DeadlineSpec, due_on: date) -> date | None:
         key = (id(d), due_on)

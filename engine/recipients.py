@@ -1,6 +1,7 @@
 """Who a message goes to: a workflow file names roles; the case and config.yaml name the people.
 
-- ``caseworker``: the case's caseworker (a staff id from config.yaml, or an email address);
+- ``caseworker``: the case's caseworker (a staff id from config.yaml, or an email address), or the
+  team inbox (``casework.team_inbox``) while the case has none;
 - ``team_manager``: the caseworker's ``manager`` in config.yaml, or every team manager when the
   caseworker has none named;
 - ``head_of_service``: every head of service in config.yaml;
@@ -38,6 +39,8 @@ def resolve(
             if caseworker:
                 member = directory.find(caseworker)
                 found.append(Recipient(role, member.name if member else None, member.email if member else caseworker))
+            elif directory.team_inbox:  # a case not yet allocated: the team's shared inbox
+                found.append(Recipient(role, "SEND team", directory.team_inbox))
         elif role == "team_manager":
             member = directory.find(caseworker)
             manager = directory.member(member.manager) if member and member.manager else None

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 from .app import App
 from .dispatch import DispatchReport
+from .progress import Progress, Silent
 from .store.database import Checkpointer
 from .sweep import SweepReport
 
@@ -22,24 +24,52 @@ log = logging.getLogger(__name__)
 JOB_ID = "ehcp-sweep-and-send"
 
 
-def run_once(app: App, *, send: bool = True, documents: bool = True) -> tuple[SweepReport, DispatchReport | None]:
-    """Render the documents steps queued, sweep, and send."""
+@dataclass(frozen=True)
+class Ticked:
+    """What one run did: documents rendered (and those that could not be), the sweep, the sending."""
+
+    rendered: int
+    not_rendered: int  # failed (``ehcp docs list`` says why) or taken by another worker
+    swept: SweepReport
+    sent: DispatchReport | None
+
+
+def run_once(app: App, *, send: bool = True, documents: bool = True, progress: Progress | None = None) -> Ticked:
+    """Render the documents steps queued, sweep, and send; ``progress`` shows each phase as it goes."""
+    progress = progress or Silent()
+    rendered = not_rendered = 0
     if documents:
-        app.documents.process()
-    swept = app.sweeper.sweep()
-    sent = app.dispatcher().dispatch() if send else None
-    return swept, sent
+        from .store.queries import queued_documents
+
+        queued = len(queued_documents(app.engine))
+        if queued:
+            with progress.phase("rendering documents", queued) as advance:
+                # One at a time so that the count moves; each is claimed and committed on its own anyway.
+                while batch := app.documents.process(limit=1):
+                    rendered += len(batch)
+                    advance(len(batch))
+            not_rendered = max(queued - rendered, 0)
+    with progress.phase("sweeping deadlines") as advance:
+        swept = app.sweeper.sweep()
+        advance(swept.examined)
+    sent = None
+    if send:
+        with progress.phase("sending messages") as advance:
+            sent = app.dispatcher().dispatch(on_attempt=lambda _: advance(1))
+    return Ticked(rendered, not_rendered, swept, sent)
 
 
 def _job(app: App) -> None:
     try:
-        swept, sent = run_once(app)
+        ticked = run_once(app)
     except Exception:  # a failed sweep must not stop the scheduler: the next run catches up
         log.exception("sweep failed; the next run will catch up")
         return
+    swept, sent = ticked.swept, ticked.sent
     log.info(
-        "swept %s: %d breaches, %d queued, %d sent, %d to retry, %d failed",
+        "swept %s: %d documents rendered, %d breaches, %d queued, %d sent, %d to retry, %d failed",
         swept.as_of.isoformat(),
+        ticked.rendered,
         len(swept.breaches),
         swept.count("queued"),
         sent.count("sent") if sent else 0,

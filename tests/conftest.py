@@ -95,7 +95,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def make_app(database_url: str, clock: FixedClock, workflows: Path = TEST_WORKFLOWS) -> App:
     settings = Settings(database_url=database_url, workflows_dir=str(workflows), staff=STAFF, user="cw")
-    return App(settings, clock)
+    return App(settings, clock, create=True)
 
 
 @pytest.fixture

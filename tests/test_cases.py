@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.app import App
 from engine.clock import FixedClock
+from engine.config import CaseworkSettings
+from engine.definition.model import MessageAction
 from engine.errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from engine.store import queries
 from engine.store.repository import ContactRecord
@@ -81,22 +83,33 @@ def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_s
 ) -> None:
     case_id = open_simple(app, [PARENT_NO_EMAIL])
     app.cases.fire(case_id, "start_work", actor_id="cw")
-    other = app.cases.open_case(
-        name="No Contacts",
-        date_of_birth=date(2015, 2, 3),
-        workflow="simple",
-        actor_id="cw",
-        inputs={"received_on": "2025-01-06"},
-    ).case_id
-    app.cases.fire(other, "start_work", actor_id="cw")
     letters = queries.case_view(app.engine, case_id)["outbox"]
     assert ("parent", "Parent Two", "letter", "queued") in [
         (m["role"], m["to"], m["channel"], m["status"]) for m in letters
     ]
-    skipped = queries.case_view(app.engine, other)["outbox"]
-    assert [(m["template"], m["status"], m["note"]) for m in skipped] == [
-        ("started", "skipped", "no recipient with the role parent or caseworker")
+    # A case with no caseworker and no contacts: refused without a team inbox ...
+    unallocated = {
+        "name": "No Contacts",
+        "date_of_birth": date(2015, 2, 3),
+        "workflow": "simple",
+        "actor_id": "cw",
+        "inputs": {"received_on": "2025-01-06"},
+    }
+    with pytest.raises(InvalidInput, match="team_inbox"):
+        app.cases.open_case(**unallocated)  # type: ignore[arg-type]
+    # ... and with one, its caseworker's messages go to the inbox; a message nobody can receive
+    # (the parent's, with no contact) is kept as skipped with the reason.
+    settings = app.settings.model_copy(update={"casework": CaseworkSettings(team_inbox="send-team@example.org")})
+    team = App(settings, clock)
+    other = team.cases.open_case(**unallocated).case_id  # type: ignore[arg-type]
+    team.cases.fire(other, "start_work", actor_id="cw")
+    rows = queries.case_view(app.engine, other)["outbox"]
+    assert [(m["template"], m["role"], m["to"], m["status"]) for m in rows] == [
+        ("started", "caseworker", "send-team@example.org", "queued")
     ]
+    team.engine.dispose()
+    none = app.cases._recipients([MessageAction(template="started", to=["caseworker"])], None, [])
+    assert [(r.status, r.reason) for _, r in none] == [("skipped", "no recipient with the role caseworker")]
 
 
 def test_a_limit_met_after_its_last_day_is_recorded_as_breached(app: App, clock: FixedClock) -> None:
@@ -236,6 +249,7 @@ def test_due_lists_open_deadlines_soonest_first(app: App, clock: FixedClock) -> 
         workflow="simple",
         actor_id="cw",
         inputs={"received_on": "2025-01-01"},
+        caseworker="cw",
     ).case_id
     rows = queries.due(app.engine, date(2025, 2, 17))
     assert [(r["case_id"], r["due"], r["overdue"]) for r in rows] == [
@@ -308,7 +322,11 @@ def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipp
 def test_an_exception_keeps_the_due_date_and_is_in_the_history(shipped_app: App, clock: FixedClock) -> None:
     cases = shipped_app.cases
     opened = cases.open_case(
-        name="Generated Child", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor_id="cw"
+        name="Generated Child",
+        date_of_birth=date(2016, 4, 1),
+        workflow="needs_assessment",
+        actor_id="cw",
+        caseworker="cw",
     )
     clock.set(date(2025, 3, 3))
     cases.fire(opened.case_id, "agree_to_assess", actor_id="cw")
@@ -327,7 +345,7 @@ def test_an_exception_keeps_the_due_date_and_is_in_the_history(shipped_app: App,
 def test_steps_beside_the_background_checkpointer(app: App, clock: FixedClock) -> None:
     from engine.store.database import Checkpointer
 
-    busy = App(app.settings, clock, background_checkpoints=True)
+    busy = App(app.settings, clock, background_checkpoints=True, create=True)
     checkpointer = Checkpointer(busy.engine, interval=0.005).start()
     try:
         ids = [open_simple(busy) for _ in range(20)]

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.store.database import initialise
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "broken_workflows"
@@ -25,6 +26,7 @@ def config(tmp_path: Path) -> Path:
     data["templates_dir"] = str(ROOT / "templates")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
+    initialise(data["database_url"])  # as 'ehcp db init': no command makes a database by itself
     return path
 
 
@@ -107,8 +109,20 @@ def test_a_case_is_opened_stepped_and_shown_with_history_and_deadlines(config: P
 
 
 def test_errors_are_one_clear_line_and_exit_1(config: Path) -> None:
-    code, out, _ = run(config, "case", "open", "--name", "A", "--dob", "2015-02-03", "--on", "2025-01-06")
+    code, _, err = run(config, "case", "open", "--name", "A", "--dob", "2015-02-03", "--on", "2025-01-06")
+    assert code == 1 and "every case needs a caseworker" in err
+    code, _, err = run(config, "case", "open", "--name", "A", "--dob", "2015-02-03", "--caseworker", "nobody.here")
+    assert code == 1 and "'nobody.here' is not a member of staff" in err
+    code, _, err = run(
+        config, "case", "open", "--name", "A", "--dob", "2015-02-03", "--caseworker", "casey.demo", "--on", "2099-12-31"
+    )
+    assert code == 1 and "is after today" in err
+    code, out, _ = run(
+        config, "case", "open", "--name", "A", "--dob", "2015-02-03", "--on", "2025-01-06", "--caseworker", "casey.demo"
+    )
     case_id = out.strip()
+    code, _, err = run(config, "case", "fire", case_id, "agree_to_assess", "--on", "2099-12-31")
+    assert code == 1 and "2099-12-31 is after today" in err
     code, _, err = run(config, "case", "fire", case_id, "issue_final_plan", "--on", "2025-01-07")
     assert code == 1
     assert err.strip().splitlines() == [

@@ -201,7 +201,7 @@ def test_a_year_of_daily_sweeps_sends_exactly_the_expected_reminders_and_escalat
     database_url: str, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port), clock)
+    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port), clock, create=True)
     ids = [open_case(app, n) for n in ("Ada Able", "Ben Brook", "Cal Crane")]
     assert ids == [1, 2, 3]
     steps = {date(2026, 2, 10): (2, "agree_to_assess"), date(2026, 2, 20): (3, "agree_to_assess")}
@@ -256,7 +256,7 @@ def test_a_sweep_after_weeks_of_downtime_records_the_true_breach_date_and_skips_
     database_url: str, tmp_path: Path
 ) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock)
+    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock, create=True)
     case_id = open_case(app)
     clock.set(date(2026, 3, 10))
     report = app.sweeper.sweep()
@@ -298,7 +298,7 @@ def test_a_mail_server_that_is_down_for_a_while_gets_everything_once_when_it_is_
     database_url: str, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=6), clock)
+    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=6), clock, create=True)
     for n in ("Ada Able", "Ben Brook"):
         open_case(app, n, parent_email=f"parent.{n.split()[0].lower()}@example.org")
     smtp_server.stop()
@@ -329,7 +329,7 @@ def test_a_message_that_cannot_be_delivered_is_failed_after_the_last_attempt_and
     database_url: str, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=3), clock)
+    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=3), clock, create=True)
     open_case(app, parent_email="nobody@example.org")
     app.cases.fire(1, "agree_to_assess", actor_id="cw")
     smtp_server.handler.refuse["nobody@example.org"] = "450 4.2.0 mailbox busy"
@@ -350,7 +350,7 @@ def test_a_message_that_cannot_be_delivered_is_failed_after_the_last_attempt_and
 
 def test_a_permanent_refusal_fails_at_once(database_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=5), clock)
+    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=5), clock, create=True)
     open_case(app, parent_email="gone@example.org")
     app.cases.fire(1, "agree_to_assess", actor_id="cw")
     smtp_server.handler.refuse["gone@example.org"] = "550 5.1.1 <gone@example.org>: no such user"
@@ -377,7 +377,7 @@ def test_a_crash_between_sending_and_marking_sent_repeats_that_one_message_after
     from engine.dispatch import make_transport
 
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port), clock)
+    app = App(settings(database_url, tmp_path / "outbox", smtp_server.port), clock, create=True)
     open_case(app, parent_email="pat@example.org")
     app.cases.fire(1, "agree_to_assess", actor_id="cw")
     with pytest.raises(KeyboardInterrupt):
@@ -405,7 +405,7 @@ def _sweep_in_another_process(url: str, outbox: str, day: str, barrier: Any, out
 
 def test_two_sweeps_in_parallel_processes_queue_each_message_once(database_url: str, tmp_path: Path) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock)
+    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock, create=True)
     for i in range(30):
         open_case(app, f"Child {i}")
     app.engine.dispose()
@@ -436,7 +436,7 @@ def test_two_sweeps_in_parallel_processes_queue_each_message_once(database_url: 
 
 def test_a_contact_without_an_email_address_gets_a_letter_to_print(database_url: str, tmp_path: Path) -> None:
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock)
+    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock, create=True)
     other = app.cases.open_case(
         name="Eve Elm",
         date_of_birth=date(2017, 5, 2),
@@ -471,7 +471,7 @@ def test_a_caseworker_who_asks_for_a_digest_gets_one_a_working_day_instead_of_si
         *STAFF[2:],
     ]
     clock = FixedClock(START)
-    app = App(settings(database_url, tmp_path / "outbox", transport="folder", staff=staff), clock)
+    app = App(settings(database_url, tmp_path / "outbox", transport="folder", staff=staff), clock, create=True)
     open_case(app, "Fay Fern", caseworker="cw2")
     open_case(app, "Gus Gale", caseworker="cw")
     kinds: Counter[tuple[str, str, str]] = Counter()
@@ -506,7 +506,7 @@ def test_notify_is_used_when_configured_and_sends_what_the_template_says(
             )
         }
     )
-    app = App(base.model_copy(update={"notifications": n}), clock)
+    app = App(base.model_copy(update={"notifications": n}), clock, create=True)
     open_case(app, "Hal Hart", parent_email="hal.parent@example.org")
     app.cases.fire(1, "agree_to_assess", actor_id="cw")
     report = app.dispatcher().dispatch()
@@ -541,7 +541,7 @@ def test_ehcp_tick_delivers_due_reminders_over_smtp_once_and_outbox_shows_each(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cases.sqlite'}"
     clock = FixedClock(START)
-    app = App(settings(url, tmp_path / "outbox", transport="folder"), clock)
+    app = App(settings(url, tmp_path / "outbox", transport="folder"), clock, create=True)
     open_case(app, "Ida Isle")
     app.engine.dispose()
     env = {
@@ -574,7 +574,7 @@ def test_the_scheduler_runs_the_sweep_and_sends_at_once_then_every_interval(tmp_
 
     url = f"sqlite:///{tmp_path / 'cases.sqlite'}"
     clock = FixedClock(START)
-    app = App(settings(url, tmp_path / "outbox", transport="folder"), clock)
+    app = App(settings(url, tmp_path / "outbox", transport="folder"), clock, create=True)
     open_case(app, "Jo Jay")
     clock.set(date(2026, 2, 2))
     scheduler = scheduler_for(app, interval_minutes=5, background=True)

@@ -42,7 +42,7 @@ def make(database_url: str, tmp_path: Path, clock: FixedClock) -> App:
         staff=STAFF,
         user="cw",
     )
-    return App(settings, clock)
+    return App(settings, clock, create=True)
 
 
 def assessed(app: App, clock: FixedClock) -> int:
@@ -387,6 +387,7 @@ def test_the_command_line_edits_checks_renders_and_lists(tmp_path: Path) -> None
         assert result.exit_code == code, result.output
         return result.output
 
+    run("db", "init")
     run(
         "case",
         "open",
@@ -423,7 +424,7 @@ def test_the_councils_logo_from_its_settings_heads_every_document(tmp_path: Path
     clock = FixedClock(date(2026, 1, 5))
     app = make(f"sqlite:///{tmp_path / 'cases.sqlite'}", tmp_path, clock)
     council = app.settings.council.model_copy(update={"logo": str(ROOT / "docs" / "examples" / "logo.svg")})
-    app = App(app.settings.model_copy(update={"council": council}), clock)
+    app = App(app.settings.model_copy(update={"council": council}), clock, create=True)
     case_id = assessed(app, clock)
     rendered = app.documents.html(case_id, "decision-letter", decision="to-assess")
     assert '<img class="logo" src="file://' in rendered.html and 'alt="Demo County Council"' in rendered.html

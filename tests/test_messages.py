@@ -12,6 +12,7 @@ from engine.catalogue import Catalogue
 from engine.messages import Messages, long_date
 
 STAFF_MESSAGES = {"deadline_reminder", "deadline_escalation", "daily_digest", "delivery_failed"}
+ENGINE_MESSAGES = {"step_corrected"}  # queued by the service itself (a correction), not by a workflow
 CHALLENGEABLE = {
     "decision_not_to_assess",
     "decision_not_to_issue",
@@ -102,7 +103,16 @@ def test_every_notice_to_a_professional_body_names_its_regulation_and_no_child_i
 
 def test_no_message_template_is_unused_and_none_is_missing() -> None:
     files = {p.stem for p in (ROOT / "templates" / "messages").glob("*.txt") if not p.stem.startswith("_")}
-    assert files == set(NAMED) | STAFF_MESSAGES
+    assert files == set(NAMED) | STAFF_MESSAGES | ENGINE_MESSAGES
+
+
+def test_the_correction_message_says_which_step_was_reversed_and_where_things_stand() -> None:
+    context = _context("EHC needs assessment", "request_received", "The council has received a request.")
+    context["inputs"] = {"reverses": [2], "steps": ["refuse_to_assess"]}
+    rendered = Messages(ROOT / "templates", "Demo County Council").render("step_corrected", context)
+    assert "Alex Example" in rendered.subject and "correction" in rendered.subject
+    assert "(refuse to assess)" in rendered.text and "please disregard that message" in rendered.text
+    assert "The council has received a request." in rendered.text
 
 
 def test_html_part_escapes_what_it_is_given() -> None:

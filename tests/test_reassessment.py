@@ -16,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.store.database import initialise
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,7 @@ def config(tmp_path: Path) -> Path:
     data["workflows_dir"] = str(ROOT / "workflows")
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
+    initialise(data["database_url"])  # as 'ehcp db init': no command makes a database by itself
     return path
 
 

@@ -1,41 +1,90 @@
-"""Connecting to the database and keeping its schema at the newest migration."""
+"""Connecting to the database and keeping its schema at the newest migration.
+
+A database is made only on purpose (``ehcp db init``, or ``App(create=True)`` in code); everything
+else opens one that exists and is at the code's schema, and says in one line what to do if not.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from ..errors import ConfigError, EhcpError
+from ..errors import DatabaseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+URL_FORMS = "sqlite:///path/to/file.sqlite or postgresql+psycopg://user@host/db"
+
+
+def shown(url: str | URL) -> str:
+    """``url`` as it may be printed or logged: any password replaced by ***."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(://[^/:@]*:)[^@]*@", r"\1***@", url)
+
+
+def parse(url: str) -> URL:
+    """The URL, or a DatabaseError naming it (password hidden) and the forms that work."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            shown(url), f"database_url: '{shown(url)}' is not a database URL; write {URL_FORMS}"
+        ) from None
+
+
+def where(url: URL) -> str:
+    """How a message names the database: a SQLite file by its path, another by its URL (password hidden)."""
+    file = sqlite_file(url)
+    return str(file) if file is not None else shown(url)
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    parsed = url if isinstance(url, URL) else parse(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
 
 
 def connect(url: str, *, background_checkpoints: bool = False) -> Engine:
     """An Engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
+
+    Nothing is checked or made here (SQLite makes a missing file at the first connection):
+    ``open_database`` and ``initialise`` are the ways in that say what is wrong.
 
     ``background_checkpoints``: a long-running process that runs a ``Checkpointer`` beside its
     requests takes the copying of the write-ahead log back into the database file, and its sync,
     off the request path; its request connections then checkpoint only as a backstop, if the log
     has grown to ~400 MB because nothing else did.
     """
-    try:
-        parsed = make_url(url)
-    except Exception:
-        raise ConfigError(f"database_url: '{url}' is not a database URL") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    parsed = parse(url)
     try:
         engine = create_engine(parsed)
-    except Exception as exc:
-        raise ConfigError(f"database_url: cannot use '{parsed.render_as_string()}': {exc}") from None
+    except NoSuchModuleError:
+        raise DatabaseError(
+            shown(parsed),
+            f"database_url: '{shown(parsed)}': no database driver '{parsed.drivername}'; write {URL_FORMS}",
+        ) from None
+    except ImportError as exc:
+        raise DatabaseError(
+            shown(parsed),
+            f"database_url: '{shown(parsed)}' needs the Python package '{exc.name}', which is not installed",
+        ) from None
+    except ArgumentError as exc:
+        raise DatabaseError(shown(parsed), f"database_url: cannot use '{shown(parsed)}': {exc}") from None
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -109,22 +158,57 @@ class Checkpointer:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def head_revision() -> str | None:
+    """The newest migration, as Alembic reads the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+_FIELD = re.compile(r"""^(revision|down_revision)\s*(?::[^=]+)?=\s*["']?(\w+)["']?""", re.MULTILINE)
+
+
+def _migrations() -> tuple[set[str], str | None]:
+    """Every revision in migrations/versions and the one head, read from the files' ``revision =`` and
+    ``down_revision =`` lines: a command that only opens the database need not import Alembic (~0.1 s).
+    Several heads (or none) fall back to Alembic; tests/test_migrations.py checks that both agree."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        fields = dict(_FIELD.findall(script.read_text(encoding="utf-8")))
+        if "revision" in fields:
+            revisions.add(fields["revision"])
+        if fields.get("down_revision", "None") != "None":
+            parents.add(fields["down_revision"])
+    heads = revisions - parents
+    return revisions, next(iter(heads)) if len(heads) == 1 else head_revision()
+
+
+def code_revision() -> str | None:
+    """The schema this code needs: the newest migration."""
+    return _migrations()[1]
+
+
 def current_revision(engine: Engine) -> str | None:
+    """The database's schema version (None for a database Alembic has never migrated)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        versions = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return ",".join(versions) or None
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` (the newest by default)."""
+    from alembic import command
+
     cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -132,21 +216,128 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
 
 
+def _foreign(engine: Engine) -> DatabaseError:
+    problem = "has tables but no schema version; is it this system's database?"
+    return DatabaseError(shown(engine.url), f"the database at {where(engine.url)} {problem}")
+
+
 def ensure_schema(engine: Engine) -> None:
     """A new, empty database is created at the newest schema; an older one must be upgraded on purpose."""
     current = current_revision(engine)
-    head = head_revision()
-    if current == head:
-        return
     if current is None:
         if inspect(engine).get_table_names():
-            raise EhcpError("the database has tables but no schema version; is it this system's database?")
+            raise _foreign(engine)
         migrate(engine)
         return
-    raise EhcpError(f"the database schema is at {current}, the code needs {head}: run 'ehcp db upgrade'")
+    check_schema(engine, current)
+
+
+def check_schema(engine: Engine, current: str | None = None) -> None:
+    """Raise a DatabaseError, saying which command fixes it, unless the schema is the code's."""
+    current = current or current_revision(engine)
+    known, head = _migrations()
+    if current == head:
+        return
+    url, at = shown(engine.url), where(engine.url)
+    if current is None:
+        if inspect(engine).get_table_names():
+            raise _foreign(engine)
+        raise DatabaseError(url, f"the database at {at} has no tables; create them with 'ehcp db init'")
+    if current not in known:
+        raise DatabaseError(url, f"the database at {at} has schema {current}, which this code does not know")
+    raise DatabaseError(url, f"the database at {at} has schema {current}; the code needs {head}: run 'ehcp db upgrade'")
+
+
+def reach(url: str, *, create: bool = False, background_checkpoints: bool = False) -> tuple[Engine, str | None]:
+    """Connect to the database at ``url`` and read its schema version, without changing anything.
+
+    A SQLite file must exist unless ``create`` (then its folder is made, and SQLite makes the file).
+
+    Raises:
+        DatabaseError: the URL is not one (or names a driver that is not installed), there is no such
+            SQLite file, or the database cannot be reached (server down, connection refused).
+    """
+    parsed = parse(url)
+    file = sqlite_file(parsed)
+    if file is not None:
+        if create:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        elif not file.is_file():
+            raise DatabaseError(
+                shown(parsed),
+                f"no database at {file}; create it with 'ehcp db init' (or check database_url in config.yaml)",
+            )
+    engine = connect(url, background_checkpoints=background_checkpoints)
+    try:
+        return engine, current_revision(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        reason = " ".join(str(exc.orig).split("\n")[0].split()) or type(exc.orig).__name__
+        if parsed.password:
+            reason = reason.replace(parsed.password, "***")
+        raise DatabaseError(shown(parsed), f"cannot connect to the database at {where(parsed)}: {reason}") from exc
+
+
+def open_database(url: str, *, create: bool = False, background_checkpoints: bool = False) -> Engine:
+    """An Engine on a database at the code's schema; ``create`` makes the database if it is not there.
+
+    Raises:
+        DatabaseError: a bad URL; not there (and not ``create``), cannot be reached, or its schema is not the
+            code's.
+    """
+    engine, current = reach(url, create=create, background_checkpoints=background_checkpoints)
+    try:
+        if create and current is None:
+            ensure_schema(engine)
+        else:
+            check_schema(engine, current)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class Initialised:
+    """What ``initialise`` found and did: the schema versions before (None: a new database) and after."""
+
+    url: str  # a SQLite file's path, or the URL with its password hidden
+    before: str | None
+    after: str | None
+
+    @property
+    def created(self) -> bool:
+        return self.before is None
+
+
+def initialise(url: str) -> Initialised:
+    """Make the database (a SQLite file and its folder) if it is not there, and bring its schema to the newest."""
+    engine, before = reach(url, create=True)
+    try:
+        if before is None and inspect(engine).get_table_names():
+            raise _foreign(engine)
+        if before != code_revision():
+            migrate(engine)
+        return Initialised(where(engine.url), before, current_revision(engine))
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str) -> Initialised:
+    """Bring an existing database's schema to the newest migration."""
+    engine, before = reach(url)
+    try:
+        if before is None and inspect(engine).get_table_names():
+            raise _foreign(engine)
+        migrate(engine)
+        return Initialised(where(engine.url), before, current_revision(engine))
+    finally:
+        engine.dispose()

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from ..errors import NotFound
+from ..standing import is_overdue, standing
 from .models import Case, Contact, Deadline, Document, HistoryEntry, OutboxMessage, WorkflowInstance
 
 
@@ -43,8 +44,18 @@ def deadline_dict(d: Deadline, as_of: date | None = None) -> dict[str, Any]:
             else None
         ),
     }
-    if as_of is not None and d.closed_on is None:
-        out["days_left"] = (d.due_on - as_of).days
+    if as_of is not None:
+        if d.closed_on is None:
+            out["days_left"] = (d.due_on - as_of).days
+        now = standing(
+            status=d.status,
+            due_on=d.due_on,
+            closed_on=d.closed_on,
+            party=d.party,
+            as_of=as_of,
+            excused=d.exception_head is not None,
+        )
+        out["standing"] = {"state": now.state, "days": now.days, "label": now.label}
     return out
 
 
@@ -170,8 +181,10 @@ def list_cases(engine: Engine, state: str | None = None, workflow: str | None = 
     ]
 
 
-def due(engine: Engine, as_of: date) -> list[dict[str, Any]]:
-    """Open deadlines due on or before ``as_of``, soonest first (uses the open deadlines' due index)."""
+def due(engine: Engine, as_of: date, today: date | None = None) -> list[dict[str, Any]]:
+    """Open deadlines due on or before ``as_of``, soonest first (uses the open deadlines' due index);
+    each stands as it does ``today`` (``as_of`` when not given)."""
+    today = today or as_of
     with Session(engine) as s:
         rows = s.exec(
             select(Deadline, Case.name, WorkflowInstance.workflow, WorkflowInstance.state)
@@ -184,12 +197,12 @@ def due(engine: Engine, as_of: date) -> list[dict[str, Any]]:
         ).all()
     return [
         dict(
-            deadline_dict(d, as_of),
+            deadline_dict(d, today),
             case_id=d.case_id,
             case_name=name,
             workflow=wf,
             state=st,
-            overdue=d.due_on < as_of,
+            overdue=is_overdue(d.due_on, today),
         )
         for d, name, wf, st in rows
     ]

@@ -276,6 +276,30 @@ class Unit:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def queue_step_message(
+        self, instance_id: int, case_id: int, seq: int, template: str, recipient: Recipient, now: datetime
+    ) -> None:
+        """Queue a message about a history entry written outside ``apply`` (a correction)."""
+        self._exec(
+            "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
+            "recipient_email, channel, status, created_at, attempts, last_error) VALUES (:key, :cid, :iid, :seq, "
+            ":template, :role, :name, :email, :channel, :status, :now, 0, :reason) ON CONFLICT (key) DO NOTHING",
+            {
+                "key": f"{instance_id}:{seq}:{template}:{recipient.role}:{recipient.token}",
+                "cid": case_id,
+                "iid": instance_id,
+                "seq": seq,
+                "template": template,
+                "role": recipient.role,
+                "name": recipient.name,
+                "email": recipient.email,
+                "channel": recipient.channel,
+                "status": recipient.status,
+                "now": now,
+                "reason": recipient.reason,
+            },
+        )
+
     def add_contact(self, case_id: int, contact: ContactRecord) -> None:
         self._exec(
             "INSERT INTO contact (case_id, role, name, email) VALUES (:case_id, :role, :name, :email)",

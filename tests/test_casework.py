@@ -1,0 +1,84 @@
+"""Casework a council can trust, at the service (the command line and the web inherit it): names
+kept sensibly and printed once-escaped, every case with a known caseworker or the team's inbox."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, STAFF
+from pypdf import PdfReader
+
+from engine.app import App
+from engine.cases import NAME_LIMIT
+from engine.clock import FixedClock
+from engine.config import Settings
+from engine.errors import InvalidInput
+from engine.store.repository import ContactRecord
+
+
+def opened(app: App, name: str, **kw: object) -> int:
+    args: dict[str, object] = {
+        "name": name,
+        "date_of_birth": date(2016, 4, 1),
+        "workflow": "needs_assessment",
+        "actor_id": "cw",
+        "caseworker": "cw",
+        **kw,
+    }
+    return app.cases.open_case(**args).case_id  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("A" * (NAME_LIMIT + 1), f"the limit is {NAME_LIMIT}"),
+        ("Alex\nExample", "line break"),
+        ("Alex\r}} html{background:url(x)}", "line break"),
+        ("Alex\x00Example", "control character"),
+    ],
+)
+def test_a_name_is_refused_with_the_reason_and_nothing_is_saved(shipped_app: App, name: str, problem: str) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        opened(shipped_app, name)
+    with pytest.raises(InvalidInput, match=problem):
+        opened(shipped_app, "Alex Example", contacts=[ContactRecord("parent", name, "p@example.org")])
+    assert shipped_app.store.unit  # the database is untouched:
+    with shipped_app.store.unit() as unit:
+        assert unit.fetch("SELECT COUNT(*) FROM ehc_case", {})[0][0] == 0
+
+
+def test_a_name_is_kept_with_its_spaces_tidied(shipped_app: App) -> None:
+    case = opened(shipped_app, "  Siobhán   O'Brien  ")
+    with shipped_app.store.unit() as unit:
+        assert unit.fetch("SELECT name FROM ehc_case WHERE id = :c", {"c": case})[0][0] == "Siobhán O'Brien"
+
+
+def test_an_unknown_caseworker_is_refused_and_says_who_is_known(shipped_app: App) -> None:
+    with pytest.raises(InvalidInput, match="'nobody.here' is not a member of staff.*caseworkers: cw, cw2"):
+        opened(shipped_app, "Alex Example", caseworker="nobody.here")
+    with pytest.raises(InvalidInput, match="hos is a head_of_service"):
+        opened(shipped_app, "Alex Example", caseworker="hos")
+    assert opened(shipped_app, "Alex Example", caseworker="cw2@example.org")  # by email too
+
+
+def test_a_name_with_a_quote_is_printed_once_escaped_in_the_pdf_heading(tmp_path: Path) -> None:
+    clock = FixedClock(date(2026, 1, 5))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'c.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        staff=STAFF,
+        user="cw",
+    )
+    app = App(settings, clock, create=True)
+    case = opened(app, 'Siobhán "Shiv" O\'Brien-Åberg')
+    record, _ = app.documents.render(case, "decision-letter", decision="considering-assessment", actor_id="cw")
+    text = " ".join(page.extract_text() for page in PdfReader(record.path).pages)
+    assert 'Siobhán "Shiv" O\'Brien-Åberg, born 1 April 2016' in text  # the running heading
+    assert "&#39;" not in text and "&quot;" not in text and "\\" not in text
+    app.engine.dispose()
