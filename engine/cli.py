@@ -939,6 +939,8 @@ def outbox(
         a = _app()
         a.directory.actor(a.settings.user)
         rows = queries.outbox(a.engine, status=status, case_id=case_id, limit=limit)
+        if len(rows) == limit:  # on stderr, so that --json stays a list
+            typer.echo(f"(stopped at the limit of {limit} messages, newest first: --limit N shows more)", err=True)
         if as_json:
             _print_json(rows)
             return

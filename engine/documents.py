@@ -330,6 +330,16 @@ class Documents:
         plan_version: int | None = None
         if kind in ("draft-plan", "final-plan"):
             plan = self._plan(unit, case_id, version, kind)
+            if kind == "final-plan" and plan.status != "issued":
+                # A plan not yet issued is never printed as if it were final, without a DRAFT mark.
+                issued = plans.latest_issued(unit, case_id, before=plan.version + 1) if version is None else None
+                if issued is None:
+                    raise InvalidInput(
+                        f"plan version {plan.version} of case {case_id} has not been issued ({plan.status}): "
+                        f"a final plan is made when it is issued; render the draft with 'ehcp docs render {case_id} "
+                        "draft-plan'"
+                    )
+                plan = issued
             plan_version = plan.version
             if kind == "final-plan" and plan.issued_on:
                 dated = plan.issued_on

@@ -82,3 +82,25 @@ def test_a_name_with_a_quote_is_printed_once_escaped_in_the_pdf_heading(tmp_path
     assert 'Siobhán "Shiv" O\'Brien-Åberg, born 1 April 2016' in text  # the running heading
     assert "&#39;" not in text and "&quot;" not in text and "\\" not in text
     app.engine.dispose()
+
+
+def test_a_letter_never_asks_for_something_by_a_date_already_past(tmp_path: Path) -> None:
+    clock = FixedClock(date(2025, 1, 6))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'c.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        staff=STAFF,
+        user="cw",
+    )
+    app = App(settings, clock, create=True)
+    case = opened(app, "Alex Example")
+    clock.set(date(2025, 2, 10))
+    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})
+    clock.set(date(2025, 12, 2))  # long after the time to appeal (Thu 10 Apr 2025)
+    record, _ = app.documents.render(case, "decision-letter", decision="review-keep", actor_id="cw")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(record.path).pages).split())
+    assert "Tuesday 2 December 2025" in text
+    assert "ended on Thursday 10 April 2025" in text and "must reach the tribunal" not in text
+    app.engine.dispose()

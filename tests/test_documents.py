@@ -290,8 +290,14 @@ def test_the_same_inputs_give_the_same_bytes_and_are_not_rendered_twice(sqlite_a
     assert app.documents.pdf(rendered.html) == Path(first.path).read_bytes()
     # A change to the inputs is a new document.
     app.plans.edit(case_id, {"A": EXAMPLE["A"] + "Sam now also likes swimming.\n"}, actor_id="cw")
-    changed, _ = app.documents.render(case_id, "final-plan", version=3, actor_id="cw")
+    # A version not issued is never printed as a final plan (it has no DRAFT mark): refused.
+    with pytest.raises(InvalidInput, match="has not been issued"):
+        app.documents.render(case_id, "final-plan", version=3, actor_id="cw")
+    changed, _ = app.documents.render(case_id, "draft-plan", version=3, actor_id="cw")
     assert changed.sha256 != first.sha256 and not changed.reused
+    # Without a version, the final plan is the one issued, not the newer draft.
+    latest, _ = app.documents.render(case_id, "final-plan", actor_id="cw")
+    assert latest.sha256 == first.sha256
     listed = app.documents.list(case_id, actor_id="cw")
     assert {"kind", "sha256", "bytes", "plan_version", "created"} <= set(listed[-1])
 
