@@ -45,7 +45,17 @@ class App:
     def catalogue(self) -> Catalogue:
         from .catalogue import Catalogue
 
-        return Catalogue.from_folder(self.settings.workflows_path(), self.settings.policy, self.settings.workflows)
+        return Catalogue.from_folder(
+            self.settings.workflows_path(),
+            self.settings.policy,
+            self.settings.workflows,
+            tolerant=True,
+            stored=self._stored_definition,
+        )
+
+    def _stored_definition(self, name: str, version: int) -> str | None:
+        with self.store.unit() as unit:
+            return unit.stored_definition(name, version)
 
     @cached_property
     def engine(self) -> Engine:

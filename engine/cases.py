@@ -24,7 +24,17 @@ from .quality import blocking, check
 from .recipients import resolve
 from .roles import CONTACT_ROLES, WORKFLOW_ROLE
 from .standing import Standing, standing
-from .store.repository import CaseInfo, ContactRecord, ExceptionRecord, InstanceRecord, NewCase, Recipient, Store, Unit
+from .store.repository import (
+    CONTACT_PREFERENCES,
+    CaseInfo,
+    ContactRecord,
+    ExceptionRecord,
+    InstanceRecord,
+    NewCase,
+    Recipient,
+    Store,
+    Unit,
+)
 
 SCHOOL_PATTERNS = ("primary_secondary", "infant_junior", "three_tier")
 NAME_LIMIT = 100  # characters in a child's or contact's name: every listing and letter heading shows it
@@ -114,6 +124,16 @@ class Cases:
         # for steps entered ahead (config.yaml: casework.future_tolerance_days).
         self.future_tolerance_days = future_tolerance_days
         self.team_inbox = team_inbox  # where a case with no caseworker's messages go (casework.team_inbox)
+        self._remembered: set[tuple[str, int]] = set()  # definition texts this process has stored
+
+    def _remember(self, unit: Unit, definition: WorkflowDefinition) -> None:
+        """Keep the text of the version a new instance runs on, once per process and version."""
+        if definition.key in self._remembered:
+            return
+        text = self.catalogue.text(definition.name, definition.version)
+        if text is not None:
+            unit.remember_definition(definition.name, definition.version, text, self.clock.now())
+        self._remembered.add(definition.key)
 
     def _step_date(self, on: date | None) -> date:
         """The date a step happened: the one given, or today; never after today (and its tolerance)."""
@@ -161,6 +181,7 @@ class Cases:
         case = NewCase(name.strip(), date_of_birth, caseworker, list(contacts), year_group_offset, school_pattern)
         with self.store.unit() as unit:
             case_id = unit.create_case(case, actor.id, now)
+            self._remember(unit, definition)
             recipients = self._recipients(outcome.messages, caseworker, list(contacts))
             instance_id = unit.start_instance(
                 case_id, definition.name, definition.version, outcome, note, recipients, now
@@ -188,6 +209,7 @@ class Cases:
         with self.store.unit() as unit:
             info = unit.case_info(case_id)  # raises NotFound for an unknown case
             definition, outcome = self._start(workflow, inputs, actor, self._step_date(on), info)
+            self._remember(unit, definition)
             recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
             instance_id = unit.start_instance(
                 case_id, definition.name, definition.version, outcome, note, recipients, self.clock.now(), parent_id
@@ -313,23 +335,26 @@ class Cases:
         return Excused(case_id, record.id, seq, deadline, due_on, status)
 
     def add_contact(self, case_id: int, contact: ContactRecord, *, actor_id: str | None) -> list[str]:
-        """Add a contact to a case; the notices the law requires that were held for want of a contact
-        in this role (``to_address``) are addressed to it and queued, in the same transaction.
+        """Add a contact to a case, or update the one of the same role and name (an address, a
+        preferred way of contact). The messages that were held for want of a contact in this role, or
+        of this contact's address, go to it now, in the same transaction.
 
-        Returns the templates of the notices it released.
+        Returns the templates of the messages it released.
         """
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may add a contact; you are {actor.role}")
         self._check_contacts([contact])
+        recipient = resolve([contact.role], None, [contact], self.directory)[0]
         with self.store.unit() as unit:
             unit.case_info(case_id)  # raises NotFound for an unknown case
             unit.add_contact(case_id, contact)
             released = []
-            for message_id, roles, template in unit.messages_to_address(case_id):
-                if contact.role in roles.split("|"):
-                    unit.address_message(message_id, Recipient(contact.role, contact.name, contact.email))
-                    released.append(template)
+            if recipient.status == "queued":
+                for message_id, roles, template, name in unit.messages_to_address(case_id):
+                    if contact.role in roles.split("|") and name in (None, contact.name):
+                        unit.address_message(message_id, recipient)
+                        released.append(template)
         return released
 
     def _instance_with_deadline(self, unit: Unit, case_id: int, deadline: str, workflow: str | None) -> InstanceRecord:
@@ -396,6 +421,7 @@ class Cases:
         auto = Actor(outcome.actor.id, WORKFLOW_ROLE)
         for request in outcome.starts:
             definition, child = self._start(request.workflow, request.inputs, auto, outcome.on, info)
+            self._remember(unit, definition)
             recipients = self._recipients(child.messages, info.caseworker, info.contacts)
             child_id = unit.start_instance(
                 case_id,
@@ -581,6 +607,13 @@ class Cases:
     def _check_contacts(contacts: Sequence[ContactRecord]) -> None:
         for c in contacts:
             clean_name(c.name, "--contact", "a contact's name")
+            if c.prefers not in CONTACT_PREFERENCES:
+                raise InvalidInput(f"--prefers: '{c.prefers}' is not one of {', '.join(CONTACT_PREFERENCES)}")
+            if c.address is not None and (len(c.address) > 500 or "\x00" in c.address):
+                raise InvalidInput("--address: a postal address is at most 500 characters")
+            for value, option in ((c.interpreter, "--interpreter"), (c.accessible_format, "--format")):
+                if value is not None:
+                    clean_name(value, option, "the value")
             if c.role not in CONTACT_ROLES:
                 raise InvalidInput(f"--contact: unknown role '{c.role}'; known: {', '.join(CONTACT_ROLES)}")
             if c.email and not EMAIL.match(c.email):

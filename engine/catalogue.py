@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from .calendar import Duration
 from .config import PolicySettings, PolicyStep, WorkflowSettings
-from .definition.load import check_files
+from .definition.load import load_text
 from .definition.model import Escalation, Policy, Reminder, WorkflowDefinition
 from .errors import ConfigError, DefinitionError, NotFound, Problem
 from .machine import WorkflowMachine
@@ -20,22 +20,48 @@ def workflow_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.yaml") if p.is_file())
 
 
-class Catalogue:
-    """Loaded definitions by (name, version); machines are built once, on first use."""
+StoredText = Callable[[str, int], "str | None"]
 
-    def __init__(self, definitions: list[WorkflowDefinition]):
+
+class Catalogue:
+    """Loaded definitions by (name, version); machines are built once, on first use.
+
+    Built ``tolerant`` (as every command but ``ehcp workflows check`` builds it), a broken file is a
+    problem listed in ``problems``, not a failure: the other workflows load, and a case on the
+    broken one runs on the text of its version kept in the database (``stored``), so one bad edit
+    in ``workflows/`` does not stop reminders council-wide.
+    """
+
+    def __init__(
+        self,
+        definitions: list[WorkflowDefinition],
+        *,
+        tolerant: bool = False,
+        texts: Mapping[tuple[str, int], str] | None = None,
+        stored: StoredText | None = None,
+        settings: tuple[PolicySettings | None, Mapping[str, WorkflowSettings] | None] = (None, None),
+    ):
         self._defs: dict[tuple[str, int], WorkflowDefinition] = {}
+        self._texts: dict[tuple[str, int], str] = dict(texts or {})
+        self._stored = stored
+        self._settings = settings
+        self.problems: list[Problem] = []
         problems: list[Problem] = []
         for d in definitions:
             if d.key in self._defs:
                 other = self._defs[d.key].file
                 problems.append(Problem(d.file, None, "version", f"{d.name} version {d.version} is also in {other}"))
             self._defs[d.key] = d
-        if problems:
-            raise DefinitionError(problems)
         self._machines: dict[tuple[str, int], WorkflowMachine] = {}
-
-        self._check_links()
+        if problems and not tolerant:
+            raise DefinitionError(problems)
+        self.problems.extend(problems)
+        try:
+            self._check_links()
+        except DefinitionError as exc:
+            if not tolerant:
+                raise
+            self.problems.extend(exc.problems)
 
     def _check_links(self) -> None:
         """Workflows that start others must name real ones, with inputs they take."""
@@ -75,18 +101,51 @@ class Catalogue:
         folder: Path,
         policy: PolicySettings | None = None,
         overrides: Mapping[str, WorkflowSettings] | None = None,
+        *,
+        tolerant: bool = False,
+        stored: StoredText | None = None,
     ) -> Catalogue:
-        """Every workflow in ``folder``, with the council's settings from config.yaml applied."""
+        """Every workflow in ``folder``, with the council's settings from config.yaml applied.
+
+        ``tolerant``: a broken file is listed in ``problems`` instead of raising; ``stored`` finds
+        the text of a version no file holds (the database keeps each version a case has used).
+        """
         if not folder.is_dir():
             raise DefinitionError([Problem(str(folder), None, "", "no such workflows folder")])
-        loaded, problems = check_files(workflow_files(folder))
-        if problems:
+        loaded: list[WorkflowDefinition] = []
+        problems: list[Problem] = []
+        texts: dict[tuple[str, int], str] = {}
+        for path in workflow_files(folder):
+            try:
+                text = path.read_text(encoding="utf-8")
+                definition = load_text(text, str(path))
+            except OSError as exc:
+                problems.append(Problem(str(path), None, "", f"cannot read the file: {exc.strerror}"))
+                continue
+            except DefinitionError as exc:
+                problems.extend(exc.problems)
+                continue
+            loaded.append(definition)
+            texts[definition.key] = text
+        if problems and not tolerant:
             raise DefinitionError(problems)
         names = {d.name for d in loaded}
         for name in overrides or {}:
-            if name not in names:
+            if name not in names and not (tolerant and problems):
                 raise ConfigError(f"config.yaml: workflows.{name}: no such workflow; known: {', '.join(sorted(names))}")
-        return cls([apply_settings(d, policy, (overrides or {}).get(d.name)) for d in loaded])
+        catalogue = cls(
+            [apply_settings(d, policy, (overrides or {}).get(d.name)) for d in loaded],
+            tolerant=tolerant,
+            texts=texts,
+            stored=stored,
+            settings=(policy, overrides),
+        )
+        catalogue.problems[:0] = problems
+        return catalogue
+
+    def text(self, name: str, version: int) -> str | None:
+        """The YAML text a definition was loaded from (kept with the cases that use it)."""
+        return self._texts.get((name, version))
 
     def names(self) -> list[str]:
         return sorted({name for name, _ in self._defs})
@@ -98,10 +157,25 @@ class Catalogue:
         return self._defs[(name, max(versions))]
 
     def get(self, name: str, version: int) -> WorkflowDefinition:
-        try:
-            return self._defs[(name, version)]
-        except KeyError:
+        found = self._defs.get((name, version))
+        if found is None and self._stored is not None:
+            found = self._from_store(name, version)
+        if found is None:
             raise NotFound(f"workflow {name} version {version} is not installed") from None
+        return found
+
+    def _from_store(self, name: str, version: int) -> WorkflowDefinition | None:
+        """A version no file holds (now broken, changed or removed), from the text kept with its cases."""
+        text = self._stored(name, version) if self._stored is not None else None
+        if text is None:
+            return None
+        policy, overrides = self._settings
+        definition = apply_settings(
+            load_text(text, f"<{name} version {version}, as stored>"), policy, (overrides or {}).get(name)
+        )
+        self._defs[(name, version)] = definition
+        self._texts[(name, version)] = text
+        return definition
 
     def machine(self, name: str, version: int) -> WorkflowMachine:
         key = (name, version)

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,7 +81,24 @@ def _date_arg(text: str | None, option: str) -> date | None:
 
 def _app(on: str | None = None, option: str = "--on") -> App:
     day = _date_arg(on, option)
-    return build(load_settings(_state["config"]), FixedClock(day) if day else SystemClock())
+    app_ = build(load_settings(_state["config"]), FixedClock(day) if day else SystemClock())
+    _state.setdefault("apps", []).append(app_)
+    return app_
+
+
+def _warn_broken_workflows() -> None:
+    """A broken workflow file is not fatal to other commands (the cases on it run on their stored
+    version), but every command says so, once, on stderr."""
+    for app_ in _state.pop("apps", []):
+        catalogue = app_.__dict__.get("catalogue")  # only if the command loaded the workflows
+        problems = catalogue.problems if catalogue is not None else []
+        if problems:
+            files = sorted({p.file for p in problems})
+            typer.echo(
+                f"warning: {len(problems)} problem(s) in {', '.join(files)} (first: {problems[0]}); cases on "
+                "those workflows run on the version stored with them; see 'ehcp workflows check'",
+                err=True,
+            )
 
 
 PARTY_WORDS = {
@@ -126,6 +144,8 @@ def _run(fn: Callable[[], T]) -> T:
             raise typer.Exit(2) from None
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2 if isinstance(exc, DatabaseError) else 1) from None
+    finally:
+        _warn_broken_workflows()
 
 
 def _table(rows: list[list[Any]], header: list[str], indent: str = "") -> None:
@@ -360,16 +380,30 @@ def case_exception(
 def case_contact(
     case_id: int,
     contact: str = typer.Argument(..., help="ROLE:NAME:EMAIL (the email may be empty: letters by post)."),
+    address: str | None = typer.Option(None, "--address", help="Postal address; separate lines with '|' or ','."),
+    prefers: str = typer.Option("email", "--prefers", help="email or post."),
+    interpreter: str | None = typer.Option(None, "--interpreter", help="A language they need, e.g. Polish."),
+    accessible_format: str | None = typer.Option(None, "--format", help="e.g. large print, braille, easy read."),
     by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
 ) -> None:
-    """Add a contact to a case; notices the law requires that were waiting for one are sent to it."""
+    """Add a contact to a case (or update one of the same role and name); messages that were waiting
+    for a contact in this role, or for this contact's postal address, are sent to it."""
 
     def go() -> None:
         a = _app()
-        released = a.cases.add_contact(case_id, parse_contact(contact), actor_id=by or a.settings.user)
-        typer.echo(f"case {case_id}: contact added")
+        base = parse_contact(contact)
+        lines = [p.strip() for p in (address or "").replace("|", "\n").replace(",", "\n").splitlines() if p.strip()]
+        record = replace(
+            base,
+            address="\n".join(lines) or None,
+            prefers=prefers,
+            interpreter=interpreter,
+            accessible_format=accessible_format,
+        )
+        released = a.cases.add_contact(case_id, record, actor_id=by or a.settings.user)
+        typer.echo(f"case {case_id}: contact recorded ({base.role}: {base.name})")
         for template in released:
-            typer.echo(f"  queued {template} (it was waiting for a contact in this role)")
+            typer.echo(f"  queued {template} (it was waiting for this contact)")
 
     _run(go)
 
@@ -542,11 +576,18 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
             typer.echo(f"The family's own: {d['title']}, until {until} ({d['standing']['label']})")
         typer.echo(f"Caseworker: {view['caseworker'] or 'none (unallocated)'}")
         for c in view["contacts"]:
-            typer.echo(f"Contact: {c['role']}: {c['name']} {c['email'] or '(no email: letters by post)'}")
+            how = c["email"] if c["email"] and c["prefers"] != "post" else "by post"
+            where = (
+                " (" + ", ".join((c["address"] or "no postal address").splitlines()) + ")" if how == "by post" else ""
+            )
+            needs = [f"interpreter: {c['interpreter']}"] if c["interpreter"] else []
+            needs += [f"format: {c['accessible_format']}"] if c["accessible_format"] else []
+            typer.echo(f"Contact: {c['role']}: {c['name']}, {how}{where}" + (f"; {'; '.join(needs)}" if needs else ""))
         for w in view["workflows"]:
             machine = a.catalogue.machine(w["workflow"], w["definition_version"])
             definition = machine.definition
-            desc = " ".join(definition.states[w["state"]].description.split())
+            state = definition.states[w["state"]]
+            desc = " ".join((state.for_staff or state.description).split())
             ended = f" (ended {w['closed']})" if w["closed"] else ""
             typer.echo(f"\n[{w['instance']}] {definition.title}: {w['state']}{ended}")
             typer.echo(f"  {desc}")

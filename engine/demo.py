@@ -505,7 +505,10 @@ def _contacts(rng: random.Random, parent: ContactRecord, school: ContactRecord, 
     social care recorded, so the notices the regulations require reach them (the others are held
     for the caseworker to address)."""
     if rng.random() >= 0.8:
-        return [ContactRecord("parent", f"Parent of {child}", None)]
+        # No email: letters by post, to a generated address in a made-up town.
+        street = rng.choice(["Demo Street", "Example Road", "Sample Lane", "Placeholder Close"])
+        address = f"{rng.randint(1, 120)} {street}\nDemotown\nDT{rng.randint(1, 9)} {rng.randint(1, 9)}AA"
+        return [ContactRecord("parent", f"Parent of {child}", None, address=address, prefers="post")]
     found = [parent, school]
     if rng.random() < 0.6:
         found.append(ContactRecord("health", "Demo ICB SEND team", "send-team@demo-icb.example.org"))

@@ -93,8 +93,8 @@ class DispatchReport:
 
 _ROW = (
     "SELECT o.id, o.key, o.kind, o.case_id, o.instance_id, o.history_seq, o.template, o.recipient_role, "
-    "o.recipient_name, o.recipient_email, o.channel, o.attempts, o.subject, o.body, c.name, c.caseworker "
-    "FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id WHERE o.id = :id"
+    "o.recipient_name, o.recipient_email, o.channel, o.attempts, o.subject, o.body, c.name, c.caseworker, "
+    "o.recipient_address FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id WHERE o.id = :id"
 )
 
 
@@ -165,7 +165,8 @@ class Dispatcher:
         (mid, key, kind, case_id, instance_id, seq, template, role, name, email, channel, attempts, subject, body) = (
             row[:14]
         )
-        recipient = Recipient(role, name, email)
+        address = row[16]
+        recipient = Recipient(role, name, email, address=address)
         rendered: Rendered | None = None
         try:
             if subject is None or body is None:
@@ -176,7 +177,9 @@ class Dispatcher:
                 from notifications.letters import write_letter  # WeasyPrint: ~0.5 s to import
 
                 path = write_letter(
-                    Letter(key, name, rendered.subject, self.messages.letter(rendered, name, london_date(now))),
+                    Letter(
+                        key, name, rendered.subject, self.messages.letter(rendered, name, london_date(now), address)
+                    ),
                     self.settings.outbox_path(),
                 )
                 provider_id = str(path)

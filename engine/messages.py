@@ -78,9 +78,11 @@ class Messages:
         """The HTML part of an email: the same words, as paragraphs and lists."""
         return _page(rendered.subject, _paragraphs(rendered.text), self.council, letter=False)
 
-    def letter(self, rendered: Rendered, to_name: str | None, on: date) -> str:
-        """A printable letter (A4), for a contact with no email address."""
-        head = f'<p class="to">{html.escape(to_name or "")}</p><p class="date">{html.escape(long_date(on))}</p>'
+    def letter(self, rendered: Rendered, to_name: str | None, on: date, address: str | None = None) -> str:
+        """A printable letter (A4), for a contact written to by post: their name and address, the date."""
+        lines = [to_name or "", *(address or "").splitlines()]
+        to = "<br>".join(html.escape(line.strip()) for line in lines if line.strip())
+        head = f'<p class="to">{to}</p><p class="date">{html.escape(long_date(on))}</p>'
         return _page(rendered.subject, head + _paragraphs(rendered.text), self.council, letter=True)
 
 

@@ -23,7 +23,19 @@ from .roles import STAFF_ROLES
 from .store.repository import ContactRecord, Recipient
 
 TO_ADDRESS = "to_address"
-"""The status of a message the regulations require but the case has no contact for yet."""
+"""The status of a message the regulations require but the case has no contact for yet (or a letter
+to a contact with no postal address)."""
+
+
+def _contact(c: ContactRecord) -> Recipient:
+    """A contact as a recipient: by email, or by post to their address (a letter is never queued
+    without one: it waits, as to_address, for the caseworker to add it)."""
+    if not c.by_post:
+        return Recipient(c.role, c.name, c.email)
+    if c.address and c.address.strip():
+        return Recipient(c.role, c.name, None, address=c.address.strip())
+    reason = f"a letter to {c.name} ({c.role}) needs a postal address: add one with ehcp case contact --address"
+    return Recipient(c.role, c.name, None, TO_ADDRESS, reason)
 
 
 def resolve(
@@ -49,7 +61,7 @@ def resolve(
         elif role in STAFF_ROLES:
             found += [Recipient(role, s.name, s.email) for s in directory.with_role(role)]
         else:
-            found += [Recipient(role, c.name, c.email) for c in contacts if c.role == role]
+            found += [_contact(c) for c in contacts if c.role == role]
     unique: dict[tuple[str | None, str | None], Recipient] = {}
     for r in found:
         unique.setdefault((r.email, r.name if not r.email else None), r)

@@ -18,7 +18,7 @@ from engine.store import queries
 from engine.store.repository import ContactRecord
 
 PARENT = ContactRecord("parent", "Parent One", "parent.one@example.org")
-PARENT_NO_EMAIL = ContactRecord("parent", "Parent Two", None)
+PARENT_NO_EMAIL = ContactRecord("parent", "Parent Two", None, address="1 Example Road\nDemotown\nDT1 1AA")
 
 
 def open_simple(app: App, contacts: list[ContactRecord] | None = None) -> int:
@@ -87,6 +87,18 @@ def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_s
     assert ("parent", "Parent Two", "letter", "queued") in [
         (m["role"], m["to"], m["channel"], m["status"]) for m in letters
     ]
+    # A letter is never queued without a postal address: it waits, and goes once one is added.
+    nowhere = open_simple(app, [ContactRecord("parent", "Parent Three", None)])
+    app.cases.fire(nowhere, "start_work", actor_id="cw")
+    held = [m for m in queries.case_view(app.engine, nowhere)["outbox"] if m["role"] == "parent"]
+    assert [(m["status"], "postal address" in (m["note"] or "")) for m in held] == [("to_address", True)]
+    released = app.cases.add_contact(
+        nowhere, ContactRecord("parent", "Parent Three", None, address="2 Example Road\nDemotown"), actor_id="cw"
+    )
+    assert released == ["started"]
+    held = [m for m in queries.case_view(app.engine, nowhere)["outbox"] if m["role"] == "parent"]
+    assert {(m["status"], m["channel"]) for m in held} == {("queued", "letter")}
+    assert len(queries.case_view(app.engine, nowhere)["contacts"]) == 1  # updated, not added twice
     # A case with no caseworker and no contacts: refused without a team inbox ...
     unallocated = {
         "name": "No Contacts",

@@ -97,7 +97,17 @@ def test_a_case_is_opened_stepped_and_shown_with_history_and_deadlines(config: P
         "regulation": "SEND Regulations 2014 reg 13(2)",
     }
     assert by_name["decide_whether_to_assess"]["status"] == "met"
-    assert view["contacts"] == [{"role": "parent", "name": "Parent One", "email": "parent.one@example.org"}]
+    assert view["contacts"] == [
+        {
+            "role": "parent",
+            "name": "Parent One",
+            "email": "parent.one@example.org",
+            "address": None,
+            "prefers": "email",
+            "interpreter": None,
+            "accessible_format": None,
+        }
+    ]
     code, out, _ = run(config, "case", "list", "--json")
     assert json.loads(out)[0]["state"] == "assessing"
     code, out, _ = run(config, "due", "--as-of", "2025-05-27", "--json")

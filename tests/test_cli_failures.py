@@ -18,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.store import database
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUSED = "postgresql+psycopg://u:secret@127.0.0.1:1/x"  # port 1 on loopback: connection refused
@@ -95,9 +96,10 @@ def test_a_database_that_needs_migrating_says_which_command_upgrades_it(config: 
     downgrade(engine, "0004")
     engine.dispose()
     code, _, err = run(config, "case", "list")
-    assert one_line(code, err).endswith("has schema 0004; the code needs 0006: run 'ehcp db upgrade'")
+    head = database.head_revision()
+    assert one_line(code, err).endswith(f"has schema 0004; the code needs {head}: run 'ehcp db upgrade'")
     code, out, err = run(config, "db", "init")
-    assert code == 0 and "already exists; upgraded its schema from 0004 to 0006" in out, err
+    assert code == 0 and f"already exists; upgraded its schema from 0004 to {head}" in out, err
     code, _, err = run(config, "case", "list")
     assert code == 0, err
 

@@ -443,7 +443,7 @@ def test_a_contact_without_an_email_address_gets_a_letter_to_print(database_url:
         workflow="needs_assessment",
         actor_id="cw",
         inputs={"request_received_on": clock.today()},
-        contacts=[ContactRecord("parent", "Parent of Eve", None)],
+        contacts=[ContactRecord("parent", "Parent of Eve", None, address="7 Sample Lane\nDemotown\nDT3 4AA")],
         caseworker="cw",
     ).case_id
     app.cases.fire(
@@ -455,7 +455,7 @@ def test_a_contact_without_an_email_address_gets_a_letter_to_print(database_url:
     assert [p.name.split(".")[2] for p in letters] == ["assessment_considered", "decision_not_to_assess"]
     reader = PdfReader(str(letters[1]))
     words = " ".join(page.extract_text() for page in reader.pages)
-    assert "Parent of Eve" in words and "Eve Elm" in words
+    assert "Parent of Eve" in words and "Eve Elm" in words and "7 Sample Lane" in words and "DT3 4AA" in words
     assert "appeal" in words and "Tribunal" in words
     # The appeal deadline the engine computed is in the letter: two months from the decision.
     assert "until Thursday 5 March 2026" in words and "by 5pm" in words

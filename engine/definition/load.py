@@ -78,6 +78,7 @@ _KNOWN_KEYS = {
     "signal_case",
     "if_missing",
     "adjusted_by",
+    "for_staff",
     "end_of_academic_year_at_age",
     "workflow",
     "fact",

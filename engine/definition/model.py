@@ -156,7 +156,8 @@ class OnEnter(Strict):
 
 
 class StateSpec(Strict):
-    description: str = Field(min_length=1)
+    description: str = Field(min_length=1)  # for the family: plain English, in their messages and letters
+    for_staff: str = ""  # for the council's staff: what is true and what the council must do next
     final: bool = False
     on_enter: OnEnter = Field(default_factory=OnEnter)
 

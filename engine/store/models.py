@@ -48,6 +48,25 @@ class Contact(SQLModel, table=True):
     role: str = Field(max_length=40)
     name: str = Field(max_length=200)
     email: str | None = Field(default=None, max_length=320)
+    # A postal address (lines separated by newlines) for letters; how they prefer to be contacted
+    # (email or post); a language they need an interpreter or translation in; an accessible
+    # format they need (large print, braille, easy read, audio).
+    address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    prefers: str = Field(default="email", max_length=10, sa_column_kwargs={"server_default": "email"})
+    interpreter: str | None = Field(default=None, max_length=60)
+    accessible_format: str | None = Field(default=None, max_length=40)
+
+
+class WorkflowDefinitionText(SQLModel, table=True):
+    """The text of each workflow definition version that a case has used: a case keeps running on
+    its own version even when the file changes or breaks (engine.catalogue)."""
+
+    __tablename__ = "workflow_definition"
+    name: str = Field(primary_key=True, max_length=80)
+    version: int = Field(primary_key=True)
+    sha256: str = Field(max_length=64)
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    stored_at: datetime = Field(sa_column=_moment())
 
 
 class WorkflowInstance(SQLModel, table=True):
@@ -146,6 +165,7 @@ class OutboxMessage(SQLModel, table=True):
     alert_on: date | None = None
     template: str = Field(max_length=80)
     recipient_role: str = Field(max_length=80)  # roles joined by "|" while a message is to_address
+    recipient_address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # a letter's
     recipient_name: str | None = Field(default=None, max_length=200)
     recipient_email: str | None = Field(default=None, max_length=320)
     channel: str = Field(max_length=10)

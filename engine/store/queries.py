@@ -104,7 +104,18 @@ def case_view(engine: Engine, case_id: int, as_of: date | None = None) -> dict[s
         "year_group_offset": case.year_group_offset,
         "school_pattern": case.school_pattern,
         "created": _moment(case.created_at),
-        "contacts": [{"role": c.role, "name": c.name, "email": c.email} for c in contacts],
+        "contacts": [
+            {
+                "role": c.role,
+                "name": c.name,
+                "email": c.email,
+                "address": c.address,
+                "prefers": c.prefers,
+                "interpreter": c.interpreter,
+                "accessible_format": c.accessible_format,
+            }
+            for c in contacts
+        ],
         "workflow": current["workflow"] if current else None,
         "state": current["state"] if current else None,
         "version": current["version"] if current else None,

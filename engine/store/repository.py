@@ -55,13 +55,17 @@ class InstanceRecord:
 
 @dataclass(frozen=True)
 class Recipient:
-    """Who a queued message goes to; a message nobody can receive is kept as 'skipped' with why."""
+    """Who a queued message goes to; a message nobody can receive is kept as 'skipped' with why.
+
+    ``email`` is None for someone written to by post (no email address, or they prefer post); a
+    letter goes to ``address``."""
 
     role: str
     name: str | None
     email: str | None
     status: str = "queued"
     reason: str | None = None
+    address: str | None = None
 
     @property
     def channel(self) -> str:
@@ -75,11 +79,22 @@ class Recipient:
         return hashlib.sha256(who.encode()).hexdigest()[:16]
 
 
+CONTACT_PREFERENCES = ("email", "post")
+
+
 @dataclass(frozen=True)
 class ContactRecord:
     role: str
     name: str
     email: str | None
+    address: str | None = None  # postal address, lines separated by newlines
+    prefers: str = "email"  # email or post
+    interpreter: str | None = None  # a language they need messages and meetings in
+    accessible_format: str | None = None  # large print, braille, easy read, audio...
+
+    @property
+    def by_post(self) -> bool:
+        return self.prefers == "post" or not self.email
 
 
 @dataclass(frozen=True)
@@ -206,14 +221,19 @@ class Unit:
     def case_info(self, case_id: int) -> CaseInfo:
         """The case's caseworker, date of birth and contacts (one query)."""
         rows = self._exec(
-            "SELECT c.caseworker, c.date_of_birth, t.role, t.name, t.email FROM ehc_case c "
-            "LEFT JOIN contact t ON t.case_id = c.id WHERE c.id = :id ORDER BY t.id",
+            "SELECT c.caseworker, c.date_of_birth, t.role, t.name, t.email, t.address, t.prefers, t.interpreter, "
+            "t.accessible_format FROM ehc_case c LEFT JOIN contact t ON t.case_id = c.id WHERE c.id = :id "
+            "ORDER BY t.id",
             {"id": case_id},
             encoded=True,
         ).fetchall()
         if not rows:
             raise NotFound(f"no case {case_id}")
-        return CaseInfo(rows[0][0], as_date(rows[0][1]), [ContactRecord(r[2], r[3], r[4]) for r in rows if r[2]])
+        return CaseInfo(
+            rows[0][0],
+            as_date(rows[0][1]),
+            [ContactRecord(r[2], r[3], r[4], r[5], r[6] or "email", r[7], r[8]) for r in rows if r[2]],
+        )
 
     def deadline_row(self, instance_id: int, name: str) -> tuple[int, str, date, str | None] | None:
         """(id, status, due_on, exception_head) of the instance's latest deadline called ``name``."""
@@ -239,11 +259,12 @@ class Unit:
             chunk = ids[start : start + 500]
             marks = ", ".join(f":c{i}" for i in range(len(chunk)))
             rows = self._exec(
-                f"SELECT case_id, role, name, email FROM contact WHERE case_id IN ({marks}) ORDER BY id",
+                "SELECT case_id, role, name, email, address, prefers, interpreter, accessible_format FROM contact "
+                f"WHERE case_id IN ({marks}) ORDER BY id",
                 {f"c{i}": v for i, v in enumerate(chunk)},
             ).fetchall()
             for r in rows:
-                out.setdefault(r[0], []).append(ContactRecord(r[1], r[2], r[3]))
+                out.setdefault(r[0], []).append(ContactRecord(r[1], r[2], r[3], r[4], r[5] or "email", r[6], r[7]))
         return out
 
     def caseload_deadlines(self, caseworker: tuple[str, ...], horizon: date) -> list[dict[str, Any]]:
@@ -282,8 +303,9 @@ class Unit:
         """Queue a message about a history entry written outside ``apply`` (a correction)."""
         self._exec(
             "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
-            "recipient_email, channel, status, created_at, attempts, last_error) VALUES (:key, :cid, :iid, :seq, "
-            ":template, :role, :name, :email, :channel, :status, :now, 0, :reason) ON CONFLICT (key) DO NOTHING",
+            "recipient_email, recipient_address, channel, status, created_at, attempts, last_error) VALUES (:key, "
+            ":cid, :iid, :seq, :template, :role, :name, :email, :address, :channel, :status, :now, 0, :reason) "
+            "ON CONFLICT (key) DO NOTHING",
             {
                 "key": f"{instance_id}:{seq}:{template}:{recipient.role}:{recipient.token}",
                 "cid": case_id,
@@ -293,6 +315,7 @@ class Unit:
                 "role": recipient.role,
                 "name": recipient.name,
                 "email": recipient.email,
+                "address": recipient.address,
                 "channel": recipient.channel,
                 "status": recipient.status,
                 "now": now,
@@ -300,29 +323,58 @@ class Unit:
             },
         )
 
-    def add_contact(self, case_id: int, contact: ContactRecord) -> None:
+    def remember_definition(self, name: str, version: int, text: str, now: datetime) -> None:
+        """Keep the text of a workflow version a case uses (once: the first text stored stands)."""
         self._exec(
-            "INSERT INTO contact (case_id, role, name, email) VALUES (:case_id, :role, :name, :email)",
-            {"case_id": case_id, "role": contact.role, "name": contact.name, "email": contact.email},
+            "INSERT INTO workflow_definition (name, version, sha256, source, stored_at) VALUES (:n, :v, :h, :t, :at) "
+            "ON CONFLICT (name, version) DO NOTHING",
+            {"n": name, "v": version, "h": hashlib.sha256(text.encode()).hexdigest(), "t": text, "at": now},
         )
 
-    def messages_to_address(self, case_id: int) -> list[tuple[int, str, str]]:
-        """(id, roles joined by '|', template) of the case's messages held for want of a contact."""
+    def stored_definition(self, name: str, version: int) -> str | None:
+        row = self._exec(
+            "SELECT source FROM workflow_definition WHERE name = :n AND version = :v", {"n": name, "v": version}
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def add_contact(self, case_id: int, contact: ContactRecord) -> bool:
+        """Add a contact, or update the one of the same role and name; True when it was new."""
+        row = _contact_row(case_id, contact)
+        updated = self._exec(
+            "UPDATE contact SET email = :email, address = :address, prefers = :prefers, interpreter = :interpreter, "
+            "accessible_format = :format WHERE case_id = :case_id AND role = :role AND name = :name",
+            row,
+        ).rowcount
+        if updated:
+            return False
+        self._exec(
+            "INSERT INTO contact (case_id, role, name, email, address, prefers, interpreter, accessible_format) "
+            "VALUES (:case_id, :role, :name, :email, :address, :prefers, :interpreter, :format)",
+            row,
+        )
+        return True
+
+    def messages_to_address(self, case_id: int) -> list[tuple[int, str, str, str | None]]:
+        """(id, roles joined by '|', template, the contact's name if it is one without an address) of the
+        case's messages held for want of a contact or of a postal address."""
         rows = self._exec(
-            "SELECT id, recipient_role, template FROM outbox WHERE case_id = :c AND status = 'to_address' ORDER BY id",
+            "SELECT id, recipient_role, template, recipient_name FROM outbox WHERE case_id = :c "
+            "AND status = 'to_address' ORDER BY id",
             {"c": case_id},
         ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def address_message(self, message_id: int, recipient: Recipient) -> None:
         """Give a held message its recipient and queue it (its key, and so its Message-ID, stay)."""
         self._exec(
             "UPDATE outbox SET recipient_role = :role, recipient_name = :name, recipient_email = :email, "
-            "channel = :channel, status = 'queued', last_error = NULL WHERE id = :id AND status = 'to_address'",
+            "recipient_address = :address, channel = :channel, status = 'queued', last_error = NULL "
+            "WHERE id = :id AND status = 'to_address'",
             {
                 "role": recipient.role,
                 "name": recipient.name,
                 "email": recipient.email,
+                "address": recipient.address,
                 "channel": recipient.channel,
                 "id": message_id,
             },
@@ -343,8 +395,9 @@ class Unit:
             },
         ).fetchone()[0]
         self._many(
-            "INSERT INTO contact (case_id, role, name, email) VALUES (:case_id, :role, :name, :email)",
-            [{"case_id": case_id, "role": c.role, "name": c.name, "email": c.email} for c in case.contacts],
+            "INSERT INTO contact (case_id, role, name, email, address, prefers, interpreter, accessible_format) "
+            "VALUES (:case_id, :role, :name, :email, :address, :prefers, :interpreter, :format)",
+            [_contact_row(case_id, c) for c in case.contacts],
         )
         return case_id
 
@@ -690,8 +743,8 @@ class Unit:
         )
         self._many(
             "INSERT INTO outbox (key, case_id, instance_id, history_seq, template, recipient_role, recipient_name, "
-            "recipient_email, channel, status, created_at, attempts, last_error) VALUES (:key, :cid, :iid, :seq, "
-            ":template, :role, :name, :email, :channel, :status, :now, 0, :reason)",
+            "recipient_email, recipient_address, channel, status, created_at, attempts, last_error) VALUES (:key, "
+            ":cid, :iid, :seq, :template, :role, :name, :email, :address, :channel, :status, :now, 0, :reason)",
             [
                 {
                     "key": f"{instance_id}:{seq}:{template}:{r.role}:{r.token}",
@@ -702,6 +755,7 @@ class Unit:
                     "role": r.role,
                     "name": r.name,
                     "email": r.email,
+                    "address": r.address,
                     "channel": r.channel,
                     "status": r.status,
                     "now": at,
@@ -734,6 +788,19 @@ def _deadline_row(
         "party": d.party,
         "seq": seq,
         "next_alert_on": value(d.next_alert_on) if d.next_alert_on else None,
+    }
+
+
+def _contact_row(case_id: int, c: ContactRecord) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "role": c.role,
+        "name": c.name,
+        "email": c.email,
+        "address": c.address,
+        "prefers": c.prefers,
+        "interpreter": c.interpreter,
+        "format": c.accessible_format,
     }
 
 
