@@ -1143,14 +1143,16 @@ def docs_render(
     decision: str | None = typer.Option(
         None,
         "--decision",
-        help="For decision-letter: to-assess, not-to-assess, not-to-issue, review-keep, not-to-amend, to-cease, "
-        "plan-ceased, consultation-request or mediation-agreement.",
+        help="For decision-letter: considering-assessment, to-assess, not-to-assess, to-issue, not-to-issue, "
+        "review-keep, review-amend, review-cease, not-to-amend, to-cease, plan-ceased, to-reassess, "
+        "not-to-reassess, consultation-request or mediation-agreement.",
     ),
     version: int | None = typer.Option(None, "--version", help="The plan version; default the latest."),
     adviser: str | None = typer.Option(
         None, "--adviser", help="For advice-request: educational, psychological, health or social-care."
     ),
     out: Path | None = typer.Option(None, "--out", help="Also write the PDF here."),
+    by: str | None = typer.Option(None, "--by", help="Who is making it (a staff id)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Make a document now (a PDF/UA file), record it, and print where it is."""
@@ -1158,7 +1160,7 @@ def docs_render(
     def go() -> None:
         a = _app()
         record, _ = a.documents.render(
-            case_id, kind, actor_id=a.settings.user, decision=decision, version=version, adviser=adviser
+            case_id, kind, actor_id=by or a.settings.user, decision=decision, version=version, adviser=adviser
         )
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
