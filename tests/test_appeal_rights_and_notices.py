@@ -11,59 +11,32 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import walking
 import yaml
-from typer.testing import CliRunner
-
-from engine.cli import app
-from engine.store.database import initialise
+from walking import walk_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    data = yaml.safe_load((ROOT / "config.yaml").read_text())
-    data["database_url"] = f"sqlite:///{tmp_path / 'law.sqlite'}"
-    data["workflows_dir"] = str(ROOT / "workflows")
-    data["templates_dir"] = str(ROOT / "templates")
-    data["notifications"]["outbox_dir"] = str(tmp_path / "outbox")
-    data["documents_dir"] = str(tmp_path / "documents")
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    initialise(data["database_url"])  # as 'ehcp db init': no command makes a database by itself
-    return path
+    return walk_config(
+        tmp_path,
+        "law",
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        notifications={
+            **yaml.safe_load((ROOT / "config.yaml").read_text())["notifications"],
+            "outbox_dir": str(tmp_path / "outbox"),
+        },
+    )
 
 
-class Cli:
-    def __init__(self, config: Path):
-        self.config = config
-
-    def __call__(self, *args: str, ok: bool = True) -> str:
-        result = CliRunner().invoke(app, ["--config", str(self.config), *args])
-        if ok:
-            assert result.exit_code == 0, f"{args}: {result.stderr or result.stdout}"
-            return result.stdout
-        assert result.exit_code == 1, f"{args} should have been refused: {result.stdout}"
-        assert "Traceback" not in result.stderr + result.stdout
-        return result.stderr
-
-    def fire(self, case: int, trigger: str, on: str, *sets: str, workflow: str | None = None, ok: bool = True) -> str:
-        args = ["case", "fire", str(case), trigger, "--on", on]
-        for s in sets:
-            args += ["--set", s]
-        if workflow:
-            args += ["--workflow", workflow]
-        return self(*args, ok=ok)
-
-    def show(self, case: int) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self("case", "show", str(case), "--json", "--as-of", "2030-01-01"))
-        return data
-
+class Cli(walking.Cli):
     def open(self, on: str, *sets: str, workflow: str, dob: str, contacts: tuple[str, ...] = ()) -> int:
         args = ["case", "open", "--name", "Generated Child", "--dob", dob, "--on", on, "--workflow", workflow]
         args += ["--caseworker", "casey.demo", "--contact", "parent:Generated Parent:parent@example.org"]

@@ -18,6 +18,19 @@ from engine.errors import InvalidInput
 from engine.store.repository import ContactRecord
 
 
+def documents_app(tmp_path: Path, clock: FixedClock) -> App:
+    """The engine on a new SQLite file, with the shipped workflows and templates (documents render)."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'c.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        staff=STAFF,
+        user="cw",
+    )
+    return App(settings, clock, create=True)
+
+
 def opened(app: App, name: str, **kw: object) -> int:
     args: dict[str, object] = {
         "name": name,
@@ -67,15 +80,7 @@ def test_an_unknown_caseworker_is_refused_and_says_who_is_known(shipped_app: App
 
 def test_a_name_with_a_quote_is_printed_once_escaped_in_the_pdf_heading(tmp_path: Path) -> None:
     clock = FixedClock(date(2026, 1, 5))
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'c.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-        user="cw",
-    )
-    app = App(settings, clock, create=True)
+    app = documents_app(tmp_path, clock)
     case = opened(app, 'Siobhán "Shiv" O\'Brien-Åberg')
     record, _ = app.documents.render(case, "decision-letter", decision="considering-assessment", actor_id="cw")
     text = " ".join(page.extract_text() for page in PdfReader(record.path).pages)
@@ -86,15 +91,7 @@ def test_a_name_with_a_quote_is_printed_once_escaped_in_the_pdf_heading(tmp_path
 
 def test_a_letter_never_asks_for_something_by_a_date_already_past(tmp_path: Path) -> None:
     clock = FixedClock(date(2025, 1, 6))
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'c.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-        user="cw",
-    )
-    app = App(settings, clock, create=True)
+    app = documents_app(tmp_path, clock)
     case = opened(app, "Alex Example")
     clock.set(date(2025, 2, 10))
     app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})

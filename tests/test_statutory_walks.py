@@ -8,84 +8,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-from engine.cli import app
-from engine.store.database import initialise
+from walking import Cli, deadlines, open_case, states, steps, walk_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    data = yaml.safe_load((ROOT / "config.yaml").read_text())
-    data["database_url"] = f"sqlite:///{tmp_path / 'walk.sqlite'}"
-    data["workflows_dir"] = str(ROOT / "workflows")
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    initialise(data["database_url"])  # as 'ehcp db init': no command makes a database by itself
-    return path
-
-
-class Cli:
-    def __init__(self, config: Path):
-        self.config = config
-
-    def __call__(self, *args: str, ok: bool = True) -> str:
-        result = CliRunner().invoke(app, ["--config", str(self.config), *args])
-        if ok:
-            assert result.exit_code == 0, f"{args}: {result.stderr or result.stdout}"
-        else:
-            assert result.exit_code == 1, f"{args} should have been refused: {result.stdout}"
-            assert "Traceback" not in result.stderr + result.stdout
-            return result.stderr
-        return result.stdout
-
-    def fire(self, case: int, trigger: str, on: str, *sets: str, workflow: str | None = None, ok: bool = True) -> str:
-        args = ["case", "fire", str(case), trigger, "--on", on]
-        for s in sets:
-            args += ["--set", s]
-        if workflow:
-            args += ["--workflow", workflow]
-        return self(*args, ok=ok)
-
-    def show(self, case: int, as_of: str = "2030-01-01") -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self("case", "show", str(case), "--json", "--as-of", as_of))
-        return data
+    return walk_config(tmp_path)
 
 
 @pytest.fixture
 def cli(config: Path) -> Cli:
     return Cli(config)
-
-
-def deadlines(view: dict[str, Any], workflow: str | None = None) -> dict[str, list[tuple[str, str]]]:
-    """name -> [(due, status), ...] in the order they were opened."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for d in sorted(view["deadlines"], key=lambda d: (d["starts"], d["due"])):
-        if workflow is None or d["workflow"] == workflow:
-            out.setdefault(d["name"], []).append((d["due"], d["status"]))
-    return out
-
-
-def states(view: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    return [(w["workflow"], w["state"], w["closed"] is not None) for w in view["workflows"]]
-
-
-def steps(view: dict[str, Any], workflow: str) -> list[tuple[str, str, str]]:
-    return [(h["on"], h["trigger"], h["to"]) for h in view["history"] if h["workflow"] == workflow]
-
-
-def open_case(cli: Cli, on: str, *sets: str, dob: str = "2015-02-03", workflow: str = "needs_assessment") -> int:
-    args = ["case", "open", "--name", "Generated Child", "--dob", dob, "--on", on, "--workflow", workflow]
-    args += ["--contact", "parent:Generated Parent:parent@example.org", "--caseworker", "casey.demo"]
-    for s in sets:
-        args += ["--set", s]
-    return int(cli(*args).strip())
 
 
 def test_needs_assessment_received_before_christmas_shows_each_statutory_date(cli: Cli) -> None:
