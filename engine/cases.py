@@ -18,7 +18,7 @@ from .clock import Clock
 from .definition.model import MessageAction, WorkflowDefinition
 from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
-from .inputs import EMAIL
+from .inputs import EMAIL, NOTE_LIMIT, free_text
 from .machine import Actor, Outcome
 from .quality import blocking, check
 from .recipients import resolve
@@ -135,6 +135,15 @@ class Cases:
             unit.remember_definition(definition.name, definition.version, text, self.clock.now())
         self._remembered.add(definition.key)
 
+    @staticmethod
+    def _note(note: str | None) -> str | None:
+        if note is None:
+            return None
+        try:
+            return free_text(note, "the note", NOTE_LIMIT).strip() or None
+        except ValueError as exc:
+            raise InvalidInput(f"--note: {exc}") from None
+
     def _step_date(self, on: date | None) -> date:
         """The date a step happened: the one given, or today; never after today (and its tolerance)."""
         today = self.clock.today()
@@ -240,6 +249,7 @@ class Cases:
         """
         actor = self.directory.actor(actor_id)
         today = self._step_date(on)
+        note = self._note(note)
         with self.store.unit() as unit:
             # The usual case, one open workflow, costs one query; otherwise say which or why not.
             record = unit.load_open(case_id, workflow) or unit.load(
@@ -305,6 +315,10 @@ class Cases:
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may record an exception; you are {actor.role}")
+        try:
+            reason = free_text(reason, "the reason", NOTE_LIMIT)
+        except ValueError as exc:
+            raise InvalidInput(f"--reason: {exc}") from None
         if not reason.strip():
             raise InvalidInput("--reason: say why the limit could not be met (it goes on the record)")
         today = self._step_date(on)

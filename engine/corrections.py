@@ -29,7 +29,7 @@ from .catalogue import Catalogue
 from .clock import Clock, london_date
 from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised
-from .inputs import to_json
+from .inputs import NOTE_LIMIT, free_text, to_json
 from .machine import PastStep
 from .recipients import resolve
 from .roles import WORKFLOW_ROLE
@@ -102,6 +102,10 @@ class Corrections:
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may correct a step; you are {actor.role}")
+        try:
+            reason = free_text(reason, "the reason", NOTE_LIMIT)
+        except ValueError as exc:
+            raise InvalidInput(f"--reason: {exc}") from None
         if not reason.strip():
             raise InvalidInput("--reason: say why the step was a mistake (it goes on the record)")
         if steps < 1:

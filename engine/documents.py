@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -193,6 +194,25 @@ def text_html(text: str) -> Markup:
 
 def _inline(text: str) -> str:
     return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
+
+
+def _project_only_fetcher(allowed: tuple[Path, ...]) -> Any:
+    """A WeasyPrint URL fetcher that loads only ``allowed`` files (and data: URLs): never the network,
+    never another file, whatever a value in a document tries (a url() smuggled into a name)."""
+    from weasyprint.urls import URLFetcher
+
+    class ProjectOnly(URLFetcher):  # type: ignore[misc]  # WeasyPrint has no type information
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            scheme = url.split(":", 1)[0].lower()
+            if scheme == "file":
+                path = Path(unquote(urlparse(url).path)).resolve()
+                if any(path == root or path.is_relative_to(root) for root in allowed):
+                    return super().fetch(url, headers)
+            elif scheme == "data":
+                return super().fetch(url, headers)
+            raise ValueError(f"a document may load only the project's templates and the council's logo, not {url!r}")
+
+    return ProjectOnly(allowed_protocols=("file", "data"))
 
 
 _CSS_PLAIN = frozenset(" ,.:-'()/")
@@ -429,8 +449,19 @@ class Documents:
     def pdf(self, page: str) -> bytes:
         from weasyprint import HTML
 
-        data: bytes = HTML(string=page, base_url=str(self.templates)).write_pdf(pdf_variant="pdf/ua-1")
+        fetcher = _project_only_fetcher(self._allowed_files())
+        data: bytes = HTML(string=page, base_url=str(self.templates), url_fetcher=fetcher).write_pdf(
+            pdf_variant="pdf/ua-1"
+        )
         return data
+
+    def _allowed_files(self) -> tuple[Path, ...]:
+        """What a document may load: the project's templates (and their assets) and the council's logo."""
+        logo = self._logo()
+        allowed = [self.templates.resolve()]
+        if logo:
+            allowed.append(Path(unquote(urlparse(logo).path)).resolve())
+        return tuple(allowed)
 
     def _store_file(self, data: bytes) -> tuple[str, Path]:
         digest = hashlib.sha256(data).hexdigest()

@@ -10,6 +10,24 @@ from typing import Any
 from .definition.model import InputSpec, InputType
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+TEXT_LIMIT = 5_000  # characters in a step's text input (reasons, what was agreed)
+NOTE_LIMIT = 2_000  # characters in a step's note
+# Control characters other than a line break or a tab: nothing a person types needs them, and in
+# a letter's heading, a CSS string or an email header they can change what the text means.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def free_text(text: str, what: str, limit: int) -> str:
+    """Free text as it is kept: line ends made Unix, no other control characters, within ``limit``."""
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    if _CONTROL.search(text):
+        raise ValueError(f"{what} contains a control character")
+    if len(text) > limit:
+        raise ValueError(f"{what} is {len(text):,} characters long; the limit is {limit:,}")
+    return text
+
+
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 
@@ -39,7 +57,7 @@ def coerce(spec: InputSpec, value: Any) -> Any:
             return float(value) if "." in str(value) else int(value)
         except ValueError:
             raise ValueError(f"'{value}' is not a number") from None
-    text = str(value).strip()
+    text = free_text(str(value), "the text", TEXT_LIMIT).strip()
     if spec.type is InputType.CHOICE and text not in spec.options:
         raise ValueError(f"'{value}' is not one of: {', '.join(spec.options)}")
     if spec.type is InputType.EMAIL and not EMAIL.match(text):

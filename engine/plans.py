@@ -19,6 +19,7 @@ from typing import Any
 from .clock import Clock
 from .directory import Directory
 from .errors import InvalidInput, NotFound
+from .inputs import free_text
 from .plandiff import SECTION_TITLES as _TITLES
 from .store.repository import Store, Unit, as_date
 
@@ -28,6 +29,7 @@ SECTIONS: tuple[str, ...] = ("A", "B", "C", "D", "E", "F", "G", "H1", "H2", "I",
 SECTION_TITLES: dict[str, str] = dict(_TITLES)
 
 # Document kinds (as the workflow files name them) that send a version to the family or issue it.
+SECTION_LIMIT = 50_000  # characters in one section: a plan is a few pages, and every one is rendered
 SHARING_KINDS = ("draft_plan", "amendment_notice")
 ISSUING_KINDS = ("final_plan", "final_amended_plan")
 
@@ -207,6 +209,11 @@ class Plans:
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise InvalidInput(f"{actor.id} ({actor.role}) cannot edit plans: caseworkers and team managers can")
+        for letter, text in sections.items():
+            try:
+                free_text(text, f"section {letter}", SECTION_LIMIT)
+            except ValueError as exc:
+                raise InvalidInput(f"--section {letter}: {exc}") from None
         changes = _clean(sections)
         if not changes:
             raise InvalidInput("nothing to change: give --section and --file, or --from a YAML or JSON file")

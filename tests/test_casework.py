@@ -14,7 +14,7 @@ from engine.app import App
 from engine.cases import NAME_LIMIT
 from engine.clock import FixedClock
 from engine.config import Settings
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, TransitionRefused
 from engine.store.repository import ContactRecord
 
 
@@ -101,3 +101,20 @@ def test_a_letter_never_asks_for_something_by_a_date_already_past(tmp_path: Path
     assert "Tuesday 2 December 2025" in text
     assert "ended on Thursday 10 April 2025" in text and "must reach the tribunal" not in text
     app.engine.dispose()
+
+
+def test_notes_reasons_inputs_and_plan_sections_have_limits_and_no_control_characters(shipped_app: App) -> None:
+    app = shipped_app
+    case = opened(app, "Alex Example")
+    with pytest.raises(InvalidInput, match="--note: the note is 2,001 characters long; the limit is 2,000"):
+        app.cases.fire(case, "agree_to_assess", actor_id="cw", note="x" * 2001)
+    with pytest.raises(TransitionRefused, match="input 'reasons': the text contains a control character"):
+        app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Fine\x1b[31m"})
+    with pytest.raises(TransitionRefused, match="the limit is 5,000"):
+        app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "x" * 5001})
+    with pytest.raises(InvalidInput, match="--section F: section F is 50,001 characters long"):
+        app.plans.edit(case, {"F": "x" * 50_001}, actor_id="cw")
+    with pytest.raises(InvalidInput, match="--reason: the reason contains a control character"):
+        app.cases.record_exception(case, "final_plan", "personal_circumstances", "a\x00b", actor_id="cw")
+    # Line breaks are fine where text has paragraphs.
+    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "First.\r\nSecond."}, note="a\nb")
