@@ -139,3 +139,15 @@ def test_random_text_never_crashes_the_loader(text: str) -> None:
         load_text(text, "random.yaml")
     except DefinitionError as exc:
         assert exc.problems
+
+
+def test_aliases_are_refused_so_a_small_file_cannot_expand_or_refer_to_itself() -> None:
+    laughs = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level, previous in zip("bcdefghi", "abcdefgh", strict=True):
+        laughs += f"{level}: &{level} [{', '.join([f'*{previous}'] * 9)}]\n"
+    for text in (laughs, "name: &x [*x]\n", "name: simple\nversion: &v 1\ntitle: *v\n"):
+        with pytest.raises(DefinitionError) as refused:
+            load_text(text, "aliases.yaml")
+        assert [p.message for p in refused.value.problems if "alias" in p.message] == [
+            "aliases (*name) are not allowed: write the value out"
+        ]

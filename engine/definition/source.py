@@ -68,9 +68,18 @@ def read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
     if node is None:
         return None, lines, [Problem(file, 1, "", "the file is empty")]
     constructor = yaml.SafeLoader("")
+    seen: set[int] = set()
 
     def build(n: yaml.Node, path: Path) -> Any:
         lines.record(path, n.start_mark.line + 1)
+        # An alias (*name) makes the parser hand back a node it has already given: refused, since
+        # a few bytes of aliases can expand to gigabytes ("billion laughs") or refer to themselves.
+        if id(n) in seen:
+            if not any(p.message.startswith("aliases") for p in problems):  # once a file is enough
+                message = "aliases (*name) are not allowed: write the value out"
+                problems.append(Problem(file, n.start_mark.line + 1, field_name(path), message))
+            return None
+        seen.add(id(n))
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
