@@ -127,6 +127,31 @@ def test_a_version_sent_or_issued_cannot_be_changed_even_by_sql(database_url: st
             )
     with pytest.raises(DBAPIError, match="append-only"), app.engine.begin() as conn:
         conn.execute(text("DELETE FROM plan_edit"))
+    # An insert that replaces a row cannot rewrite one either: SQLite's REPLACE deletes the old row
+    # without its DELETE trigger; PostgreSQL's ON CONFLICT DO UPDATE fires the UPDATE trigger.
+    if app.engine.dialect.name == "sqlite":
+        attempts = [
+            ("INSERT OR REPLACE INTO history SELECT * FROM history WHERE id = 1", "append-only"),
+            ("REPLACE INTO plan_edit SELECT * FROM plan_edit WHERE id = 1", "append-only"),
+            ("INSERT OR REPLACE INTO plan_version SELECT * FROM plan_version WHERE version = 2", "cannot be changed"),
+        ]
+    else:
+        attempts = [
+            (
+                "INSERT INTO history SELECT * FROM history WHERE id = 1 ON CONFLICT (id) DO UPDATE SET actor = 'x'",
+                "append-only",
+            ),
+            (
+                "INSERT INTO plan_version SELECT * FROM plan_version WHERE version = 2 "
+                "ON CONFLICT (id) DO UPDATE SET sections = '{}'",
+                "cannot be changed",
+            ),
+        ]
+    for statement, refusal in attempts:
+        with pytest.raises(DBAPIError, match=refusal), app.engine.begin() as conn:
+            conn.execute(text(statement))
+    with app.engine.connect() as conn:
+        assert conn.execute(text("SELECT actor FROM history WHERE id = 1")).scalar_one() == "cw"
     app.engine.dispose()
 
 
