@@ -6,6 +6,8 @@ cases never loads the PDF, mail or scheduling libraries (``bench/startup.py`` me
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from .documents import Documents
     from .messages import Messages
     from .plans import Plans
+    from .store.reading import Sql
     from .store.repository import Store
     from .sweep import Sweeper
 
@@ -64,6 +67,29 @@ class App:
         return open_database(
             self.settings.database(), create=self.create, background_checkpoints=self.background_checkpoints
         )
+
+    @contextmanager
+    def read(self) -> Iterator[Sql]:
+        """A connection for the read views of ``store.reading``. A SQLite file is read through the standard
+        library's sqlite3 alone, checked as ``engine`` checks it (the file is there, at the code's schema),
+        so that ``case show``, ``case list`` and ``due`` never import SQLAlchemy; any other database, or
+        an App that already has its engine (or may make the database), reads through ``engine``."""
+        from .store import reading
+
+        file = None
+        if "engine" not in self.__dict__ and not self.create:
+            file = reading.sqlite_file(self.settings.database_url, self.settings.base_dir)
+        if file is None:
+            with reading.on_engine(self.engine) as sql:
+                yield sql
+            return
+        from .store.database import open_sqlite
+
+        conn = open_sqlite(*file)
+        try:
+            yield reading.Sql(conn.execute)
+        finally:
+            conn.close()
 
     @cached_property
     def directory(self) -> Directory:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -182,6 +182,8 @@ class Cases:
         actor = self.directory.actor(actor_id)
         today = self._step_date(on)
         name = self._check_case(name, date_of_birth, self.clock.today(), contacts, caseworker)
+        if today < date_of_birth:
+            raise InvalidInput(f"--on: {today.isoformat()} is before the date of birth ({date_of_birth.isoformat()})")
         if school_pattern not in SCHOOL_PATTERNS:
             raise InvalidInput(f"--school-pattern: '{school_pattern}' is not one of {', '.join(SCHOOL_PATTERNS)}")
         info = CaseInfo(caseworker, date_of_birth, list(contacts))
@@ -217,7 +219,10 @@ class Cases:
         actor = self.directory.actor(actor_id)
         with self.store.unit() as unit:
             info = unit.case_info(case_id)  # raises NotFound for an unknown case
-            definition, outcome = self._start(workflow, inputs, actor, self._step_date(on), info)
+            started_on = self._step_date(on)
+            if started_on < info.date_of_birth:
+                raise InvalidInput(f"--on: {started_on.isoformat()} is before the date of birth")
+            definition, outcome = self._start(workflow, inputs, actor, started_on, info)
             self._remember(unit, definition)
             recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
             instance_id = unit.start_instance(
@@ -349,24 +354,25 @@ class Cases:
         return Excused(case_id, record.id, seq, deadline, due_on, status)
 
     def add_contact(self, case_id: int, contact: ContactRecord, *, actor_id: str | None) -> list[str]:
-        """Add a contact to a case, or update the one of the same role and name (an address, a
-        preferred way of contact). The messages that were held for want of a contact in this role, or
-        of this contact's address, go to it now, in the same transaction.
+        """Add a contact to a case, or update the one of the same role and name: what ``contact``
+        leaves as None (an email, an address, an interpreter, a format; ``prefers`` given as "")
+        keeps what is stored. The messages that were held for want of a contact in this role, or of
+        this contact's address, go to it now, in the same transaction.
 
         Returns the templates of the messages it released.
         """
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may add a contact; you are {actor.role}")
-        self._check_contacts([contact])
-        recipient = resolve([contact.role], None, [contact], self.directory)[0]
+        self._check_contacts([replace(contact, prefers=contact.prefers or "email")])
         with self.store.unit() as unit:
             unit.case_info(case_id)  # raises NotFound for an unknown case
-            unit.add_contact(case_id, contact)
+            stored = unit.add_contact(case_id, contact)
+            recipient = resolve([stored.role], None, [stored], self.directory)[0]
             released = []
             if recipient.status == "queued":
                 for message_id, roles, template, name in unit.messages_to_address(case_id):
-                    if contact.role in roles.split("|") and name in (None, contact.name):
+                    if stored.role in roles.split("|") and name in (None, stored.name):
                         unit.address_message(message_id, recipient)
                         released.append(template)
         return released
@@ -623,8 +629,11 @@ class Cases:
             clean_name(c.name, "--contact", "a contact's name")
             if c.prefers not in CONTACT_PREFERENCES:
                 raise InvalidInput(f"--prefers: '{c.prefers}' is not one of {', '.join(CONTACT_PREFERENCES)}")
-            if c.address is not None and (len(c.address) > 500 or "\x00" in c.address):
-                raise InvalidInput("--address: a postal address is at most 500 characters")
+            if c.address is not None:
+                try:
+                    free_text(c.address, "the postal address", 500)
+                except ValueError as exc:
+                    raise InvalidInput(f"--address: {exc}") from None
             for value, option in ((c.interpreter, "--interpreter"), (c.accessible_format, "--format")):
                 if value is not None:
                     clean_name(value, option, "the value")

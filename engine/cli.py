@@ -9,30 +9,66 @@ where they are used: ``bench/startup.py``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 import yaml
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from . import diagram
 from .app import App, build
-from .cases import parse_contact
-from .catalogue import workflow_files
 from .clock import FixedClock, SystemClock
 from .config import load_settings
-from .definition.load import check_files
 from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput
-from .inputs import parse_date
-from .messages import long_date
-from .store import database, queries
+from .store import database, reading
+
+# What a command may not need is imported when it is used: `case show`, `case list` and `due` read
+# a SQLite database with sqlite3 alone (store.reading) and never load SQLAlchemy, SQLModel, Jinja or,
+# but for `case show`, the workflow definitions (bench/startup.py measures them).
+if TYPE_CHECKING:
+    from . import diagram
+    from .cases import parse_contact
+    from .catalogue import workflow_files
+    from .definition.load import check_files
+    from .inputs import parse_date
+    from .messages import long_date
+    from .store import queries
+else:
+
+    class _Later:
+        """A module imported at its first use."""
+
+        def __init__(self, name: str):
+            self._name = name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(importlib.import_module(self._name), attr)
+
+    diagram = _Later("engine.diagram")
+    queries = _Later("engine.store.queries")
+
+    def parse_contact(*args: Any, **kwargs: Any) -> Any:
+        return _Later("engine.cases").parse_contact(*args, **kwargs)
+
+    def workflow_files(*args: Any, **kwargs: Any) -> Any:
+        return _Later("engine.catalogue").workflow_files(*args, **kwargs)
+
+    def check_files(*args: Any, **kwargs: Any) -> Any:
+        return _Later("engine.definition.load").check_files(*args, **kwargs)
+
+    def parse_date(*args: Any, **kwargs: Any) -> Any:
+        return _Later("engine.inputs").parse_date(*args, **kwargs)
+
+    def long_date(*args: Any, **kwargs: Any) -> Any:
+        return _Later("engine.messages").long_date(*args, **kwargs)
+
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -130,22 +166,40 @@ def _run(fn: Callable[[], T]) -> T:
     traceback unless --debug asks for it. Anything else is a bug and shows its traceback."""
     try:
         return fn()
-    except (EhcpError, OperationalError, InterfaceError) as exc:
+    except Exception as exc:
+        lost = _lost(exc)
+        if not isinstance(exc, EhcpError) and lost is None:
+            raise
         if _state["debug"]:
             raise
         if isinstance(exc, DefinitionError):
             for problem in exc.problems:
                 typer.echo(str(problem), err=True)
             raise typer.Exit(1) from None
-        if isinstance(exc, (OperationalError, InterfaceError)):
+        if lost is not None:
             # The database went away after it was opened (a server restarted, a file locked too long).
-            reason = " ".join(str(exc.orig).split("\n")[0].split()) or type(exc.orig).__name__
-            typer.echo(f"error: the database stopped answering: {reason}", err=True)
+            typer.echo(f"error: the database stopped answering: {lost}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2 if isinstance(exc, DatabaseError) else 1) from None
     finally:
         _warn_broken_workflows()
+
+
+def _lost(exc: BaseException) -> str | None:
+    """Why, if ``exc`` says the database stopped answering (SQLAlchemy's OperationalError or InterfaceError,
+    or sqlite3's when a read view reads a SQLite file directly); None for any other error."""
+    if isinstance(exc, (sqlite3.OperationalError, sqlite3.InterfaceError)):
+        orig: BaseException | None = exc
+    elif "sqlalchemy" in sys.modules:  # not imported: no SQLAlchemy error can have been raised
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        if not isinstance(exc, (OperationalError, InterfaceError)):
+            return None
+        orig = exc.orig
+    else:
+        return None
+    return " ".join(str(orig).split("\n")[0].split()) or type(orig).__name__
 
 
 def _table(rows: list[list[Any]], header: list[str], indent: str = "") -> None:
@@ -381,13 +435,14 @@ def case_contact(
     case_id: int,
     contact: str = typer.Argument(..., help="ROLE:NAME:EMAIL (the email may be empty: letters by post)."),
     address: str | None = typer.Option(None, "--address", help="Postal address; separate lines with '|' or ','."),
-    prefers: str = typer.Option("email", "--prefers", help="email or post."),
+    prefers: str = typer.Option("", "--prefers", help="email or post (default: as before; email for a new one)."),
     interpreter: str | None = typer.Option(None, "--interpreter", help="A language they need, e.g. Polish."),
     accessible_format: str | None = typer.Option(None, "--format", help="e.g. large print, braille, easy read."),
     by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
 ) -> None:
-    """Add a contact to a case (or update one of the same role and name); messages that were waiting
-    for a contact in this role, or for this contact's postal address, are sent to it."""
+    """Add a contact to a case (or update one of the same role and name: what is not given is kept);
+    messages that were waiting for a contact in this role, or for this contact's postal address, are
+    sent to it (held messages go to the first contact recorded in a role)."""
 
     def go() -> None:
         a = _app()
@@ -507,7 +562,8 @@ def case_list(
         a = _app()
         a.directory.actor(a.settings.user)
         today = a.clock.today()
-        rows = queries.list_cases(a.engine, state, workflow)
+        with a.read() as db:
+            rows = reading.list_cases(db, state, workflow)
         if caseworker:
             member = a.directory.find(caseworker)
             ids = {caseworker, *((member.id, member.email) if member else ())}
@@ -549,10 +605,13 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
     def go() -> None:
         a = _app(as_of, "--as-of")
         actor = a.directory.actor(a.settings.user)
-        view = queries.case_view(a.engine, case_id, a.clock.today())
-        allowed = a.cases.allowed_by_instance(case_id, actor.id)
+        with a.read() as db:
+            view = reading.case_view(db, case_id, a.clock.today())
+        # As Cases.allowed_by_instance, from the view's own rows: no second read, no SQLAlchemy.
         for w in view["workflows"]:
-            w["allowed"] = allowed.get(w["instance"], [])
+            open_now = w["closed"] is None
+            machine = a.catalogue.machine(w["workflow"], w["definition_version"]) if open_now else None
+            w["allowed"] = machine.allowed(w["state"], actor.role) if machine is not None else []
         current = next((w for w in reversed(view["workflows"]) if w["closed"] is None), None)
         view["allowed"] = current["allowed"] if current else []
         open_limits = [d for d in view["deadlines"] if d["closed"] is None]
@@ -709,7 +768,8 @@ def due(
         a.directory.actor(a.settings.user)
         today = a.clock.today()
         horizon = today + timedelta(days=within)
-        rows = queries.due(a.engine, horizon, today)
+        with a.read() as db:
+            rows = reading.due(db, horizon, today)
         if as_json:
             _print_json(rows)
             return

@@ -135,6 +135,9 @@ class Settings(BaseModel):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     templates_dir: str = "templates"
     documents_dir: str = "data/documents"  # rendered PDFs, named by the SHA-256 of their bytes
+    # Each document is rendered in a child process with these limits; one that fails twice is failed.
+    render_timeout_seconds: float = Field(default=120, gt=0, le=3600)
+    render_memory_megabytes: int = Field(default=1024, ge=64, le=16384)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def workflows_path(self) -> Path:

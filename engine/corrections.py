@@ -150,14 +150,17 @@ class Corrections:
             open_ones = [i for i in named if i[3] is None]
             return (open_ones or named)[-1][0]
         rows = unit.fetch(
-            "SELECT instance_id FROM history WHERE case_id = :c AND actor_role <> :auto "
+            "SELECT instance_id, seq FROM history WHERE case_id = :c AND actor_role <> :auto "
             "AND trigger NOT IN ('start', 'correct', 'deadline_breached') ORDER BY id DESC",
             {"c": case_id, "auto": WORKFLOW_ROLE},
         )
-        for (iid,) in rows:
-            if self._steps(unit, iid):
+        for iid, seq in rows:  # the newest person's step that still stands (not one already reversed)
+            if any(e.seq == seq for e in self._steps(unit, iid)):
                 return int(iid)
-        raise InvalidInput(f"case {case_id} has no step to correct (only workflows started)")
+        raise InvalidInput(
+            f"case {case_id} has no step to correct; a workflow started by mistake is closed with "
+            f"ehcp case correct {case_id} --workflow NAME"
+        )
 
     def _history(self, unit: Unit, instance_id: int) -> list[Entry]:
         rows = unit.fetch(
@@ -181,6 +184,10 @@ class Corrections:
 
     def _targets(self, unit: Unit, instance_id: int, steps: int) -> list[Entry]:
         found = self._steps(unit, instance_id)
+        if not found and steps == 1:
+            start = next((e for e in self._effective(unit, instance_id) if e.trigger == "start"), None)
+            if start is not None and not (start.note or "").startswith("started by "):
+                return [start]  # a workflow started by hand (or a case opened) by mistake: closed
         if len(found) < steps:
             raise InvalidInput(
                 f"instance {instance_id} has {len(found)} step(s) that can be corrected, not {steps}; "
@@ -204,10 +211,12 @@ class Corrections:
         plan: list[tuple[int, list[Entry], bool]],
     ) -> None:
         """The reversals a correction makes: this instance's steps, and what they did to others."""
-        plan.append((instance_id, targets, False))
+        plan.append((instance_id, targets, targets[0].trigger == "start"))
         effective = self._effective(unit, instance_id)
         for target in targets:
-            later = [e.at for e in effective if e.seq > target.seq]
+            # What it caused was written right after it, before the instance's next step (a breach
+            # the sweep recorded carries the day it happened, not when it was written: not a step).
+            later = [e.at for e in effective if e.seq > target.seq and e.trigger not in NOT_STEPS]
             until = min(later) if later else None
             for other, entry in self._follow_ons(unit, case_id, instance_id, target, until):
                 if any(p[0] == other for p in plan):
@@ -386,9 +395,10 @@ class Corrections:
                 result.deadlines_cancelled.append(name)
             elif closed_by in seqs:
                 due = as_date(due_on)
+                # Open again; breached still, if the sweep had recorded its breach before the step met it.
                 unit.execute(
-                    "UPDATE deadline SET status = 'open', closed_on = NULL, closed_by_seq = NULL, "
-                    "next_alert_on = :alert WHERE id = :id",
+                    "UPDATE deadline SET status = CASE WHEN breached_on IS NOT NULL THEN 'breached' ELSE 'open' END, "
+                    "closed_on = NULL, closed_by_seq = NULL, next_alert_on = :alert WHERE id = :id",
                     {"alert": machine.first_alert_of(name, due), "id": row_id},
                 )
                 result.deadlines_reopened.append(name)

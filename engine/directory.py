@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .actor import Actor
 from .config import StaffMember
 from .errors import NotAuthorised
-from .machine import Actor
 
 
 class Directory:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -44,8 +46,11 @@ from .config import Settings
 from .directory import Directory
 from .errors import InvalidInput, NotFound
 from .messages import long_date
+from .rendering import RenderFailed
 from .store.repository import Store, as_date
 from .store.repository import Unit as StoreUnit
+
+log = logging.getLogger(__name__)
 
 # Fonts are subset into each PDF with a timestamp; pinning it makes the same inputs give the same bytes.
 os.environ.setdefault("SOURCE_DATE_EPOCH", "1420070400")
@@ -447,13 +452,23 @@ class Documents:
     # -- rendering and storing -----------------------------------------------------------------
 
     def pdf(self, page: str) -> bytes:
+        """The PDF of a page, rendered in a child process within the council's time and memory limits
+        (config.yaml: render_timeout_seconds, render_memory_megabytes); raises RenderFailed."""
         from weasyprint import HTML
 
+        from .rendering import render_limited
+
         fetcher = _project_only_fetcher(self._allowed_files())
-        data: bytes = HTML(string=page, base_url=str(self.templates), url_fetcher=fetcher).write_pdf(
-            pdf_variant="pdf/ua-1"
+
+        def render() -> bytes:
+            data: bytes = HTML(string=page, base_url=str(self.templates), url_fetcher=fetcher).write_pdf(
+                pdf_variant="pdf/ua-1"
+            )
+            return data
+
+        return render_limited(
+            render, seconds=self.settings.render_timeout_seconds, megabytes=self.settings.render_memory_megabytes
         )
-        return data
 
     def _allowed_files(self) -> tuple[Path, ...]:
         """What a document may load: the project's templates (and their assets) and the council's logo."""
@@ -540,9 +555,12 @@ class Documents:
             )
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def process(self, limit: int | None = None, lease_seconds: float = 600) -> list[DocumentRecord]:
+    def process(
+        self, limit: int | None = None, lease_seconds: float = 600, on_each: Callable[[], None] | None = None
+    ) -> list[DocumentRecord]:
         """Render the documents steps have queued (oldest first); each is claimed, so two workers
-        never render the same one, and one left half-done by a stopped worker is taken up again."""
+        never render the same one, and one left half-done by a stopped worker is taken up again.
+        ``on_each`` hears of every document tried, rendered or not (a progress bar counts them)."""
         done: list[DocumentRecord] = []
         now = self.clock.now()
         with self.store.unit() as unit:
@@ -576,12 +594,10 @@ class Documents:
                     step = (instance_id, seq) if instance_id is not None and seq is not None else None
                     rendered = self.html(case_id, cli_kind, decision=decision, version=plan_version, step=step)
                     digest, size, path, _ = self._produce(rendered)
-                except (InvalidInput, NotFound) as exc:
-                    with self.store.unit() as unit:
-                        unit.execute(
-                            "UPDATE document SET status = 'failed', error = :e WHERE id = :id",
-                            {"e": str(exc), "id": doc_id},
-                        )
+                except (InvalidInput, NotFound, RenderFailed) as exc:
+                    self._failed(doc_id, kind, exc)
+                    if on_each is not None:
+                        on_each()
                     continue
                 with self.store.unit() as unit:
                     unit.execute(
@@ -610,9 +626,25 @@ class Documents:
                         self.clock.now(),
                     )
                 )
+                if on_each is not None:
+                    on_each()
             if not progressed:
                 break
         return done
+
+    def _failed(self, doc_id: int, kind: str, exc: Exception) -> None:
+        """A document that could not be made within its limits is tried once more, then marked
+        failed (listed by 'ehcp docs list' with why, and in the log); one whose data is wrong is
+        failed at once, since trying again cannot help."""
+        retry = isinstance(exc, RenderFailed)
+        with self.store.unit() as unit:
+            unit.execute(
+                "UPDATE document SET attempts = attempts + 1, error = :e, status = CASE WHEN :retry "
+                "AND attempts < 1 THEN 'queued' ELSE 'failed' END WHERE id = :id",
+                {"e": str(exc)[:1000], "retry": retry, "id": doc_id},
+            )
+            status = unit.fetch("SELECT status FROM document WHERE id = :id", {"id": doc_id})[0][0]
+        log.warning("document %s (%s) not rendered, %s: %s", doc_id, kind, status, exc)
 
     def process_in_parallel(self, workers: int) -> int:
         """Render the queue with ``workers`` processes (every core by default on the command line); the

@@ -15,7 +15,8 @@ TEXT_LIMIT = 5_000  # characters in a step's text input (reasons, what was agree
 NOTE_LIMIT = 2_000  # characters in a step's note
 # Control characters other than a line break or a tab: nothing a person types needs them, and in
 # a letter's heading, a CSS string or an email header they can change what the text means.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidirectional overrides and isolates are refused too: they make text read differently from what it is.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def free_text(text: str, what: str, limit: int) -> str:

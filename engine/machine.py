@@ -19,6 +19,7 @@ from typing import Any
 from transitions import EventData, Machine
 
 from . import calendar
+from .actor import Actor as Actor  # where it always was, for every caller
 from .alerts import first_alert_on
 from .definition.model import (
     START,
@@ -43,14 +44,6 @@ from .inputs import resolve
 from .roles import WORKFLOW_ROLE
 
 ConditionFn = Callable[["_Bound"], bool]
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is asking, as the service has established it."""
-
-    id: str
-    role: str
 
 
 @dataclass(frozen=True)

@@ -35,20 +35,9 @@ class Ticked:
 
 
 def run_once(app: App, *, send: bool = True, documents: bool = True, progress: Progress | None = None) -> Ticked:
-    """Render the documents steps queued, sweep, and send; ``progress`` shows each phase as it goes."""
+    """Sweep, send, then render the documents steps queued; ``progress`` shows each phase as it goes."""
     progress = progress or Silent()
-    rendered = not_rendered = 0
-    if documents:
-        from .store.queries import queued_documents
-
-        queued = len(queued_documents(app.engine))
-        if queued:
-            with progress.phase("rendering documents", queued) as advance:
-                # One at a time so that the count moves; each is claimed and committed on its own anyway.
-                while batch := app.documents.process(limit=1):
-                    rendered += len(batch)
-                    advance(len(batch))
-            not_rendered = max(queued - rendered, 0)
+    # The sweep and the sending come first: reminders never wait behind a slow document.
     with progress.phase("sweeping deadlines") as advance:
         swept = app.sweeper.sweep()
         advance(swept.examined)
@@ -56,6 +45,15 @@ def run_once(app: App, *, send: bool = True, documents: bool = True, progress: P
     if send:
         with progress.phase("sending messages") as advance:
             sent = app.dispatcher().dispatch(on_attempt=lambda _: advance(1))
+    rendered = not_rendered = 0
+    if documents:
+        from .store.queries import queued_documents
+
+        queued = len(queued_documents(app.engine))
+        if queued:
+            with progress.phase("rendering documents", queued) as advance:
+                rendered = len(app.documents.process(on_each=lambda: advance(1)))
+            not_rendered = max(queued - rendered, 0)
     return Ticked(rendered, not_rendered, swept, sent)
 
 

@@ -118,3 +118,22 @@ def test_notes_reasons_inputs_and_plan_sections_have_limits_and_no_control_chara
         app.cases.record_exception(case, "final_plan", "personal_circumstances", "a\x00b", actor_id="cw")
     # Line breaks are fine where text has paragraphs.
     app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "First.\r\nSecond."}, note="a\nb")
+
+
+def test_updating_a_contact_keeps_what_is_not_given_and_addresses_are_plain_text(shipped_app: App) -> None:
+    app = shipped_app
+    case = opened(app, "Alex Example")
+    full = ContactRecord("parent", "Alex Parent", "alex@example.org", None, "post", "Polish", "large print")
+    app.cases.add_contact(case, full, actor_id="cw")
+    app.cases.add_contact(case, ContactRecord("parent", "Alex Parent", None, "3 Generated Road", ""), actor_id="cw")
+    with app.store.unit() as unit:
+        (kept,) = [c for c in unit.case_info(case).contacts if c.name == "Alex Parent"]
+    assert kept == ContactRecord(
+        "parent", "Alex Parent", "alex@example.org", "3 Generated Road", "post", "Polish", "large print"
+    )
+    for address in ("1 Road\x1b[31m", "1 Road\u202eEDOCTSOP", "x" * 501):
+        with pytest.raises(InvalidInput, match="--address"):
+            app.cases.add_contact(case, ContactRecord("parent", "Alex Parent", None, address, ""), actor_id="cw")
+    # A step may not be dated before the child was born.
+    with pytest.raises(InvalidInput, match="before the date of birth"):
+        opened(app, "Alex Example", on=date(2010, 1, 1))

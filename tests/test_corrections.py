@@ -160,7 +160,9 @@ def test_a_step_that_started_a_workflow_with_steps_of_its_own_is_refused_with_th
         ("needs_assessment", "request_received"),
         ("disagreement", "window_open"),
     ]
-    with pytest.raises(InvalidInput, match="step"):
+    # Nothing is left but the request itself: correcting it closes the case's workflow, as opened
+    # by mistake; it was recorded before today, so only a team manager may.
+    with pytest.raises(NotAuthorised, match="team manager"):
         app.corrections.correct(case, reason="x", actor_id="cw", workflow="needs_assessment")
 
 
@@ -194,3 +196,68 @@ def test_steps_may_not_be_dated_after_today(shipped_app: App, clock: FixedClock)
         )  # fmt: skip
     # Nothing was saved: the case can still take the step today.
     app.cases.fire(case, "agree_to_assess", actor_id="cw", on=date(2025, 2, 10))
+
+
+def test_a_second_correction_takes_the_last_step_that_still_stands(shipped_app: App, clock: FixedClock) -> None:
+    app = shipped_app
+    case = open_request(app, clock)
+    clock.set(date(2025, 2, 10))
+    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})
+    app.cases.fire(case, "request_mediation", actor_id="cw")
+    app.cases.fire(case, "hold_mediation", actor_id="cw")
+    first = app.corrections.correct(case, reason="Mediation not held", actor_id="cw")
+    second = app.corrections.correct(case, reason="Not asked for", actor_id="cw")
+    assert [r.reversed[0][1] for r in (first.reversals[0], second.reversals[0])] == [
+        "hold_mediation",
+        "request_mediation",
+    ]
+
+
+def test_a_follow_on_is_found_though_the_sweep_recorded_a_breach_since(shipped_app: App, clock: FixedClock) -> None:
+    app = shipped_app
+    clock.set(date(2025, 12, 1))
+    case = app.cases.open_case(
+        name="Generated Child", date_of_birth=date(2016, 4, 4), workflow="annual_review", actor_id="cw",
+        inputs={"period_starts_on": date(2024, 1, 1)}, caseworker="cw", contacts=[PARENT],
+    ).case_id  # fmt: skip
+    clock.set(date(2025, 12, 5))
+    transfer = {"transfer_kind": "primary_to_secondary", "transfer_on": date(2027, 9, 1)}
+    app.cases.fire(case, "record_phase_transfer", actor_id="cw", inputs=transfer)
+    clock.set(date(2026, 1, 10))
+    app.sweeper.sweep()  # records the review's breach, stamped with its own (earlier) day
+    clock.set(date(2025, 12, 5))
+    done = app.corrections.correct(case, reason="No move planned", actor_id="tm", workflow="annual_review")
+    closed = [(r.workflow, r.closed) for r in done.reversals]
+    assert ("phase_transfer", True) in closed
+    v = view(app, case)
+    assert {s for _, (_, s) in deadlines(v, "phase_transfer").items()} == {"cancelled"}
+
+
+def test_a_limit_the_sweep_found_breached_stays_breached_when_the_step_that_met_it_is_corrected(
+    shipped_app: App, clock: FixedClock
+) -> None:
+    app = shipped_app
+    case = open_request(app, clock)
+    clock.set(date(2025, 4, 1))
+    app.sweeper.sweep()  # the 6 weeks (17 Feb) were missed: breached
+    app.cases.fire(case, "agree_to_assess", actor_id="cw")  # met late
+    app.corrections.correct(case, reason="Wrong case", actor_id="cw")
+    assert deadlines(view(app, case), "needs_assessment")["decide_whether_to_assess"] == ("2025-02-17", "breached")
+    app.sweeper.sweep()
+    with app.engine.connect() as conn:
+        count = conn.execute(text("SELECT COUNT(*) FROM history WHERE trigger = 'deadline_breached'")).scalar_one()
+    assert count == 1  # the breach is not recorded twice
+
+
+def test_a_workflow_started_by_mistake_is_closed_by_a_correction(shipped_app: App, clock: FixedClock) -> None:
+    app = shipped_app
+    case = open_request(app, clock)
+    clock.set(date(2025, 2, 10))
+    started = app.cases.start_workflow(
+        case, "disagreement", actor_id="cw", inputs={"decision": "plan_content", "decision_sent_on": date(2025, 2, 10)}
+    )
+    done = app.corrections.correct(case, reason="Started on the wrong case", actor_id="cw", workflow="disagreement")
+    assert [(r.instance_id, r.closed) for r in done.reversals] == [(started.instance_id, True)]
+    v = view(app, case)
+    assert [w["closed"] is not None for w in v["workflows"]] == [False, True]
+    assert {s for _, (_, s) in deadlines(v, "disagreement").items()} == {"cancelled"}

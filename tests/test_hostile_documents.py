@@ -159,3 +159,36 @@ def text_of_bytes(data: bytes, folder: Path) -> str:
     path = folder / "page.pdf"
     path.write_bytes(data)
     return text_of(path)
+
+
+def test_a_document_over_its_time_limit_is_tried_once_more_then_failed_and_the_sweep_goes_on(
+    tmp_path: Path,
+) -> None:
+    from engine.scheduler import run_once
+
+    clock = FixedClock(date(2026, 1, 5))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'h.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        staff=STAFF,
+        user="cw",
+        render_timeout_seconds=0.01,  # nothing renders this fast
+    )
+    app = App(settings, clock, create=True)
+    case = app.cases.open_case(
+        name="Generated Child", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor_id="cw",
+        caseworker="cw", contacts=[ContactRecord("parent", "Generated Parent", "p@example.org")],
+    ).case_id  # fmt: skip
+    clock.set(date(2026, 3, 1))  # the 6 weeks have passed: the sweep has a breach to record
+    ticked = run_once(app, send=False)
+    assert len(ticked.swept.breaches) == 1  # swept first, whatever the documents do
+    assert (ticked.rendered, ticked.not_rendered) == (0, 1)
+    listed = app.documents.list(case, actor_id="cw")
+    assert [(d["status"], "longer than 0.01 seconds" in d["error"]) for d in listed] == [("failed", True)]
+    with app.engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT attempts FROM document")).scalar_one() == 2
+    app.engine.dispose()

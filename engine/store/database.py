@@ -7,19 +7,21 @@ else opens one that exists and is at the code's schema, and says in one line wha
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-
 from ..errors import DatabaseError
 
+# SQLAlchemy is imported where it is used: a command that reads a SQLite database through
+# ``open_sqlite`` never loads it (~0.15 s; bench/startup.py).
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import URL
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 URL_FORMS = "sqlite:///path/to/file.sqlite or postgresql+psycopg://user@host/db"
@@ -27,6 +29,9 @@ URL_FORMS = "sqlite:///path/to/file.sqlite or postgresql+psycopg://user@host/db"
 
 def shown(url: str | URL) -> str:
     """``url`` as it may be printed or logged: any password replaced by ***."""
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
     try:
@@ -37,6 +42,9 @@ def shown(url: str | URL) -> str:
 
 def parse(url: str) -> URL:
     """The URL, or a DatabaseError naming it (password hidden) and the forms that work."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url)
     except ArgumentError:
@@ -53,7 +61,7 @@ def where(url: URL) -> str:
 
 def sqlite_file(url: str | URL) -> Path | None:
     """The file of a SQLite URL (None for another database or an in-memory one)."""
-    parsed = url if isinstance(url, URL) else parse(url)
+    parsed = parse(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return Path(parsed.database)
     return None
@@ -70,6 +78,9 @@ def connect(url: str, *, background_checkpoints: bool = False) -> Engine:
     off the request path; its request connections then checkpoint only as a backstop, if the log
     has grown to ~400 MB because nothing else did.
     """
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     parsed = parse(url)
     try:
         engine = create_engine(parsed)
@@ -198,6 +209,8 @@ def code_revision() -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's schema version (None for a database Alembic has never migrated)."""
+    from sqlalchemy import inspect, text
+
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
@@ -224,17 +237,23 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(cfg, revision)
 
 
-def _foreign(engine: Engine) -> DatabaseError:
+def _has_tables(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(engine).get_table_names())
+
+
+def _foreign(url: str, at: str) -> DatabaseError:
     problem = "has tables but no schema version; is it this system's database?"
-    return DatabaseError(shown(engine.url), f"the database at {where(engine.url)} {problem}")
+    return DatabaseError(url, f"the database at {at} {problem}")
 
 
 def ensure_schema(engine: Engine) -> None:
     """A new, empty database is created at the newest schema; an older one must be upgraded on purpose."""
     current = current_revision(engine)
     if current is None:
-        if inspect(engine).get_table_names():
-            raise _foreign(engine)
+        if _has_tables(engine):
+            raise _foreign(shown(engine.url), where(engine.url))
         migrate(engine)
         return
     check_schema(engine, current)
@@ -243,17 +262,71 @@ def ensure_schema(engine: Engine) -> None:
 def check_schema(engine: Engine, current: str | None = None) -> None:
     """Raise a DatabaseError, saying which command fixes it, unless the schema is the code's."""
     current = current or current_revision(engine)
+    judge_schema(current, lambda: _has_tables(engine), shown(engine.url), where(engine.url))
+
+
+def judge_schema(current: str | None, has_tables: Callable[[], bool], url: str, at: str) -> None:
+    """Raise a DatabaseError, saying which command fixes it, unless ``current`` is the code's schema.
+
+    ``url``: the database as an error carries it (password hidden); ``at``: as its message names it."""
     known, head = _migrations()
     if current == head:
         return
-    url, at = shown(engine.url), where(engine.url)
     if current is None:
-        if inspect(engine).get_table_names():
-            raise _foreign(engine)
+        if has_tables():
+            raise _foreign(url, at)
         raise DatabaseError(url, f"the database at {at} has no tables; create them with 'ehcp db init'")
     if current not in known:
         raise DatabaseError(url, f"the database at {at} has schema {current}, which this code does not know")
     raise DatabaseError(url, f"the database at {at} has schema {current}; the code needs {head}: run 'ehcp db upgrade'")
+
+
+def _no_file(url: str, file: Path) -> DatabaseError:
+    return DatabaseError(
+        url, f"no database at {file}; create it with 'ehcp db init' (or check database_url in config.yaml)"
+    )
+
+
+def open_sqlite(url: str, file: Path) -> sqlite3.Connection:
+    """A read connection, through the standard library's sqlite3 alone, to the SQLite ``file`` of ``url``
+    (a ``sqlite:///`` URL with no password or query): for the commands that only read (``case show``,
+    ``case list``, ``due``), which then never import SQLAlchemy. The same checks and one-line errors
+    as ``open_database``: the file must exist and be at the code's schema.
+
+    Raises:
+        DatabaseError: no such file, not a database, or its schema is not the code's.
+    """
+    if not file.is_file():
+        raise _no_file(url, file)
+    try:
+        # mode=rw: never makes a file (one removed since the check above is an error, not a new database)
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=rw", uri=True)
+    except sqlite3.Error as exc:
+        raise DatabaseError(url, f"cannot connect to the database at {file}: {_reason(exc)}") from exc
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        try:
+            current = ",".join(sorted(r[0] for r in conn.execute("SELECT version_num FROM alembic_version"))) or None
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            current = None
+
+        def has_tables() -> bool:
+            return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone() is not None
+
+        judge_schema(current, has_tables, url, str(file))
+    except sqlite3.Error as exc:
+        conn.close()
+        raise DatabaseError(url, f"cannot connect to the database at {file}: {_reason(exc)}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _reason(exc: BaseException | None) -> str:
+    return " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
 
 
 def reach(url: str, *, create: bool = False, background_checkpoints: bool = False) -> tuple[Engine, str | None]:
@@ -265,22 +338,21 @@ def reach(url: str, *, create: bool = False, background_checkpoints: bool = Fals
         DatabaseError: the URL is not one (or names a driver that is not installed), there is no such
             SQLite file, or the database cannot be reached (server down, connection refused).
     """
+    from sqlalchemy.exc import DBAPIError
+
     parsed = parse(url)
     file = sqlite_file(parsed)
     if file is not None:
         if create:
             file.parent.mkdir(parents=True, exist_ok=True)
         elif not file.is_file():
-            raise DatabaseError(
-                shown(parsed),
-                f"no database at {file}; create it with 'ehcp db init' (or check database_url in config.yaml)",
-            )
+            raise _no_file(shown(parsed), file)
     engine = connect(url, background_checkpoints=background_checkpoints)
     try:
         return engine, current_revision(engine)
     except DBAPIError as exc:
         engine.dispose()
-        reason = " ".join(str(exc.orig).split("\n")[0].split()) or type(exc.orig).__name__
+        reason = _reason(exc.orig)
         if parsed.password:
             reason = reason.replace(parsed.password, "***")
         raise DatabaseError(shown(parsed), f"cannot connect to the database at {where(parsed)}: {reason}") from exc
@@ -322,8 +394,8 @@ def initialise(url: str) -> Initialised:
     """Make the database (a SQLite file and its folder) if it is not there, and bring its schema to the newest."""
     engine, before = reach(url, create=True)
     try:
-        if before is None and inspect(engine).get_table_names():
-            raise _foreign(engine)
+        if before is None and _has_tables(engine):
+            raise _foreign(shown(engine.url), where(engine.url))
         if before != code_revision():
             migrate(engine)
         return Initialised(where(engine.url), before, current_revision(engine))
@@ -335,8 +407,8 @@ def upgrade(url: str) -> Initialised:
     """Bring an existing database's schema to the newest migration."""
     engine, before = reach(url)
     try:
-        if before is None and inspect(engine).get_table_names():
-            raise _foreign(engine)
+        if before is None and _has_tables(engine):
+            raise _foreign(shown(engine.url), where(engine.url))
         migrate(engine)
         return Initialised(where(engine.url), before, current_revision(engine))
     finally:

@@ -204,6 +204,7 @@ class Document(SQLModel, table=True):
     bytes: int | None = None
     path: str | None = Field(default=None, max_length=500)
     inputs_sha256: str | None = Field(default=None, max_length=64)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # renderings that failed
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 

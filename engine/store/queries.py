@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from ..errors import NotFound
-from ..standing import is_overdue, standing
-from .models import Case, Contact, Deadline, Document, HistoryEntry, OutboxMessage, WorkflowInstance
+from . import reading
+from .models import Case, Deadline, Document, OutboxMessage, WorkflowInstance
 
 
 def _moment(value: datetime | None) -> str | None:
@@ -22,201 +20,21 @@ def _moment(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def deadline_dict(d: Deadline, as_of: date | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": d.name,
-        "title": d.title,
-        "starts": _day(d.starts_on),
-        "due": _day(d.due_on),
-        "status": d.status,
-        "regulation": d.source,
-        "basis": d.basis,
-        "party": d.party,
-        "closed": _day(d.closed_on),
-        "excused": d.exception_head is not None,
-        "exception": (
-            {"head": d.exception_head, "reason": d.exception_reason, "by": d.exception_by, "on": _day(d.exception_on)}
-            if d.exception_head
-            else None
-        ),
-    }
-    if as_of is not None:
-        if d.closed_on is None:
-            out["days_left"] = (d.due_on - as_of).days
-        now = standing(
-            status=d.status,
-            due_on=d.due_on,
-            closed_on=d.closed_on,
-            party=d.party,
-            as_of=as_of,
-            excused=d.exception_head is not None,
-        )
-        out["standing"] = {"state": now.state, "days": now.days, "label": now.label}
-    return out
-
-
 def case_view(engine: Engine, case_id: int, as_of: date | None = None) -> dict[str, Any]:
-    with Session(engine) as s:
-        case = s.get(Case, case_id)
-        if case is None:
-            raise NotFound(f"no case {case_id}")
-        contacts = s.exec(select(Contact).where(Contact.case_id == case_id).order_by(col(Contact.id))).all()
-        instances = s.exec(
-            select(WorkflowInstance).where(WorkflowInstance.case_id == case_id).order_by(col(WorkflowInstance.id))
-        ).all()
-        history = s.exec(  # through the instances' (instance_id, seq) index
-            select(HistoryEntry)
-            .where(col(HistoryEntry.instance_id).in_([i.id for i in instances]))
-            .order_by(col(HistoryEntry.id))
-        ).all()
-        deadlines = s.exec(
-            select(Deadline).where(Deadline.case_id == case_id).order_by(col(Deadline.due_on), col(Deadline.id))
-        ).all()
-        outbox = s.exec(
-            select(OutboxMessage).where(OutboxMessage.case_id == case_id).order_by(col(OutboxMessage.id))
-        ).all()
-        documents = s.exec(select(Document).where(Document.case_id == case_id).order_by(col(Document.id))).all()
-    names = {i.id: i.workflow for i in instances}
-    workflows = [
-        {
-            "instance": i.id,
-            "parent": i.parent_id,
-            "workflow": i.workflow,
-            "definition_version": i.definition_version,
-            "state": i.state,
-            "version": i.version,
-            "opened": _day(i.opened_on),
-            "closed": _day(i.closed_on),
-            "facts": json.loads(i.facts),
-        }
-        for i in instances
-    ]
-    current = next((w for w in reversed(workflows) if w["closed"] is None), workflows[-1] if workflows else None)
-    return {
-        "id": case.id,
-        "name": case.name,
-        "date_of_birth": _day(case.date_of_birth),
-        "caseworker": case.caseworker,
-        "year_group_offset": case.year_group_offset,
-        "school_pattern": case.school_pattern,
-        "created": _moment(case.created_at),
-        "contacts": [
-            {
-                "role": c.role,
-                "name": c.name,
-                "email": c.email,
-                "address": c.address,
-                "prefers": c.prefers,
-                "interpreter": c.interpreter,
-                "accessible_format": c.accessible_format,
-            }
-            for c in contacts
-        ],
-        "workflow": current["workflow"] if current else None,
-        "state": current["state"] if current else None,
-        "version": current["version"] if current else None,
-        "workflows": workflows,
-        "history": [
-            {
-                "seq": h.seq,
-                "workflow": names.get(h.instance_id),
-                "at": _moment(h.at),
-                "on": _day(h.occurred_on),
-                "by": h.actor,
-                "role": h.actor_role,
-                "trigger": h.trigger,
-                "from": h.from_state,
-                "to": h.to_state,
-                "inputs": json.loads(h.inputs),
-                "note": h.note,
-            }
-            for h in history
-        ],
-        "deadlines": [
-            dict(deadline_dict(d, as_of), workflow=names.get(d.instance_id), instance=d.instance_id) for d in deadlines
-        ],
-        "outbox": [
-            {
-                "key": m.key,
-                "template": m.template,
-                "to": m.recipient_email or m.recipient_name,
-                "role": m.recipient_role,
-                "channel": m.channel,
-                "status": m.status,
-                "note": m.last_error,
-            }
-            for m in outbox
-        ],
-        "documents": [
-            {"kind": d.kind, "status": d.status, "created": _moment(d.created_at), "sha256": d.sha256}
-            for d in documents
-        ],
-    }
+    with reading.on_engine(engine) as sql:
+        return reading.case_view(sql, case_id, as_of)
 
 
 def list_cases(engine: Engine, state: str | None = None, workflow: str | None = None) -> list[dict[str, Any]]:
-    with Session(engine) as s:
-        next_due = (
-            select(Deadline.instance_id, func.min(Deadline.due_on).label("next_due"))
-            .where(col(Deadline.closed_on).is_(None), Deadline.party == "council")
-            .group_by(col(Deadline.instance_id))
-            .subquery()
-        )
-        query = (
-            select(Case, WorkflowInstance, next_due.c.next_due)
-            .join(WorkflowInstance, col(WorkflowInstance.case_id) == col(Case.id))
-            .join(next_due, next_due.c.instance_id == WorkflowInstance.id, isouter=True)
-            .order_by(col(Case.id), col(WorkflowInstance.id))
-        )
-        if state:
-            query = query.where(WorkflowInstance.state == state)
-        if workflow:
-            query = query.where(WorkflowInstance.workflow == workflow)
-        rows = s.exec(query).all()
-    return [
-        {
-            "id": case.id,
-            "name": case.name,
-            "date_of_birth": _day(case.date_of_birth),
-            "workflow": inst.workflow,
-            "state": inst.state,
-            "open": inst.closed_on is None,
-            "next_due": _day(nd) if isinstance(nd, date) else nd,
-            "caseworker": case.caseworker,
-        }
-        for case, inst, nd in rows
-    ]
+    with reading.on_engine(engine) as sql:
+        return reading.list_cases(sql, state, workflow)
 
 
 def due(engine: Engine, as_of: date, today: date | None = None) -> list[dict[str, Any]]:
     """Open deadlines due on or before ``as_of``, soonest first (uses the open deadlines' due index);
     each stands as it does ``today`` (``as_of`` when not given)."""
-    today = today or as_of
-    with Session(engine) as s:
-        rows = s.exec(
-            select(Deadline, Case.name, WorkflowInstance.workflow, WorkflowInstance.state)
-            .join(Case, col(Case.id) == col(Deadline.case_id))
-            .join(WorkflowInstance, col(WorkflowInstance.id) == col(Deadline.instance_id))
-            .where(col(Deadline.status).in_(("open", "breached")), col(Deadline.closed_on).is_(None))
-            .where(Deadline.party != "family")  # the family's periods are theirs, not the council's to meet
-            .where(col(Deadline.due_on) <= as_of)
-            .order_by(col(Deadline.due_on), col(Deadline.id))
-        ).all()
-    return [
-        dict(
-            deadline_dict(d, today),
-            case_id=d.case_id,
-            case_name=name,
-            workflow=wf,
-            state=st,
-            overdue=is_overdue(d.due_on, today),
-        )
-        for d, name, wf, st in rows
-    ]
+    with reading.on_engine(engine) as sql:
+        return reading.due(sql, as_of, today)
 
 
 def review_candidates(engine: Engine) -> list[dict[str, Any]]:

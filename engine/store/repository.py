@@ -337,22 +337,31 @@ class Unit:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def add_contact(self, case_id: int, contact: ContactRecord) -> bool:
-        """Add a contact, or update the one of the same role and name; True when it was new."""
+    def add_contact(self, case_id: int, contact: ContactRecord) -> ContactRecord:
+        """Add a contact, or update the one of the same role and name, keeping what ``contact`` leaves
+        as None (and ``prefers`` as ""); the contact as it is now stored."""
         row = _contact_row(case_id, contact)
+        row["prefers"] = contact.prefers or None
         updated = self._exec(
-            "UPDATE contact SET email = :email, address = :address, prefers = :prefers, interpreter = :interpreter, "
-            "accessible_format = :format WHERE case_id = :case_id AND role = :role AND name = :name",
+            "UPDATE contact SET email = COALESCE(:email, email), address = COALESCE(:address, address), "
+            "prefers = COALESCE(:prefers, prefers), interpreter = COALESCE(:interpreter, interpreter), "
+            "accessible_format = COALESCE(:format, accessible_format) "
+            "WHERE case_id = :case_id AND role = :role AND name = :name",
             row,
         ).rowcount
-        if updated:
-            return False
-        self._exec(
-            "INSERT INTO contact (case_id, role, name, email, address, prefers, interpreter, accessible_format) "
-            "VALUES (:case_id, :role, :name, :email, :address, :prefers, :interpreter, :format)",
-            row,
-        )
-        return True
+        if not updated:
+            row["prefers"] = contact.prefers or "email"
+            self._exec(
+                "INSERT INTO contact (case_id, role, name, email, address, prefers, interpreter, accessible_format) "
+                "VALUES (:case_id, :role, :name, :email, :address, :prefers, :interpreter, :format)",
+                row,
+            )
+        stored = self._exec(
+            "SELECT role, name, email, address, prefers, interpreter, accessible_format FROM contact "
+            "WHERE case_id = :case_id AND role = :role AND name = :name ORDER BY id LIMIT 1",
+            {"case_id": case_id, "role": contact.role, "name": contact.name},
+        ).fetchone()
+        return ContactRecord(stored[0], stored[1], stored[2], stored[3], stored[4] or "email", stored[5], stored[6])
 
     def messages_to_address(self, case_id: int) -> list[tuple[int, str, str, str | None]]:
         """(id, roles joined by '|', template, the contact's name if it is one without an address) of the
