@@ -53,6 +53,7 @@ class Catalogue:
                 problems.append(Problem(d.file, None, "version", f"{d.name} version {d.version} is also in {other}"))
             self._defs[d.key] = d
         self._machines: dict[tuple[str, int], WorkflowMachine] = {}
+        self._pending: dict[str, Path] = {}  # files not read yet (a tolerant catalogue reads on demand)
         if problems and not tolerant:
             raise DefinitionError(problems)
         self.problems.extend(problems)
@@ -112,10 +113,22 @@ class Catalogue:
         """
         if not folder.is_dir():
             raise DefinitionError([Problem(str(folder), None, "", "no such workflows folder")])
+        files = workflow_files(folder)
+        if tolerant:
+            # Read on demand: a command about one case reads the files of its workflows alone (a
+            # file is found by its name first, every file when that fails).
+            stems = {p.stem for p in files}
+            for name in overrides or {}:
+                if name not in stems:
+                    known = ", ".join(sorted(stems))
+                    raise ConfigError(f"config.yaml: workflows.{name}: no such workflow; known: {known}")
+            catalogue = cls([], tolerant=True, stored=stored, settings=(policy, overrides))
+            catalogue._pending = {p.stem: p for p in files}
+            return catalogue
         loaded: list[WorkflowDefinition] = []
         problems: list[Problem] = []
         texts: dict[tuple[str, int], str] = {}
-        for path in workflow_files(folder):
+        for path in files:
             try:
                 text = path.read_text(encoding="utf-8")
                 definition = load_text(text, str(path))
@@ -127,36 +140,80 @@ class Catalogue:
                 continue
             loaded.append(definition)
             texts[definition.key] = text
-        if problems and not tolerant:
+        if problems:
             raise DefinitionError(problems)
         names = {d.name for d in loaded}
         for name in overrides or {}:
-            if name not in names and not (tolerant and problems):
+            if name not in names:
                 raise ConfigError(f"config.yaml: workflows.{name}: no such workflow; known: {', '.join(sorted(names))}")
-        catalogue = cls(
+        return cls(
             [apply_settings(d, policy, (overrides or {}).get(d.name)) for d in loaded],
-            tolerant=tolerant,
             texts=texts,
             stored=stored,
             settings=(policy, overrides),
         )
-        catalogue.problems[:0] = problems
-        return catalogue
+
+    def _read(self, path: Path) -> None:
+        """Load one file on demand; a broken one is a problem, not a failure."""
+        try:
+            text = path.read_text(encoding="utf-8")
+            definition = load_text(text, str(path))
+        except OSError as exc:
+            self.problems.append(Problem(str(path), None, "", f"cannot read the file: {exc.strerror}"))
+            return
+        except DefinitionError as exc:
+            self.problems.extend(exc.problems)
+            return
+        policy, overrides = self._settings
+        definition = apply_settings(definition, policy, (overrides or {}).get(definition.name))
+        if definition.key in self._defs:
+            other = self._defs[definition.key].file
+            message = f"{definition.name} version {definition.version} is also in {other}"
+            self.problems.append(Problem(str(path), None, "version", message))
+            return
+        self._defs[definition.key] = definition
+        self._texts[definition.key] = text
+
+    def _need(self, name: str | None = None) -> None:
+        """Read the file of workflow ``name`` if it is not read yet (every file, for None or when the
+        file is not named after its workflow)."""
+        if not self._pending:
+            return
+        if name is not None:
+            if name in self._pending:
+                self._read(self._pending.pop(name))
+            if any(n == name for n, _ in self._defs):
+                return
+        for stem in list(self._pending):
+            self._read(self._pending.pop(stem))
+        try:
+            self._check_links()
+        except DefinitionError as exc:
+            self.problems.extend(exc.problems)
+
+    def complete(self) -> Catalogue:
+        """Every file read (and any problem in one known): for a whole-caseload run such as the sweep."""
+        self._need()
+        return self
 
     def text(self, name: str, version: int) -> str | None:
         """The YAML text a definition was loaded from (kept with the cases that use it)."""
         return self._texts.get((name, version))
 
     def names(self) -> list[str]:
+        self._need()
         return sorted({name for name, _ in self._defs})
 
     def latest(self, name: str) -> WorkflowDefinition:
+        self._need(name)
         versions = [v for (n, v) in self._defs if n == name]
         if not versions:
             raise NotFound(f"no workflow called '{name}'; known: {', '.join(self.names()) or 'none'}")
         return self._defs[(name, max(versions))]
 
     def get(self, name: str, version: int) -> WorkflowDefinition:
+        if (name, version) not in self._defs:
+            self._need(name)
         found = self._defs.get((name, version))
         if found is None and self._stored is not None:
             found = self._from_store(name, version)
@@ -185,6 +242,7 @@ class Catalogue:
         return m
 
     def all(self) -> list[WorkflowDefinition]:
+        self._need()
         return [self._defs[k] for k in sorted(self._defs)]
 
 

@@ -197,7 +197,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     data: dict[str, Any] = {}
     if chosen.exists():
         try:
-            loaded = yaml.safe_load(chosen.read_text(encoding="utf-8")) or {}
+            # libyaml's loader where it is installed: every command reads this file first.
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            loaded = yaml.load(chosen.read_text(encoding="utf-8"), Loader=loader) or {}  # noqa: S506 - a safe loader
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{chosen}:{mark.line + 1}" if mark is not None else str(chosen)

@@ -37,6 +37,7 @@ class Ticked:
 def run_once(app: App, *, send: bool = True, documents: bool = True, progress: Progress | None = None) -> Ticked:
     """Sweep, send, then render the documents steps queued; ``progress`` shows each phase as it goes."""
     progress = progress or Silent()
+    app.catalogue.complete()  # every workflow file read: a broken one is known (and warned of) at once
     # The sweep and the sending come first: reminders never wait behind a slow document.
     with progress.phase("sweeping deadlines") as advance:
         swept = app.sweeper.sweep()
