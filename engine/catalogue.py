@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -13,7 +13,9 @@ from .config import PolicySettings, PolicyStep, WorkflowSettings
 from .definition.load import load_text
 from .definition.model import Escalation, Policy, Reminder, WorkflowDefinition
 from .errors import ConfigError, DefinitionError, NotFound, Problem
-from .machine import WorkflowMachine
+
+if TYPE_CHECKING:
+    from .machine import WorkflowMachine
 
 
 def workflow_files(folder: Path) -> list[Path]:
@@ -238,6 +240,8 @@ class Catalogue:
         key = (name, version)
         m = self._machines.get(key)
         if m is None:
+            from .machine import WorkflowMachine  # `transitions`: only for a command that decides a step
+
             m = self._machines[key] = WorkflowMachine(self.get(name, version))
         return m
 

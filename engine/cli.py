@@ -609,9 +609,8 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
             view = reading.case_view(db, case_id, a.clock.today())
         # As Cases.allowed_by_instance, from the view's own rows: no second read, no SQLAlchemy.
         for w in view["workflows"]:
-            open_now = w["closed"] is None
-            machine = a.catalogue.machine(w["workflow"], w["definition_version"]) if open_now else None
-            w["allowed"] = machine.allowed(w["state"], actor.role) if machine is not None else []
+            definition = a.catalogue.get(w["workflow"], w["definition_version"]) if w["closed"] is None else None
+            w["allowed"] = definition.allowed(w["state"], actor.role) if definition is not None else []
         current = next((w for w in reversed(view["workflows"]) if w["closed"] is None), None)
         view["allowed"] = current["allowed"] if current else []
         open_limits = [d for d in view["deadlines"] if d["closed"] is None]
@@ -643,8 +642,7 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
             needs += [f"format: {c['accessible_format']}"] if c["accessible_format"] else []
             typer.echo(f"Contact: {c['role']}: {c['name']}, {how}{where}" + (f"; {'; '.join(needs)}" if needs else ""))
         for w in view["workflows"]:
-            machine = a.catalogue.machine(w["workflow"], w["definition_version"])
-            definition = machine.definition
+            definition = a.catalogue.get(w["workflow"], w["definition_version"])
             state = definition.states[w["state"]]
             desc = " ".join((state.for_staff or state.description).split())
             ended = f" (ended {w['closed']})" if w["closed"] else ""
@@ -654,7 +652,7 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
                 continue
             typer.echo("  Steps you can take now:" if w["allowed"] else "  Steps you can take now: none")
             for trig in w["allowed"]:
-                spec = machine.transition(trig, w["state"])
+                spec = definition.transition(trig, w["state"])
                 title = f": {spec.title}" if spec and spec.title else ""
                 needs = [n for n, i in spec.inputs.items() if i.required and i.default is None] if spec else []
                 typer.echo(f"    {trig}{title}" + (f" (needs {', '.join(needs)})" if needs else ""))

@@ -149,3 +149,16 @@ def test_reaching_a_final_state_closes_every_open_limit(machine: WorkflowMachine
     }
     out = machine.decide(Snapshot("waiting", {}, deadlines, None), "drop", {}, CW, date(2025, 3, 20))
     assert out.final and out.met == [] and sorted(out.cancelled) == ["finish_within", "manager_target"]
+
+
+def test_the_steps_a_definition_allows_are_the_steps_its_machine_allows() -> None:
+    from conftest import ROOT
+
+    from engine.catalogue import Catalogue
+
+    catalogue = Catalogue.from_folder(ROOT / "workflows")
+    for d in catalogue.all():
+        machine = catalogue.machine(d.name, d.version)
+        for state in d.states:
+            for role in (None, "caseworker", "team_manager", "head_of_service", "workflow"):
+                assert d.allowed(state, role) == machine.allowed(state, role), (d.name, state, role)

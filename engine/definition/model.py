@@ -464,6 +464,19 @@ class WorkflowDefinition(Strict):
     def transitions_from(self, state: str) -> list[TransitionSpec]:
         return [t for t in self.transitions if state in t.source]
 
+    def transition(self, trigger: str, state: str) -> TransitionSpec | None:
+        """The step ``trigger`` from ``state`` (the first the file gives), or None."""
+        return next((t for t in self.transitions if t.trigger == trigger and state in t.source), None)
+
+    def allowed(self, state: str, role: str | None = None) -> list[str]:
+        """The steps that can be taken from ``state`` (by ``role``, when given), in the file's order."""
+        found: dict[str, None] = {}
+        for trigger in dict.fromkeys(t.trigger for t in self.transitions):
+            spec = self.transition(trigger, state)
+            if spec is not None and (role is None or role in spec.roles):
+                found.setdefault(trigger, None)
+        return list(found)
+
     def triggers(self) -> list[str]:
         seen: dict[str, None] = {}
         for t in self.transitions:
