@@ -639,8 +639,8 @@ class Cases:
                     clean_name(value, option, "the value")
             if c.role not in CONTACT_ROLES:
                 raise InvalidInput(f"--contact: unknown role '{c.role}'; known: {', '.join(CONTACT_ROLES)}")
-            if c.email and not EMAIL.match(c.email):
-                raise InvalidInput(f"--contact: '{c.email}' is not an email address")
+            if c.email and (len(c.email) > 254 or not EMAIL.match(c.email)):
+                raise InvalidInput(f"--contact: '{c.email[:80]}' is not an email address")
 
     def _check_case(
         self, name: str, dob: date, today: date, contacts: Sequence[ContactRecord], caseworker: str | None

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-import yaml
 
 from .app import App, build
 from .clock import FixedClock, SystemClock
@@ -1075,14 +1074,20 @@ def scheduler_run(
 
 
 def _read_sections(section: str | None, file: Path | None, source: Path | None) -> dict[str, str]:
+    from .definition.source import read_yaml
     from .plans import section_letter
 
     out: dict[str, str] = {}
     if source is not None:
         try:
-            data = yaml.safe_load(source.read_text(encoding="utf-8"))  # JSON is YAML too
-        except (OSError, yaml.YAMLError) as exc:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"--from {source}: cannot read it ({type(exc).__name__})") from None
+        # As a workflow file is read (JSON is YAML too): a section written twice, or an alias, is
+        # reported with its line rather than one silently winning or expanding.
+        data, _, problems = read_yaml(text, str(source))
+        if problems:
+            raise InvalidInput("; ".join(str(p) for p in problems[:5]))
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise InvalidInput(f"--from {source}: write a mapping of section letters to text, e.g. F: |")
         out.update({section_letter(str(k)): v for k, v in data.items()})
@@ -1209,7 +1214,8 @@ def docs_render(
     adviser: str | None = typer.Option(
         None, "--adviser", help="For advice-request: educational, psychological, health or social-care."
     ),
-    out: Path | None = typer.Option(None, "--out", help="Also write the PDF here."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the PDF here (never over a file, unless --force)."),
+    force: bool = typer.Option(False, "--force", help="Write --out even over an existing file."),
     by: str | None = typer.Option(None, "--by", help="Who is making it (a staff id)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -1217,6 +1223,8 @@ def docs_render(
 
     def go() -> None:
         a = _app()
+        if out is not None and out.exists() and not force:
+            raise InvalidInput(f"--out: {out} exists; choose another name, or add --force to write over it")
         record, _ = a.documents.render(
             case_id, kind, actor_id=by or a.settings.user, decision=decision, version=version, adviser=adviser
         )

@@ -137,3 +137,20 @@ def test_updating_a_contact_keeps_what_is_not_given_and_addresses_are_plain_text
     # A step may not be dated before the child was born.
     with pytest.raises(InvalidInput, match="before the date of birth"):
         opened(app, "Alex Example", on=date(2010, 1, 1))
+
+
+def test_a_plan_file_with_a_section_twice_or_an_alias_is_refused_with_its_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app as cli
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("F: first text\nB: needs\nF: second text\n")
+    alias = tmp_path / "alias.yaml"
+    alias.write_text("B: &b needs\nF: *b\n")
+    config = tmp_path / "config.yaml"
+    staff = "[{id: cw, name: C, email: c@example.org, role: caseworker}]"
+    config.write_text(f"database_url: sqlite:///{tmp_path / 'x.sqlite'}\nstaff: {staff}\nuser: cw\n")
+    for path, problem in ((twice, ":3: F: written twice"), (alias, ": F: aliases (*name) are not allowed")):
+        result = CliRunner().invoke(cli, ["--config", str(config), "plan", "edit", "1", "--from", str(path)])
+        assert result.exit_code in (1, 2) and problem in result.stderr, result.stderr
