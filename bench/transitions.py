@@ -106,10 +106,11 @@ def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
         outbox = conn.execute(text("SELECT count(*) FROM outbox")).scalar_one()
         open_deadlines = conn.execute(text("SELECT count(*) FROM deadline WHERE closed_on IS NULL")).scalar_one()
     app.engine.dispose()
-    # A final plan starts the annual review in the same transaction: one more history row and
-    # one open deadline (the review) per case.
-    follow = 0 if peer else 1
-    expected = (cases, cases * (len(steps) + 1 + follow), cases * follow)
+    # A final plan starts the annual review and the disagreement about its content in the same
+    # transaction: two more history rows, and three open deadlines (the review, the time to contact
+    # the mediation adviser and the time to appeal) per case.
+    started, still_open = (0, 0) if peer else (2, 3)
+    expected = (cases, cases * (len(steps) + 1 + started), cases * still_open)
     assert (finals, history, open_deadlines) == expected, ((finals, history, open_deadlines), expected)
     return {
         "engine": f"ehcp:{workflow}",
