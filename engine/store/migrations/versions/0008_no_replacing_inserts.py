@@ -21,17 +21,20 @@ depends_on = None
 GUARDS = {
     "history_no_replace": (
         "history",
-        "EXISTS (SELECT 1 FROM history WHERE id = NEW.id OR (instance_id = NEW.instance_id AND seq = NEW.seq))",
+        # Two lookups, each by its own index (an OR in one subquery would scan the table every step).
+        "(NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM history WHERE id = NEW.id)) "
+        "OR EXISTS (SELECT 1 FROM history WHERE instance_id = NEW.instance_id AND seq = NEW.seq)",
         "history is append-only",
     ),
     "plan_edit_no_replace": (
         "plan_edit",
-        "EXISTS (SELECT 1 FROM plan_edit WHERE id = NEW.id)",
+        "NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM plan_edit WHERE id = NEW.id)",
         "plan edits are append-only",
     ),
     "plan_issued_no_replace": (
         "plan_version",
-        "EXISTS (SELECT 1 FROM plan_version WHERE (id = NEW.id OR (case_id = NEW.case_id AND version = NEW.version)) "
+        "(NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM plan_version WHERE id = NEW.id AND status <> 'draft')) "
+        "OR EXISTS (SELECT 1 FROM plan_version WHERE case_id = NEW.case_id AND version = NEW.version "
         "AND status <> 'draft')",
         "a plan sent or issued cannot be changed",
     ),
