@@ -767,6 +767,12 @@ def due(
         horizon = today + timedelta(days=within)
         with a.read() as db:
             rows = reading.due(db, horizon, today)
+            failed = reading.failed_messages(db)
+        if failed:  # on stderr: --json stays the list; a failure is seen where people look, not only mailed
+            typer.echo(
+                f"{failed} message(s) could not be delivered: ehcp outbox --status failed, then ehcp outbox retry",
+                err=True,
+            )
         if as_json:
             _print_json(rows)
             return
@@ -1024,14 +1030,23 @@ def tick(
     _run(go)
 
 
-@app.command("outbox")
+outbox_app = typer.Typer(
+    invoke_without_command=True, help="Messages in the outbox (and sending failed ones again: outbox retry)."
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.callback()
 def outbox(
+    ctx: typer.Context,
     status: str | None = typer.Option(None, "--status", help="queued, sending, sent, failed or skipped."),
     case_id: int | None = typer.Option(None, "--case", help="Only this case's messages."),
     limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Messages in the outbox: what was queued, sent, skipped or could not be delivered."""
+    if ctx.invoked_subcommand is not None:
+        return
 
     def go() -> None:
         a = _app()
@@ -1052,6 +1067,24 @@ def outbox(
             ],
             ["ID", "STATUS", "KIND", "CASE", "TO", "SUBJECT"],
         )
+
+    _run(go)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    ids: list[int] | None = typer.Argument(None, help="The failed messages' ids (ehcp outbox --status failed)."),
+    all_failed: bool = typer.Option(False, "--all", help="Every failed message."),
+    by: str | None = typer.Option(None, "--by", help="Who is doing this (a staff id)."),
+) -> None:
+    """Queue failed messages again, to go on the next send with the same key and Message-ID."""
+
+    def go() -> None:
+        if not ids and not all_failed:
+            raise InvalidInput("name the failed messages' ids, or give --all")
+        a = _app()
+        queued = a.dispatcher().retry_failed(None if all_failed else ids, actor_id=by or a.settings.user)
+        typer.echo(f"queued again: {len(queued)} message(s); 'ehcp tick' or the scheduler sends them")
 
     _run(go)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from .catalogue import Catalogue
 from .clock import Clock, london_date
 from .config import Settings
 from .directory import Directory
-from .errors import ConfigError, NotFound
+from .errors import ConfigError, InvalidInput, NotAuthorised, NotFound
 from .messages import Messages, Rendered
 from .recipients import resolve
 from .store.repository import Recipient, Store, as_date
@@ -122,6 +122,29 @@ class Dispatcher:
         if self._transport is None:
             self._transport = make_transport(self.settings)
         return self._transport
+
+    def retry_failed(self, ids: Sequence[int] | None, *, actor_id: str | None) -> list[int]:
+        """Queue failed messages again (those named, or all), to be sent on the next dispatch with
+        the same key, so the same Message-ID and Notify reference: a relay that refused them can be
+        fixed and the messages sent, without sending any twice. Returns the ids queued again."""
+        actor = self.directory.actor(actor_id)
+        if actor.role not in ("caseworker", "team_manager", "head_of_service"):
+            raise NotAuthorised(f"only staff may send messages again; you are {actor.role}")
+        with self.store.unit() as unit:
+            failed = [r[0] for r in unit.fetch("SELECT id FROM outbox WHERE status = 'failed' ORDER BY id", {})]
+            chosen = failed if ids is None else [i for i in ids if i in set(failed)]
+            unknown = [] if ids is None else [i for i in ids if i not in set(failed)]
+            if unknown:
+                raise InvalidInput(
+                    f"no failed message {', '.join(map(str, unknown))}: only failed messages are retried"
+                )
+            for message_id in chosen:
+                unit.execute(
+                    "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = NULL WHERE id = :id "
+                    "AND status = 'failed'",
+                    {"id": message_id},
+                )
+        return chosen
 
     def dispatch(self, limit: int | None = None, on_attempt: Callable[[Attempt], None] | None = None) -> DispatchReport:
         """Send what is due; ``on_attempt`` hears of each message tried (a progress bar counts them)."""

@@ -356,6 +356,14 @@ def test_a_permanent_refusal_fails_at_once(database_url: str, tmp_path: Path, sm
     smtp_server.handler.refuse["gone@example.org"] = "550 5.1.1 <gone@example.org>: no such user"
     report = app.dispatcher().dispatch()
     assert [a.status for a in report.attempts] == ["failed", "sent"]  # the family's message, then the alert
+    # The failure shows where people look, not only in the alert the relay might refuse too ...
+    assert "1 message(s) could not be delivered" in _cli(app, "due", "--as-of", "2026-01-05")
+    # ... and once the address is put right at the relay, it is sent again with the same Message-ID.
+    del smtp_server.handler.refuse["gone@example.org"]
+    assert "queued again: 1 message(s)" in _cli(app, "outbox", "retry", "--all")
+    again = app.dispatcher().dispatch()
+    assert [a.status for a in again.attempts] == ["sent"] and again.attempts[0].key == report.attempts[0].key
+    assert "could not be delivered" not in _cli(app, "due", "--as-of", "2026-01-05")
 
 
 class _CrashAfterSending:

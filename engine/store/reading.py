@@ -273,6 +273,11 @@ def list_cases(db: Sql, state: str | None = None, workflow: str | None = None) -
     ]
 
 
+def failed_messages(db: Sql) -> int:
+    """How many messages could not be delivered (shown where people look, not only sent by email)."""
+    return int(db.rows("SELECT COUNT(*) FROM outbox WHERE status = 'failed'")[0][0])
+
+
 def due(db: Sql, as_of: date, today: date | None = None) -> list[dict[str, Any]]:
     """Open deadlines due on or before ``as_of``, soonest first (uses the open deadlines' due index);
     each stands as it does ``today`` (``as_of`` when not given)."""
