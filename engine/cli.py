@@ -103,6 +103,9 @@ def _main(
 ) -> None:
     _state["config"] = config
     _state["debug"] = debug
+    # Every file a command makes (the database, documents, messages, --out) is the service account's
+    # alone: 0600 files, 0700 folders, whatever the account's own umask (ehcp doctor checks the rest).
+    os.umask(0o077)
 
 
 def _date_arg(text: str | None, option: str) -> date | None:
@@ -854,6 +857,28 @@ def report(
 
 
 # -- database and demo -------------------------------------------------------------------------
+
+
+@app.command("doctor")
+def doctor(as_json: bool = JsonOpt) -> None:
+    """Check the installation for what would expose children's data; exit 1 if there is a problem."""
+    from . import doctor as checks
+
+    def go() -> None:
+        settings = load_settings(_state["config"])
+        config_file = Path(_state["config"] or os.environ.get("EHCP_CONFIG") or "config.yaml")
+        found = checks.check(settings, config_file)
+        if as_json:
+            _print_json([{"severity": f.severity, "where": f.where, "what": f.what} for f in found])
+        else:
+            for f in found:
+                typer.echo(str(f))
+            if not found:
+                typer.echo("no problems found: data files private, no secrets in files, no plain-text logins")
+        if any(f.severity == "problem" for f in found):
+            raise typer.Exit(1)
+
+    _run(go)
 
 
 @db_app.command("init")

@@ -1,0 +1,111 @@
+"""Checking an installation for what would expose children's data: files others can read, secrets
+written into files git keeps, logins over plain text. ``ehcp doctor`` prints the findings.
+
+Every file the command line creates is private to the service's account (``PRIVATE_UMASK``:
+files 0600, folders 0700, whatever the account's own umask); this looks for the ones that are not
+(made before, copied in, or made by another program).
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+
+PRIVATE_UMASK = 0o077
+_SECRET_KEY = re.compile(r"^\s*(password|api_key|secret|token)\s*:\s*(?!null\b|~|$|''|\"\")\S", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"://[^/@\s:]+:[^@\s]+@")
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "problem" or "warning"
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.what}"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _private(path: Path, what: str) -> list[Finding]:
+    """The file or folder, and what is inside it, readable by the service's account alone."""
+    found: list[Finding] = []
+    if not path.exists():
+        return found
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    shared = [p for p in paths if _mode(p) & 0o077]
+    if shared:
+        example = shared[0]
+        found.append(
+            Finding(
+                "problem",
+                str(example),
+                f"{what} can be read by other accounts (mode {_mode(example):o}; {len(shared)} such path(s)): "
+                f"chmod -R go-rwx {path}",
+            )
+        )
+    return found
+
+
+def _tracked_secrets(config_file: Path | None) -> list[Finding]:
+    """A password or API key written in a configuration file that git keeps."""
+    if config_file is None or not config_file.exists():
+        return []
+    found = []
+    for number, line in enumerate(config_file.read_text(encoding="utf-8").splitlines(), start=1):
+        if _SECRET_KEY.match(line) or _URL_PASSWORD.search(line):
+            tracked = _tracked_by_git(config_file)
+            severity = "problem" if tracked else "warning"
+            where = "a file git keeps" if tracked else "a file"
+            found.append(
+                Finding(
+                    severity,
+                    f"{config_file}:{number}",
+                    f"a secret is written in {where}; put it in the environment (EHCP_SMTP_PASSWORD, "
+                    "EHCP_NOTIFY_API_KEY, EHCP_DATABASE_URL) instead",
+                )
+            )
+    return found
+
+
+def _tracked_by_git(path: Path) -> bool:
+    try:
+        done = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def check(settings: Settings, config_file: Path | None) -> list[Finding]:
+    """Every finding about this installation, problems first."""
+    found: list[Finding] = []
+    url = settings.database()
+    if url.startswith("sqlite:///"):
+        database = Path(url.removeprefix("sqlite:///"))
+        found += _private(database, "the database (every child's record)")
+        for suffix in ("-wal", "-shm"):
+            found += _private(database.with_name(database.name + suffix), "the database's log")
+    documents = Path(settings.documents_dir)
+    found += _private(documents if documents.is_absolute() else settings.base_dir / documents, "the documents")
+    found += _private(settings.outbox_path(), "the outbox (messages and letters)")
+    smtp = settings.notifications.smtp
+    if settings.notifications.transport == "smtp" and smtp.username and smtp.tls == "none":
+        found.append(
+            Finding("problem", "notifications.smtp", "a login over plain text (tls: none): use starttls or tls")
+        )
+    found += _tracked_secrets(config_file)
+    return sorted(found, key=lambda f: f.severity != "problem")
