@@ -911,6 +911,58 @@ def db_upgrade() -> None:
     _run(go)
 
 
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: str = typer.Argument(..., help="The migration to go back to, e.g. 0006."),
+    allow_data_loss: bool = typer.Option(
+        False, "--allow-data-loss", help="Go ahead although the database holds data a downgrade may drop."
+    ),
+) -> None:
+    """Take the schema back to an earlier migration; refused while the database holds a council's data."""
+
+    def go() -> None:
+        engine, _ = database.reach(load_settings(_state["config"]).database())
+        try:
+            database.downgrade(engine, revision, allow_data_loss=allow_data_loss)
+        finally:
+            engine.dispose()
+        typer.echo(f"schema at {revision}")
+
+    _run(go)
+
+
+@app.command("backup")
+def backup_command(
+    out: Path = typer.Option(..., "--out", help="Where to write the backup (a file only you can read)."),
+    force: bool = typer.Option(False, "--force", help="Write over an existing file."),
+) -> None:
+    """Copy the whole database, consistently, while the service runs (SQLite's online backup; pg_dump)."""
+    from .store.backup import backup
+
+    def go() -> None:
+        written = backup(load_settings(_state["config"]).database(), out, force=force)
+        typer.echo(f"backed up to {written} ({written.stat().st_size:,} bytes)")
+
+    _run(go)
+
+
+@app.command("restore")
+def restore_command(
+    source: Path = typer.Argument(..., help="A file 'ehcp backup' wrote."),
+    yes: bool = typer.Option(False, "--yes", help="Replace the current database: nothing in it is kept."),
+) -> None:
+    """Put the database back as a backup holds it (stop the scheduler and workers first)."""
+    from .store.backup import restore
+
+    def go() -> None:
+        if not yes:
+            raise InvalidInput("restoring replaces every case in the database with the backup's: add --yes")
+        restore(load_settings(_state["config"]).database(), source)
+        typer.echo(f"restored from {source}")
+
+    _run(go)
+
+
 @db_app.command("status")
 def db_status() -> None:
     """The schema version of the database and of the code."""

@@ -228,8 +228,29 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+KEPT_DATA = ("ehc_case", "history", "plan_version", "plan_edit", "document", "outbox", "workflow_definition", "contact")
+
+
+def downgrade(engine: Engine, revision: str, *, allow_data_loss: bool = False) -> None:
+    """Take the schema back to ``revision``. A downgrade drops the tables and columns later
+    migrations added, with their data (0004 drops every plan version), so it is refused while the
+    database holds a council's data, unless ``allow_data_loss`` (after ``ehcp backup``)."""
     from alembic import command
+    from sqlalchemy import inspect, text
+
+    if not allow_data_loss:
+        present = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            rows = {
+                t: int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()) for t in KEPT_DATA if t in present
+            }
+        held = [f"{n} row(s) of {t}" for t, n in rows.items() if n]
+        if held:
+            raise DatabaseError(
+                engine.url.render_as_string(hide_password=True),
+                f"a downgrade to {revision} can drop data, and this database holds {', '.join(held)}: "
+                "take a backup (ehcp backup), then repeat with --allow-data-loss",
+            )
 
     cfg = _alembic_config()
     with engine.begin() as conn:
