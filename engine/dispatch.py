@@ -50,9 +50,12 @@ def make_transport(settings: Settings) -> Transport:
         from notifications.smtp import SmtpTransport
 
         s = n.smtp
-        return SmtpTransport(
-            s.host, s.port, s.tls, username=s.username, password=s.password, timeout=s.timeout, ca_file=s.ca_file
-        )
+        try:
+            return SmtpTransport(
+                s.host, s.port, s.tls, username=s.username, password=s.password, timeout=s.timeout, ca_file=s.ca_file
+            )
+        except ValueError as exc:  # a setting the transport refuses: one line naming it
+            raise ConfigError(f"config.yaml: notifications.smtp.{exc}") from None
     if n.transport == "notify":
         if not n.notify.api_key or not n.notify.template_id:
             raise ConfigError(

@@ -98,6 +98,9 @@ class SmtpTransport:
             raise ValueError(f"tls: {tls!r} is not one of {', '.join(TLS_MODES)}")
         if username is not None and password is None:
             raise ValueError("password: required when a username is given")
+        if username is not None and tls == "none":
+            # A login over plain text gives the relay's password to anyone on the path.
+            raise ValueError("tls: a login (username) needs starttls or tls; it is never sent over plain text")
         self.host = host
         self.port = port
         self.tls = tls

@@ -221,10 +221,13 @@ def test_a_year_of_daily_sweeps_sends_exactly_the_expected_reminders_and_escalat
     received = smtp_server.handler.received
     assert len(received) == len(expected)
     assert len({str(r.message["Message-ID"]).strip() for r in received}) == len(expected)
+    # A staff message's subject names the case by its reference, never the child (a shared inbox
+    # shows subjects): Ada Able's case is case 1.
+    assert not any("Ada Able" in str(r.message["Subject"]) for r in received)
     one = next(
         r.message
         for r in received
-        if "Ada Able" in str(r.message["Subject"]) and "Reminder" in str(r.message["Subject"])
+        if "for case 1 " in str(r.message["Subject"]) and "Reminder" in str(r.message["Subject"])
     )
     body = one.get_body(("plain",))
     assert body is not None
@@ -563,7 +566,7 @@ def test_ehcp_tick_delivers_due_reminders_over_smtp_once_and_outbox_shows_each(
     (got,) = smtp_server.handler.received
     assert str(got.message["To"]) == "Case Worker <cw@example.org>"
     assert str(got.message["Subject"]) == (
-        "Reminder: Decide whether to assess, and tell the family for Ida Isle is due Monday 16 February 2026"
+        "Reminder: Decide whether to assess, and tell the family for case 1 is due Monday 16 February 2026"
     )
     again = _cli(app, "tick", "--as-of", "2026-02-02", env=env)
     assert "messages queued: 0" in again and "sent 0" in again

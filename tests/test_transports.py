@@ -423,3 +423,8 @@ def test_letter_folder_that_cannot_be_written_is_temporary(tmp_path: Path) -> No
     (tmp_path / "letters").write_text("a file where the folder should be")
     with pytest.raises(TemporaryFailure, match="cannot write"):
         write_letter(LETTER, tmp_path)
+
+
+def test_a_login_is_never_sent_over_plain_text() -> None:
+    with pytest.raises(ValueError, match="never sent over plain text"):
+        SmtpTransport("127.0.0.1", 25, "none", username="ehcp", password="s3cret")
