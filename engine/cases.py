@@ -96,6 +96,18 @@ def clean_name(name: str, option: str, what: str) -> str:
     return tidy
 
 
+def reason_on_record(reason: str, ask: str) -> str:
+    """A reason a person gives for the record (an exception, a correction): free text within the
+    note's limit, not empty; ``ask`` says what to write when it is."""
+    try:
+        reason = free_text(reason, "the reason", NOTE_LIMIT).strip()
+    except ValueError as exc:
+        raise InvalidInput(f"--reason: {exc}") from None
+    if not reason:
+        raise InvalidInput(f"--reason: {ask} (it goes on the record)")
+    return reason
+
+
 def parse_contact(text: str) -> ContactRecord:
     """``ROLE:NAME:EMAIL`` (the email may be empty) as given on the command line."""
     parts = text.split(":", 2)
@@ -320,12 +332,7 @@ class Cases:
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may record an exception; you are {actor.role}")
-        try:
-            reason = free_text(reason, "the reason", NOTE_LIMIT)
-        except ValueError as exc:
-            raise InvalidInput(f"--reason: {exc}") from None
-        if not reason.strip():
-            raise InvalidInput("--reason: say why the limit could not be met (it goes on the record)")
+        reason = reason_on_record(reason, "say why the limit could not be met")
         today = self._step_date(on)
         with self.store.unit() as unit:
             record = self._instance_with_deadline(unit, case_id, deadline, workflow)

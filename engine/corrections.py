@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .cases import reason_on_record
 from .catalogue import Catalogue
 from .clock import Clock, london_date
 from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised
-from .inputs import NOTE_LIMIT, free_text, to_json
+from .inputs import to_json
 from .machine import PastStep
 from .recipients import resolve
 from .roles import WORKFLOW_ROLE
@@ -102,12 +103,7 @@ class Corrections:
         actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may correct a step; you are {actor.role}")
-        try:
-            reason = free_text(reason, "the reason", NOTE_LIMIT)
-        except ValueError as exc:
-            raise InvalidInput(f"--reason: {exc}") from None
-        if not reason.strip():
-            raise InvalidInput("--reason: say why the step was a mistake (it goes on the record)")
+        reason = reason_on_record(reason, "say why the step was a mistake")
         if steps < 1:
             raise InvalidInput("--steps: at least 1")
         today, now = self.clock.today(), self.clock.now()
@@ -128,7 +124,7 @@ class Corrections:
             result = Corrected(case_id, instance_id, 0)
             for iid, entries, close in plan:
                 seq, reversal = self._reverse(
-                    unit, iid, entries, close, reason.strip(), actor.id, actor.role, today, now
+                    unit, iid, entries, close, reason, actor.id, actor.role, today, now
                 )
                 if iid == instance_id:
                     result.seq = seq

@@ -93,6 +93,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield f"{server}/{name}"
 
 
+def documents_app(tmp_path: Path, clock: FixedClock, **settings: object) -> App:
+    """The engine on a new SQLite file in ``tmp_path``, with the shipped workflows and templates, so
+    its documents render; ``settings`` are any others (render limits, say)."""
+    chosen = Settings(
+        database_url=f"sqlite:///{tmp_path / 'documents.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        staff=STAFF,
+        user="cw",
+        **settings,  # type: ignore[arg-type]
+    )
+    return App(chosen, clock, create=True)
+
+
 def make_app(database_url: str, clock: FixedClock, workflows: Path = TEST_WORKFLOWS) -> App:
     settings = Settings(database_url=database_url, workflows_dir=str(workflows), staff=STAFF, user="cw")
     return App(settings, clock, create=True)

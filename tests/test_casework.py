@@ -7,28 +7,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STAFF
+from conftest import documents_app
 from pypdf import PdfReader
 
 from engine.app import App
 from engine.cases import NAME_LIMIT
 from engine.clock import FixedClock
-from engine.config import Settings
 from engine.errors import InvalidInput, TransitionRefused
 from engine.store.repository import ContactRecord
-
-
-def documents_app(tmp_path: Path, clock: FixedClock) -> App:
-    """The engine on a new SQLite file, with the shipped workflows and templates (documents render)."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'c.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-        user="cw",
-    )
-    return App(settings, clock, create=True)
 
 
 def opened(app: App, name: str, **kw: object) -> int:

@@ -11,12 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STAFF
+from conftest import ROOT, documents_app
 from pypdf import PdfReader
 
-from engine.app import App
 from engine.clock import FixedClock
-from engine.config import Settings
 from engine.documents import DECISIONS, _project_only_fetcher
 from engine.errors import InvalidInput
 from engine.store.repository import ContactRecord
@@ -57,15 +55,7 @@ def test_every_document_kind_keeps_its_sections_and_fetches_nothing(
     assert len(name) <= 100
     markup = f'<script>alert(1)</script><img src="{leak}"> **bold** url({leak})'
     clock = FixedClock(date(2026, 1, 5))
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'h.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-        user="cw",
-    )
-    app = App(settings, clock, create=True)
+    app = documents_app(tmp_path, clock)
     # Control characters are refused at intake (a carriage return ended the CSS string before).
     with pytest.raises(InvalidInput, match="control character"):
         app.cases.open_case(
@@ -130,15 +120,7 @@ def test_the_renderer_loads_only_the_project_s_files(tmp_path: Path, listener: t
     port, hits = listener
     secret = tmp_path / "secret.css"
     secret.write_text("body { background: red }")
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'h.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-        user="cw",
-    )
-    app = App(settings, FixedClock(date(2026, 1, 5)), create=True)
+    app = documents_app(tmp_path, FixedClock(date(2026, 1, 5)))
     page = (
         f'<html><head><link rel="stylesheet" href="http://127.0.0.1:{port}/style.css">'
         f'<link rel="stylesheet" href="{secret.as_uri()}"></head>'
@@ -167,16 +149,7 @@ def test_a_document_over_its_time_limit_is_tried_once_more_then_failed_and_the_s
     from engine.scheduler import run_once
 
     clock = FixedClock(date(2026, 1, 5))
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'h.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-        user="cw",
-        render_timeout_seconds=0.01,  # nothing renders this fast
-    )
-    app = App(settings, clock, create=True)
+    app = documents_app(tmp_path, clock, render_timeout_seconds=0.01)
     case = app.cases.open_case(
         name="Generated Child", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor_id="cw",
         caseworker="cw", contacts=[ContactRecord("parent", "Generated Parent", "p@example.org")],
