@@ -123,9 +123,7 @@ class Corrections:
                 )
             result = Corrected(case_id, instance_id, 0)
             for iid, entries, close in plan:
-                seq, reversal = self._reverse(
-                    unit, iid, entries, close, reason, actor.id, actor.role, today, now
-                )
+                seq, reversal = self._reverse(unit, iid, entries, close, reason, actor.id, actor.role, today, now)
                 if iid == instance_id:
                     result.seq = seq
                 result.reversals.append(reversal)
