@@ -339,4 +339,6 @@ class Dispatcher:
             "council_deadlines": [d for d in items if d["party"] != "family"],
             "family_deadlines": [d for d in items if d["party"] == "family"],
             "contact": contact,
+            # The day it is written: a date already past is never given as something still to do.
+            "sent_on": london_date(self.clock.now()),
         }

@@ -53,6 +53,7 @@ def _context(workflow: str, state: str, description: str) -> dict[str, object]:
             {"title": "Your time to appeal", "due_on": date(2026, 5, 2), "source": "TPR 2008 rule 20(1)"}
         ],
         "contact": {"name": "Casey Demo", "email": "casey.demo@example.org"},
+        "sent_on": date(2026, 3, 2),
     }
 
 
@@ -104,6 +105,16 @@ def test_every_notice_to_a_professional_body_names_its_regulation_and_no_child_i
 def test_no_message_template_is_unused_and_none_is_missing() -> None:
     files = {p.stem for p in (ROOT / "templates" / "messages").glob("*.txt") if not p.stem.startswith("_")}
     assert files == set(NAMED) | STAFF_MESSAGES | ENGINE_MESSAGES
+
+
+def test_a_message_sent_late_never_gives_a_past_date_as_one_still_to_come() -> None:
+    context = _context("EHC needs assessment", "request_received", "The council has received a request.")
+    context["sent_on"] = date(2026, 5, 10)  # after both dates of the context
+    text = Messages(ROOT / "templates", "Demo County Council").render("final_plan_issued", context).text
+    assert "- Issue the final plan: was due by Monday 25 May 2026" not in text  # 25 May is still to come
+    assert "- Issue the final plan: by Monday 25 May 2026" in text
+    assert "- Your time to appeal: ended on Saturday 2 May 2026 (TPR 2008 rule 20(1))" in text
+    assert "until Saturday 2 May 2026" not in text
 
 
 def test_the_correction_message_says_which_step_was_reversed_and_where_things_stand() -> None:
