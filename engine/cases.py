@@ -402,7 +402,7 @@ class Cases:
         actor = self.directory.actor(actor_id)
         with self.store.unit() as unit:
             record = unit.load(self._choose_instance(unit, case_id, workflow))
-        return self.catalogue.machine(record.workflow, record.definition_version).allowed(record.state, actor.role)
+        return self.catalogue.get(record.workflow, record.definition_version).allowed(record.state, actor.role)
 
     def allowed_by_instance(self, case_id: int, actor_id: str | None) -> dict[int, list[str]]:
         """For each open workflow of the case, the triggers this person may fire now."""
@@ -412,8 +412,7 @@ class Cases:
             for iid, name, state, closed in unit.instances(case_id):
                 if closed is None:
                     record = unit.load(iid)
-                    machine = self.catalogue.machine(name, record.definition_version)
-                    out[iid] = machine.allowed(state, actor.role)
+                    out[iid] = self.catalogue.get(name, record.definition_version).allowed(state, actor.role)
         return out
 
     # -- helpers -------------------------------------------------------------------------------

@@ -303,12 +303,9 @@ class WorkflowMachine:
     # -- questions -----------------------------------------------------------------------------
 
     def allowed(self, state: str, role: str | None = None) -> list[str]:
-        """Triggers that can be fired from ``state`` (by ``role``, when given)."""
-        return [
-            trig
-            for trig in self.machine.get_triggers(state)
-            if role is None or role in self._by_trigger[(trig, state)].roles
-        ]
+        """Triggers that can be fired from ``state`` (by ``role``, when given): the definition's rule,
+        which needs no machine (``case show`` asks it without building one)."""
+        return self.definition.allowed(state, role)
 
     def transition(self, trigger: str, state: str) -> TransitionSpec | None:
         return self._by_trigger.get((trigger, state))
