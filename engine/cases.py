@@ -13,13 +13,14 @@ from datetime import date, timedelta
 from typing import Any
 
 from . import plans
+from .actor import Actor, may_change_cases
 from .catalogue import Catalogue
 from .clock import Clock
 from .definition.model import MessageAction, WorkflowDefinition
 from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from .inputs import EMAIL, NOTE_LIMIT, free_text
-from .machine import Actor, Outcome
+from .machine import Outcome
 from .quality import blocking, check
 from .recipients import resolve
 from .roles import CONTACT_ROLES, WORKFLOW_ROLE
@@ -178,7 +179,7 @@ class Cases:
         name: str,
         date_of_birth: date,
         workflow: str,
-        actor_id: str | None,
+        actor: Actor,
         inputs: Mapping[str, Any] | None = None,
         contacts: Sequence[ContactRecord] = (),
         caseworker: str | None = None,
@@ -191,7 +192,7 @@ class Cases:
 
         ``on`` is the date the case opened (today when not given); it may not be after today.
         """
-        actor = self.directory.actor(actor_id)
+        may_change_cases(actor, "open a case")
         today = self._step_date(on)
         name = self._check_case(name, date_of_birth, self.clock.today(), contacts, caseworker)
         if today < date_of_birth:
@@ -217,7 +218,7 @@ class Cases:
         case_id: int,
         workflow: str,
         *,
-        actor_id: str | None,
+        actor: Actor,
         inputs: Mapping[str, Any] | None = None,
         note: str | None = None,
         parent_id: int | None = None,
@@ -228,7 +229,7 @@ class Cases:
         ``parent_id`` links it to the instance it belongs to (a disagreement about a decision of
         that instance), so that its signals reach it.
         """
-        actor = self.directory.actor(actor_id)
+        may_change_cases(actor, "start a workflow")
         with self.store.unit() as unit:
             info = unit.case_info(case_id)  # raises NotFound for an unknown case
             started_on = self._step_date(on)
@@ -250,7 +251,7 @@ class Cases:
         case_id: int,
         trigger: str,
         *,
-        actor_id: str | None,
+        actor: Actor,
         inputs: Mapping[str, Any] | None = None,
         note: str | None = None,
         workflow: str | None = None,
@@ -264,7 +265,6 @@ class Cases:
         ``expected_version`` is the version the person was looking at (a web form carries it):
         if the case has moved on since, the step is refused with a ConflictError.
         """
-        actor = self.directory.actor(actor_id)
         today = self._step_date(on)
         note = self._note(note)
         with self.store.unit() as unit:
@@ -320,7 +320,7 @@ class Cases:
         head: str,
         reason: str,
         *,
-        actor_id: str | None,
+        actor: Actor,
         workflow: str | None = None,
         on: date | None = None,
     ) -> Excused:
@@ -329,7 +329,6 @@ class Cases:
         The statutory due date is kept; the deadline is marked excused with its head, reason,
         who recorded it and when, and the step is in the case's history.
         """
-        actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may record an exception; you are {actor.role}")
         reason = reason_on_record(reason, "say why the limit could not be met")
@@ -353,14 +352,13 @@ class Cases:
                 record,
                 ExceptionRecord(deadline, head, reason.strip()),
                 deadline_id,
-                actor.id,
-                actor.role,
+                actor,
                 today,
                 self.clock.now(),
             )
         return Excused(case_id, record.id, seq, deadline, due_on, status)
 
-    def add_contact(self, case_id: int, contact: ContactRecord, *, actor_id: str | None) -> list[str]:
+    def add_contact(self, case_id: int, contact: ContactRecord, *, actor: Actor) -> list[str]:
         """Add a contact to a case, or update the one of the same role and name: what ``contact``
         leaves as None (an email, an address, an interpreter, a format; ``prefers`` given as "")
         keeps what is stored. The messages that were held for want of a contact in this role, or of
@@ -368,7 +366,6 @@ class Cases:
 
         Returns the templates of the messages it released.
         """
-        actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may add a contact; you are {actor.role}")
         self._check_contacts([replace(contact, prefers=contact.prefers or "email")])
@@ -397,16 +394,14 @@ class Cases:
         candidates.sort()  # open instances first, then the most recent
         return unit.load(candidates[0][1])
 
-    def allowed(self, case_id: int, actor_id: str | None, workflow: str | None = None) -> list[str]:
+    def allowed(self, case_id: int, actor: Actor, workflow: str | None = None) -> list[str]:
         """The triggers this person may fire on the case now."""
-        actor = self.directory.actor(actor_id)
         with self.store.unit() as unit:
             record = unit.load(self._choose_instance(unit, case_id, workflow))
         return self.catalogue.get(record.workflow, record.definition_version).allowed(record.state, actor.role)
 
-    def allowed_by_instance(self, case_id: int, actor_id: str | None) -> dict[int, list[str]]:
+    def allowed_by_instance(self, case_id: int, actor: Actor) -> dict[int, list[str]]:
         """For each open workflow of the case, the triggers this person may fire now."""
-        actor = self.directory.actor(actor_id)
         out: dict[int, list[str]] = {}
         with self.store.unit() as unit:
             for iid, name, state, closed in unit.instances(case_id):
@@ -569,17 +564,18 @@ class Cases:
         machine = self.catalogue.machine(record.workflow, record.definition_version)
         return machine.transition(trigger, record.state) is not None
 
-    def phase_transfers(self, academic_year: int, *, actor_id: str | None, apply: bool) -> list[dict[str, Any]]:
+    def phase_transfers(self, academic_year: int, *, actor: Actor, apply: bool) -> list[dict[str, Any]]:
         """The children who move between phases at the end of ``academic_year``, and their reviews.
 
         With ``apply``, each one's open annual review records the move (``record_phase_transfer``),
         which starts the phase transfer beside it with the reg 18 date (15 February, or 31 March
         into post-16), each its own transaction.
         """
+        if apply:
+            may_change_cases(actor, "record phase transfers")
         from . import phases
         from .store.queries import review_candidates
 
-        self.directory.actor(actor_id)
         rows: list[dict[str, Any]] = []
         for c in review_candidates(self.store.engine):
             transfer = phases.transfer_in(
@@ -606,7 +602,7 @@ class Cases:
                 fired = self.fire(
                     c["id"],
                     "record_phase_transfer",
-                    actor_id=actor_id,
+                    actor=actor,
                     workflow="annual_review",
                     inputs={"transfer_kind": transfer.kind, "transfer_on": transfer.moves_on},
                     note=f"phase transfer found for academic year {academic_year}/{(academic_year + 1) % 100:02d}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -22,10 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from .actor import Actor
 from .app import App, build
 from .clock import FixedClock, SystemClock
 from .config import load_settings
 from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput
+from .identity import command_line_actor
 from .store import database, reading
 
 # What a command may not need is imported when it is used: `case show`, `case list` and `due` read
@@ -108,6 +111,14 @@ def _main(
     os.umask(0o077)
 
 
+ByOpt = typer.Option(
+    None,
+    "--by",
+    help="For an administrator only: the staff id of the person on whose behalf this is recorded "
+    "(history records both). Otherwise the command acts for your operating-system account.",
+)
+
+
 def _date_arg(text: str | None, option: str) -> date | None:
     if text is None:
         return None
@@ -119,9 +130,30 @@ def _date_arg(text: str | None, option: str) -> date | None:
 
 def _app(on: str | None = None, option: str = "--on") -> App:
     day = _date_arg(on, option)
-    app_ = build(load_settings(_state["config"]), FixedClock(day) if day else SystemClock())
+    settings = load_settings(_state["config"])
+    if settings.secrets_in_file:
+        typer.echo(
+            f"warning: the configuration file holds {', '.join(settings.secrets_in_file)}: put secrets in the "
+            "environment (EHCP_SMTP_PASSWORD, EHCP_NOTIFY_API_KEY, EHCP_DATABASE_URL); ehcp doctor checks",
+            err=True,
+        )
+    app_ = build(settings, FixedClock(day) if day else SystemClock())
     _state.setdefault("apps", []).append(app_)
     return app_
+
+
+def _actor(a: App, by: str | None = None) -> Actor:
+    """Who the command acts for: the operating-system account running it, mapped in config.yaml
+    (``--by`` only for an administrator recording a step on someone's behalf)."""
+    return command_line_actor(a.settings, a.directory, by)
+
+
+_ADDRESS = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+")
+
+
+def _no_addresses(text: str | None) -> str | None:
+    """A relay's error without the email addresses it quotes (the output of tick goes to logs)."""
+    return _ADDRESS.sub("<address>", text) if text else text
 
 
 def _warn_broken_workflows() -> None:
@@ -343,7 +375,7 @@ def case_open(
     dob: str = typer.Option(..., "--dob", help="Date of birth, YYYY-MM-DD."),
     workflow: str = typer.Option("needs_assessment", "--workflow", help="The workflow to start."),
     on: str | None = OnOpt,
-    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    by: str | None = ByOpt,
     sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
     caseworker: str | None = typer.Option(None, "--caseworker", help="The caseworker's email or staff id."),
     contacts: list[str] | None = typer.Option(None, "--contact", help="ROLE:NAME:EMAIL (repeatable)."),
@@ -365,7 +397,7 @@ def case_open(
             name=name,
             date_of_birth=dob_date,
             workflow=workflow,
-            actor_id=by or a.settings.user,
+            actor=_actor(a, by),
             inputs=_sets(sets),
             contacts=[parse_contact(c) for c in contacts or []],
             caseworker=caseworker,
@@ -384,7 +416,7 @@ def case_start(
     case_id: int,
     workflow: str,
     on: str | None = OnOpt,
-    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    by: str | None = ByOpt,
     sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
     about: int | None = typer.Option(
         None, "--about", help="The workflow instance this one is about (a disagreement about its decision)."
@@ -398,7 +430,7 @@ def case_start(
         opened = a.cases.start_workflow(
             case_id,
             workflow,
-            actor_id=by or a.settings.user,
+            actor=_actor(a, by),
             inputs=_sets(sets),
             note=note,
             parent_id=about,
@@ -417,7 +449,7 @@ def case_exception(
     head: str = typer.Option(..., "--head", help="Which exception the regulations allow (see the deadline)."),
     reason: str = typer.Option(..., "--reason", help="Why, in a sentence (kept on the record)."),
     on: str | None = OnOpt,
-    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    by: str | None = ByOpt,
     workflow: str | None = typer.Option(None, "--workflow", help="Which workflow, if several have this deadline."),
 ) -> None:
     """Record an exception to a time limit: the due date is kept, the limit is marked excused."""
@@ -425,7 +457,7 @@ def case_exception(
     def go() -> None:
         a = _app()
         excused = a.cases.record_exception(
-            case_id, deadline, head, reason, actor_id=by or a.settings.user, workflow=workflow, on=_date_arg(on, "--on")
+            case_id, deadline, head, reason, actor=_actor(a, by), workflow=workflow, on=_date_arg(on, "--on")
         )
         typer.echo(f"case {case_id}: '{deadline}' (due {excused.due_on.isoformat()}, {excused.status}) excused: {head}")
 
@@ -440,7 +472,7 @@ def case_contact(
     prefers: str = typer.Option("", "--prefers", help="email or post (default: as before; email for a new one)."),
     interpreter: str | None = typer.Option(None, "--interpreter", help="A language they need, e.g. Polish."),
     accessible_format: str | None = typer.Option(None, "--format", help="e.g. large print, braille, easy read."),
-    by: str | None = typer.Option(None, "--by", help="Who is recording this (a staff id)."),
+    by: str | None = ByOpt,
 ) -> None:
     """Add a contact to a case (or update one of the same role and name: what is not given is kept);
     messages that were waiting for a contact in this role, or for this contact's postal address, are
@@ -457,7 +489,7 @@ def case_contact(
             interpreter=interpreter,
             accessible_format=accessible_format,
         )
-        released = a.cases.add_contact(case_id, record, actor_id=by or a.settings.user)
+        released = a.cases.add_contact(case_id, record, actor=_actor(a, by))
         typer.echo(f"case {case_id}: contact recorded ({base.role}: {base.name})")
         for template in released:
             typer.echo(f"  queued {template} (it was waiting for this contact)")
@@ -472,7 +504,7 @@ def case_correct(
     steps: int = typer.Option(1, "--steps", min=1, help="How many of the workflow's last steps to reverse."),
     workflow: str | None = typer.Option(None, "--workflow", help="Which workflow; default the case's last step's."),
     tell_family: bool = typer.Option(False, "--tell-family", help="Queue a message saying the record was corrected."),
-    by: str | None = typer.Option(None, "--by", help="Who is correcting (a staff id)."),
+    by: str | None = ByOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Reverse a step recorded by mistake: the history keeps both; state, deadlines and unsent messages go back."""
@@ -483,7 +515,7 @@ def case_correct(
             case_id,
             steps=steps,
             reason=reason,
-            actor_id=by or a.settings.user,
+            actor=_actor(a, by),
             workflow=workflow,
             tell_family=tell_family,
         )
@@ -562,7 +594,7 @@ def case_list(
 
     def go() -> None:
         a = _app()
-        a.directory.actor(a.settings.user)
+        _actor(a)
         today = a.clock.today()
         with a.read() as db:
             rows = reading.list_cases(db, state, workflow)
@@ -606,7 +638,7 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
 
     def go() -> None:
         a = _app(as_of, "--as-of")
-        actor = a.directory.actor(a.settings.user)
+        actor = _actor(a)
         with a.read() as db:
             view = reading.case_view(db, case_id, a.clock.today())
         # As Cases.allowed_by_instance, from the view's own rows: no second read, no SQLAlchemy.
@@ -673,7 +705,14 @@ def case_show(case_id: int, as_json: bool = JsonOpt, as_of: str | None = typer.O
         typer.echo("\nHISTORY (in date order)")
         _table(
             [
-                [h["on"], h["by"], h["workflow"], h["trigger"], f"{h['from'] or '-'} -> {h['to']}", h["note"] or ""]
+                [
+                    h["on"],
+                    h["by"] + (f" (recorded by {h['recorded_by']})" if h["recorded_by"] else ""),
+                    h["workflow"],
+                    h["trigger"],
+                    f"{h['from'] or '-'} -> {h['to']}",
+                    h["note"] or "",
+                ]
                 for h in sorted(view["history"], key=lambda h: h["on"])
             ],
             ["ON", "BY", "WORKFLOW", "STEP", "STATE", "NOTE"],
@@ -688,7 +727,7 @@ def case_fire(
     case_id: int,
     trigger: str,
     on: str | None = OnOpt,
-    by: str | None = typer.Option(None, "--by", help="Who is doing this (a staff id)."),
+    by: str | None = ByOpt,
     note: str | None = typer.Option(None, "--note", help="Why, in a sentence (kept in the history)."),
     sets: list[str] | None = typer.Option(None, "--set", help="An input, key=value (repeatable)."),
     workflow: str | None = typer.Option(None, "--workflow", help="Which workflow, if the case has several open."),
@@ -705,7 +744,7 @@ def case_fire(
         fired = a.cases.fire(
             case_id,
             trigger,
-            actor_id=by or a.settings.user,
+            actor=_actor(a, by),
             inputs=_sets(sets),
             note=note,
             workflow=workflow,
@@ -765,7 +804,7 @@ def due(
 
     def go() -> None:
         a = _app(as_of, "--as-of")
-        a.directory.actor(a.settings.user)
+        _actor(a)
         today = a.clock.today()
         horizon = today + timedelta(days=within)
         with a.read() as db:
@@ -802,7 +841,7 @@ def transfers(
     ),
     apply: bool = typer.Option(False, "--apply", help="Record each move on the child's open annual review."),
     on: str | None = OnOpt,
-    by: str | None = typer.Option(None, "--by", help="Who is doing this (a staff id)."),
+    by: str | None = ByOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Children moving between phases of education, and their reg 18 dates (15 February / 31 March)."""
@@ -816,7 +855,7 @@ def transfers(
             raise InvalidInput(f"--academic-year: {exc}") from None
         if year is None:
             year = phases.academic_year_starting(a.clock.today())
-        rows = a.cases.phase_transfers(year, actor_id=by or a.settings.user, apply=apply)
+        rows = a.cases.phase_transfers(year, actor=_actor(a, by), apply=apply)
         if as_json:
             _print_json(rows)
             return
@@ -840,7 +879,7 @@ def report(
 
     def go() -> None:
         a = _app()
-        a.directory.actor(a.settings.user)
+        _actor(a)
         result = queries.timeliness(a.engine, deadline, _date_arg(since, "--since"), _date_arg(until, "--until"))
         if as_json:
             _print_json(result)
@@ -886,17 +925,27 @@ def db_init() -> None:
     """Create the database (a SQLite file, and its folder) at the newest schema; one that exists is upgraded."""
 
     def go() -> None:
-        typer.echo(_initialised(database.initialise(load_settings(_state["config"]).database())))
+        settings = load_settings(_state["config"])
+        typer.echo(_initialised(database.initialise(settings.owner_database(), settings.database())))
 
     _run(go)
 
 
 def _initialised(done: database.Initialised) -> str:
+    granted = _granted(done)
     if done.created:
-        return f"created the database at {done.url} (schema {done.after})"
+        return f"created the database at {done.url} (schema {done.after}){granted}"
     if done.before == done.after:
-        return f"the database at {done.url} already exists; its schema is up to date ({done.after})"
-    return f"the database at {done.url} already exists; upgraded its schema from {done.before} to {done.after}"
+        return f"the database at {done.url} already exists; its schema is up to date ({done.after}){granted}"
+    return (
+        f"the database at {done.url} already exists; upgraded its schema from {done.before} to {done.after}" + granted
+    )
+
+
+def _granted(done: database.Initialised) -> str:
+    if done.granted is None:
+        return ""
+    return f"; the service's login {done.granted} may read and write rows only (history: add only)"
 
 
 @db_app.command("upgrade")
@@ -904,9 +953,10 @@ def db_upgrade() -> None:
     """Bring the database schema to the newest migration."""
 
     def go() -> None:
-        done = database.upgrade(load_settings(_state["config"]).database())
+        settings = load_settings(_state["config"])
+        done = database.upgrade(settings.owner_database(), settings.database())
         was = f" (was {done.before or 'empty'})" if done.before != done.after else " (already)"
-        typer.echo(f"schema at {done.after}{was}")
+        typer.echo(f"schema at {done.after}{was}{_granted(done)}")
 
     _run(go)
 
@@ -921,7 +971,7 @@ def db_downgrade(
     """Take the schema back to an earlier migration; refused while the database holds a council's data."""
 
     def go() -> None:
-        engine, _ = database.reach(load_settings(_state["config"]).database())
+        engine, _ = database.reach(load_settings(_state["config"]).owner_database())
         try:
             database.downgrade(engine, revision, allow_data_loss=allow_data_loss)
         finally:
@@ -957,8 +1007,72 @@ def restore_command(
     def go() -> None:
         if not yes:
             raise InvalidInput("restoring replaces every case in the database with the backup's: add --yes")
-        restore(load_settings(_state["config"]).database(), source)
+        settings = load_settings(_state["config"])
+        restore(settings.owner_database(), source)
+        engine, _ = database.reach(settings.owner_database())
+        try:
+            database.grant_rows(engine, settings.database())
+        finally:
+            engine.dispose()
         typer.echo(f"restored from {source}")
+
+    _run(go)
+
+
+audit_app = typer.Typer(help="Is the record as the service wrote it? (history's hash chain, and seals)")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    seal: Path | None = typer.Option(None, "--seal", help="Also check the entries a seal ('audit seal') names."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check every history entry against the chain; exit 1 and name each break if there is one."""
+    from .audit import read_seal, verify
+    from .progress import Progress
+
+    def go() -> None:
+        a = _app()
+        _actor(a)
+        sealed = read_seal(seal) if seal is not None else None
+        with Progress().phase("history entries checked") as advance:
+            done = verify(a.engine, sealed, progress=advance)
+        if as_json:
+            _print_json(done.__dict__ | {"intact": done.intact})
+        else:
+            checked = f"{done.entries:,} history entries of {done.instances:,} workflow instances"
+            if seal is not None:
+                checked += f", and {done.sealed_checked:,} entries named in the seal"
+            if done.intact:
+                typer.echo(f"intact: {checked}; every entry follows the one before it")
+            else:
+                typer.echo(f"BROKEN: {len(done.breaks)} break(s) in {checked}:")
+                for line in done.breaks:
+                    typer.echo(f"  {line}")
+        if not done.intact:
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+@audit_app.command("seal")
+def audit_seal(
+    out: Path = typer.Option(
+        ..., "--out", help="The seal file: keep it where the database's administrators cannot write."
+    ),
+    force: bool = typer.Option(False, "--force", help="Write over an existing file."),
+) -> None:
+    """Write the latest hash of every workflow instance, so that 'audit verify --seal' shows later changes."""
+    from .audit import write_seal
+
+    def go() -> None:
+        a = _app()
+        _actor(a)
+        if out.exists() and not force:
+            raise InvalidInput(f"--out: {out} exists; choose another name, or add --force to write over it")
+        count = write_seal(a.engine, out, a.clock.now())
+        typer.echo(f"sealed {count:,} workflow instances in {out}")
 
     _run(go)
 
@@ -989,7 +1103,8 @@ def demo(
     def go() -> None:
         settings = load_settings(_state["config"])
         today = _date_arg(as_of, "--as-of") or SystemClock().today()
-        made = database.initialise(settings.database())  # as 'ehcp db init': the demo makes its database
+        # as 'ehcp db init': the demo makes its database
+        made = database.initialise(settings.owner_database(), settings.database())
         if made.created or made.before != made.after:
             typer.echo(_initialised(made))
         a = build(settings, FixedClock(today))
@@ -1055,8 +1170,7 @@ def tick(
     from .scheduler import run_once
 
     def go() -> None:
-        a = _app(as_of, "--as-of")
-        a.directory.actor(a.settings.user)
+        a = _app(as_of, "--as-of")  # the service's own work (as the scheduler's): no one's step
         ticked = run_once(a, send=not no_send, progress=Progress())
         swept, sent = ticked.swept, ticked.sent
         if as_json:
@@ -1067,9 +1181,13 @@ def tick(
                     "documents_not_rendered": ticked.not_rendered,
                     "deadlines_examined": swept.examined,
                     "breaches": [{**b, "breached_on": b["breached_on"].isoformat()} for b in swept.breaches],
-                    "queued": [m.__dict__ for m in swept.messages],
+                    # No names, addresses or subjects: this output goes to the service's logs.
+                    "queued": [{k: v for k, v in m.__dict__.items() if k != "to"} for m in swept.messages],
                     "problems": swept.problems,
-                    "sent": [x.__dict__ for x in sent.attempts] if sent else [],
+                    "sent": [
+                        {"id": x.id, "key": x.key, "status": x.status, "error": _no_addresses(x.error)}
+                        for x in (sent.attempts if sent else [])
+                    ],
                     "requeued_after_crash": sent.recovered if sent else 0,
                 }
             )
@@ -1087,7 +1205,8 @@ def tick(
             typer.echo(f"  breach   case {b['case']}: {b['deadline']} (due {b['due']})")
         for m in swept.messages:
             extra = f" ({m.reason})" if m.reason else ""
-            typer.echo(f"  {m.status:8} {m.kind:10} {m.template} to {m.to}{extra}")
+            whose = f" for case {m.case_id}" if m.case_id is not None else ""
+            typer.echo(f"  {m.status:8} {m.kind:10} {m.template}{whose}{extra}")
         for p in swept.problems:
             typer.echo(f"  problem  {p}")
         if sent is not None:
@@ -1096,8 +1215,8 @@ def tick(
                 + (f", re-queued after a stopped dispatcher {sent.recovered}" if sent.recovered else "")
             )
             for x in sent.attempts:
-                extra = f": {x.error}" if x.error else ""
-                typer.echo(f"  {x.status:8} {x.to}: {x.subject}{extra}")
+                extra = f": {_no_addresses(x.error)}" if x.error else ""
+                typer.echo(f"  {x.status:8} message {x.id}{extra}")
         typer.echo(
             f"done: {ticked.rendered} document(s) rendered, {len(swept.breaches)} breach(es) recorded, "
             f"{swept.count('queued')} message(s) queued, "
@@ -1127,7 +1246,7 @@ def outbox(
 
     def go() -> None:
         a = _app()
-        a.directory.actor(a.settings.user)
+        _actor(a)
         rows = queries.outbox(a.engine, status=status, case_id=case_id, limit=limit)
         if len(rows) == limit:  # on stderr, so that --json stays a list
             typer.echo(f"(stopped at the limit of {limit} messages, newest first: --limit N shows more)", err=True)
@@ -1152,7 +1271,7 @@ def outbox(
 def outbox_retry(
     ids: list[int] | None = typer.Argument(None, help="The failed messages' ids (ehcp outbox --status failed)."),
     all_failed: bool = typer.Option(False, "--all", help="Every failed message."),
-    by: str | None = typer.Option(None, "--by", help="Who is doing this (a staff id)."),
+    by: str | None = ByOpt,
 ) -> None:
     """Queue failed messages again, to go on the next send with the same key and Message-ID."""
 
@@ -1160,7 +1279,7 @@ def outbox_retry(
         if not ids and not all_failed:
             raise InvalidInput("name the failed messages' ids, or give --all")
         a = _app()
-        queued = a.dispatcher().retry_failed(None if all_failed else ids, actor_id=by or a.settings.user)
+        queued = a.dispatcher().retry_failed(None if all_failed else ids, actor=_actor(a, by))
         typer.echo(f"queued again: {len(queued)} message(s); 'ehcp tick' or the scheduler sends them")
 
     _run(go)
@@ -1217,14 +1336,14 @@ def plan_edit(
     section: str | None = typer.Option(None, "--section", help="A, B, C, D, E, F, G, H1, H2, I, J or K."),
     file: Path | None = typer.Option(None, "--file", help="The section's new text (plain text or Markdown)."),
     source: Path | None = typer.Option(None, "--from", help="A YAML or JSON file of sections: {F: text, ...}."),
-    by: str | None = typer.Option(None, "--by", help="Who is editing (default: the configured user)."),
+    by: str | None = ByOpt,
 ) -> None:
     """Write sections into the case's draft plan (a new draft, based on the last version, if none is open)."""
 
     def go() -> None:
         a = _app()
         sections = _read_sections(section, file, source)
-        plan = a.plans.edit(case_id, sections, actor_id=by or a.settings.user)
+        plan = a.plans.edit(case_id, sections, actor=_actor(a, by))
         typer.echo(f"case {case_id}: draft plan version {plan.version} saved ({', '.join(sorted(sections))})")
         from .quality import check
 
@@ -1246,7 +1365,7 @@ def plan_show(
 
     def go() -> None:
         a = _app()
-        plan = a.plans.get(case_id, version, actor_id=a.settings.user)
+        plan = a.plans.get(case_id, version, actor=_actor(a))
         if as_json:
             _print_json(plan.to_json())
             return
@@ -1265,8 +1384,8 @@ def plan_history(case_id: int, as_json: bool = JsonOpt) -> None:
 
     def go() -> None:
         a = _app()
-        versions = a.plans.versions(case_id, actor_id=a.settings.user)
-        edits = a.plans.edits(case_id, actor_id=a.settings.user)
+        versions = a.plans.versions(case_id, actor=_actor(a))
+        edits = a.plans.edits(case_id, actor=_actor(a))
         if as_json:
             _print_json({"versions": [v.to_json() for v in versions], "edits": edits})
             return
@@ -1292,7 +1411,7 @@ def plan_check(
 
     def go() -> None:
         a = _app()
-        plan = a.plans.get(case_id, version, actor_id=a.settings.user)
+        plan = a.plans.get(case_id, version, actor=_actor(a))
         findings = check(plan.sections, final=final)
         if as_json:
             _print_json([f.__dict__ for f in findings])
@@ -1326,7 +1445,7 @@ def docs_render(
     ),
     out: Path | None = typer.Option(None, "--out", help="Also write the PDF here (never over a file, unless --force)."),
     force: bool = typer.Option(False, "--force", help="Write --out even over an existing file."),
-    by: str | None = typer.Option(None, "--by", help="Who is making it (a staff id)."),
+    by: str | None = ByOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Make a document now (a PDF/UA file), record it, and print where it is."""
@@ -1336,11 +1455,13 @@ def docs_render(
         if out is not None and out.exists() and not force:
             raise InvalidInput(f"--out: {out} exists; choose another name, or add --force to write over it")
         record, _ = a.documents.render(
-            case_id, kind, actor_id=by or a.settings.user, decision=decision, version=version, adviser=adviser
+            case_id, kind, actor=_actor(a, by), decision=decision, version=version, adviser=adviser
         )
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(Path(record.path).read_bytes())
+            from .documents import read_stored
+
+            out.write_bytes(read_stored(record.path, record.sha256))
         if as_json:
             _print_json({**record.to_json(), "out": str(out) if out else None, "reused": record.reused})
             return
@@ -1357,7 +1478,7 @@ def docs_list(case_id: int, as_json: bool = JsonOpt) -> None:
 
     def go() -> None:
         a = _app()
-        rows = a.documents.list(case_id, actor_id=a.settings.user)
+        rows = a.documents.list(case_id, actor=_actor(a))
         if as_json:
             _print_json(rows)
             return
@@ -1392,7 +1513,7 @@ def docs_process(
 
     def go() -> None:
         a = _app()
-        a.directory.actor(a.settings.user)
+        _actor(a)
         count = workers or (os.cpu_count() or 1)
         if count > 1:
             typer.echo(f"rendered {a.documents.process_in_parallel(count)} document(s) with {count} processes")

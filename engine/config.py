@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, DatabaseError
 from .roles import STAFF_ROLES
 from .store.database import parse
 
@@ -128,8 +128,15 @@ class Settings(BaseModel):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     workflows: dict[str, WorkflowSettings] = Field(default_factory=dict)
     database_url: str = "sqlite:///data/ehcp.sqlite"
+    # PostgreSQL: the login that owns the tables, for 'ehcp db init|upgrade|downgrade' only; the service
+    # then runs as database_url's login, which can read and write rows and nothing else (docs/security.md).
+    database_owner_url: str | None = None
     workflows_dir: str = "workflows"
-    user: str | None = None
+    # Operating-system account -> staff id: who the command line acts for ("*": any other account,
+    # for a demo on one's own machine only; ehcp doctor reports it).
+    accounts: dict[str, str] = Field(default_factory=dict)
+    # The account the service runs as, when staff run the command through sudo as it (docs/security.md).
+    service_account: str | None = None
     staff: list[StaffMember] = Field(default_factory=list)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
@@ -139,6 +146,8 @@ class Settings(BaseModel):
     render_timeout_seconds: float = Field(default=120, gt=0, le=3600)
     render_memory_megabytes: int = Field(default=1024, ge=64, le=16384)
     base_dir: Path = Field(default=Path("."), exclude=True)
+    # Secrets the file itself holds (not the environment): every command warns about them.
+    secrets_in_file: tuple[str, ...] = Field(default=(), exclude=True)
 
     def workflows_path(self) -> Path:
         path = Path(self.workflows_dir)
@@ -165,11 +174,19 @@ class Settings(BaseModel):
                 return url.set(database=str((self.base_dir / path).resolve())).render_as_string(hide_password=False)
         return self.database_url
 
+    def owner_database(self) -> str:
+        """The URL migrations run on: the owner's login when one is set, else the service's own."""
+        if self.database_owner_url:
+            return Settings.model_validate(
+                {"database_url": self.database_owner_url, "base_dir": self.base_dir}
+            ).database()
+        return self.database()
+
 
 _ENV = {
     "EHCP_DATABASE_URL": "database_url",
+    "EHCP_DATABASE_OWNER_URL": "database_owner_url",
     "EHCP_WORKFLOWS_DIR": "workflows_dir",
-    "EHCP_USER": "user",
 }
 
 # Sending settings by environment (a secret such as a password or API key belongs here, not in the file).
@@ -188,6 +205,25 @@ _ENV_NESTED = {
     "EHCP_NOTIFY_TEMPLATE_ID": ("notifications", "notify", "template_id"),
     "EHCP_SCHEDULER_INTERVAL_MINUTES": ("scheduler", "interval_minutes"),
 }
+
+
+def _secrets_in(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys of a configuration file's own data that hold a password or key."""
+    found = []
+    notifications = data.get("notifications") if isinstance(data.get("notifications"), dict) else {}
+    for section, key in (("smtp", "password"), ("notify", "api_key")):
+        part = notifications.get(section) if isinstance(notifications, dict) else None
+        if isinstance(part, dict) and part.get(key):
+            found.append(f"notifications.{section}.{key}")
+    for key in ("database_url", "database_owner_url"):
+        value = data.get(key)
+        if isinstance(value, str) and "://" in value:
+            try:
+                if parse(value).password:
+                    found.append(key)
+            except DatabaseError:
+                pass
+    return tuple(found)
 
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -209,6 +245,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         data.update(loaded)
     elif path is not None or env.get("EHCP_CONFIG"):
         raise ConfigError(f"{chosen}: no such configuration file")
+    data["secrets_in_file"] = _secrets_in(data)
     for var, key in _ENV.items():
         if env.get(var):
             data[key] = env[var]
@@ -222,6 +259,11 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
                     node[part] = child
                 node = child
             node[path_keys[-1]] = env[var]
+    if "user" in data:
+        raise ConfigError(
+            f"{chosen}: user: no longer says who the command line acts for; map operating-system accounts "
+            "to staff ids under accounts: (docs/security.md)"
+        )
     data["base_dir"] = chosen.resolve().parent if chosen.exists() else Path.cwd()
     try:
         settings = Settings.model_validate(data)
@@ -237,4 +279,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
     for member in settings.staff:
         if member.manager is not None and member.manager not in ids:
             raise ConfigError(f"{chosen}: staff: {member.id}'s manager '{member.manager}' is not a member of staff")
+    for account, staff_id in settings.accounts.items():
+        if staff_id not in ids:
+            raise ConfigError(f"{chosen}: accounts: {account}: '{staff_id}' is not a member of staff")
     return settings

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .actor import Actor
 from .cases import reason_on_record
 from .catalogue import Catalogue
 from .clock import Clock, london_date
@@ -34,6 +35,7 @@ from .inputs import to_json
 from .machine import PastStep
 from .recipients import resolve
 from .roles import WORKFLOW_ROLE
+from .store.chain import entry_hash
 from .store.repository import Store, Unit, as_date
 
 CORRECT = "correct"
@@ -95,12 +97,11 @@ class Corrections:
         *,
         steps: int = 1,
         reason: str,
-        actor_id: str | None,
+        actor: Actor,
         workflow: str | None = None,
         tell_family: bool = False,
     ) -> Corrected:
         """Reverse the last ``steps`` steps of the case's most recent workflow (or the one named)."""
-        actor = self.directory.actor(actor_id)
         if actor.role not in ("caseworker", "team_manager"):
             raise NotAuthorised(f"only a caseworker or team manager may correct a step; you are {actor.role}")
         reason = reason_on_record(reason, "say why the step was a mistake")
@@ -123,7 +124,7 @@ class Corrections:
                 )
             result = Corrected(case_id, instance_id, 0)
             for iid, entries, close in plan:
-                seq, reversal = self._reverse(unit, iid, entries, close, reason, actor.id, actor.role, today, now)
+                seq, reversal = self._reverse(unit, iid, entries, close, reason, actor, today, now)
                 if iid == instance_id:
                     result.seq = seq
                 result.reversals.append(reversal)
@@ -286,8 +287,7 @@ class Corrections:
         entries: list[Entry],
         close: bool,
         reason: str,
-        actor: str,
-        role: str,
+        actor: Actor,
         today: date,
         now: datetime,
     ) -> tuple[int, Reversal]:
@@ -321,12 +321,29 @@ class Corrections:
             note = reason
             self._restore_dates(unit, instance_id, replayed.open_due, machine)
         seq = record.version + 1
+        entry: dict[str, Any] = {
+            "instance_id": instance_id,
+            "case_id": record.case_id,
+            "seq": seq,
+            "at": now,
+            "occurred_on": today,
+            "actor": actor.id,
+            "actor_role": actor.role,
+            "recorded_by": actor.recorded_by,
+            "trigger": "correct",
+            "from_state": record.state,
+            "to_state": state,
+            "inputs": json.dumps({"reverses": seqs, "steps": [e.trigger for e in entries]}),
+            "note": note,
+        }
+        entry["hash"] = entry_hash(record.history_hash, **entry)
         moved = unit.execute(
             "UPDATE workflow_instance SET state = :state, version = :seq, facts = :facts, last_event_on = :last, "
-            "closed_on = :closed WHERE id = :id AND version = :version",
+            "closed_on = :closed, history_hash = :hash WHERE id = :id AND version = :version",
             {
                 "state": state,
                 "seq": seq,
+                "hash": entry["hash"],
                 "facts": json.dumps(to_json(facts), sort_keys=True),
                 "last": last_on,
                 "closed": closed_on,
@@ -336,24 +353,7 @@ class Corrections:
         )
         if moved != 1:
             raise ConflictError(f"case {record.case_id} was changed by someone else meanwhile; nothing was saved")
-        unit.execute(
-            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, from_state, "
-            "to_state, inputs, note) VALUES (:i, :c, :seq, :at, :on, :actor, :role, 'correct', :from_state, :to_state, "
-            ":inputs, :note)",
-            {
-                "i": instance_id,
-                "c": record.case_id,
-                "seq": seq,
-                "at": now,
-                "on": today,
-                "actor": actor,
-                "role": role,
-                "from_state": record.state,
-                "to_state": state,
-                "inputs": json.dumps({"reverses": seqs, "steps": [e.trigger for e in entries]}),
-                "note": note,
-            },
-        )
+        unit.insert_history(entry)
         return seq, Reversal(instance_id, record.workflow, reversed_list, record.state, state, close)
 
     def _restore_dates(self, unit: Unit, instance_id: int, due: dict[str, date], machine: Any) -> None:

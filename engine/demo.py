@@ -15,6 +15,7 @@ from . import phases
 from .app import App
 from .cases import Cases
 from .clock import FixedClock
+from .errors import ConfigError
 from .plans import Plans
 from .store import queries
 from .store.repository import ContactRecord
@@ -525,8 +526,9 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     rng = random.Random(seed)
     clock = FixedClock(today)
     cases = Cases(app.cases.store, app.catalogue, app.directory, clock)
-    caseworkers: list[str | None] = [s.id for s in app.settings.staff if s.role == "caseworker"] or [None]
-    actor = caseworkers[0] or app.settings.user
+    caseworkers = [app.directory.actor(s.id) for s in app.settings.staff if s.role == "caseworker"]
+    if not caseworkers:
+        raise ConfigError("the demo caseload needs a caseworker among the staff in config.yaml")
     plan = _plan(rng, count)
     plan_book = Plans(app.store, app.directory, clock)
     for story, length in plan:
@@ -560,30 +562,30 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
             name=child,
             date_of_birth=opened_on - timedelta(days=age_days),
             workflow=story.workflow,
-            actor_id=worker or actor,
+            actor=worker,
             inputs=inputs,
             contacts=_contacts(rng, parent, school, child),
-            caseworker=worker,
+            caseworker=worker.id,
         )
         first = child.split()[0]
         if story.workflow in ("annual_review", "reassessment", "transfer_in"):
             # The plan under review, issued before the case was kept here.
             issued_on = opened_on - timedelta(days=330)
-            plan_book.record_issued(opened.case_id, generated_plan(rng, first), issued_on, actor_id=worker or actor)
+            plan_book.record_issued(opened.case_id, generated_plan(rng, first), issued_on, actor=worker)
         day = opened_on
         for step, gap in zip(story.steps, gaps, strict=False):
             day += timedelta(days=gap)
             clock.set(day)
             if step.trigger.startswith("start:"):
                 workflow = step.trigger.removeprefix("start:")
-                cases.start_workflow(opened.case_id, workflow, actor_id=worker or actor, inputs=step.inputs(day))
+                cases.start_workflow(opened.case_id, workflow, actor=worker, inputs=step.inputs(day))
                 continue
             if step.trigger == "issue_draft_plan" and story.workflow == "needs_assessment":
-                plan_book.edit(opened.case_id, generated_plan(rng, first), actor_id=worker or actor)
+                plan_book.edit(opened.case_id, generated_plan(rng, first), actor=worker)
             elif step.trigger in ("propose_amendments", "issue_draft_plan"):
-                plan_book.edit(opened.case_id, {"F": amended_provision(rng, first)}, actor_id=worker or actor)
-            cases.fire(opened.case_id, step.trigger, actor_id=worker or actor, inputs=step.inputs(day))
+                plan_book.edit(opened.case_id, {"F": amended_provision(rng, first)}, actor=worker)
+            cases.fire(opened.case_id, step.trigger, actor=worker, inputs=step.inputs(day))
     # Children moving between phases this academic year get their 15 February or 31 March date.
     clock.set(today)
-    cases.phase_transfers(phases.academic_year_starting(today), actor_id=actor, apply=True)
+    cases.phase_transfers(phases.academic_year_starting(today), actor=caseworkers[0], apply=True)
     return len(plan)

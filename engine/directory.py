@@ -1,4 +1,5 @@
-"""Who is asking: the council's staff, from config.yaml, each with a role."""
+"""The council's staff, from config.yaml, each with a role: the Actor of a member of staff once the
+shell has established who is asking (``engine.identity``)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,27 @@ class Directory:
         self._by_id = {s.id: s for s in staff}
         self._by_email = {s.email.strip().lower(): s for s in staff}
 
-    def actor(self, user_id: str | None) -> Actor:
-        """The Actor for a user id; anyone not listed as staff is refused."""
-        if not user_id:
-            raise NotAuthorised("say who you are: --by USER, EHCP_USER, or 'user' in config.yaml")
-        member = self._by_id.get(user_id)
+    def actor(self, staff_id: str) -> Actor:
+        """The Actor of a member of staff whose identity the caller has already established; anyone
+        not listed as staff is refused."""
+        member = self._by_id.get(staff_id)
         if member is None:
-            raise NotAuthorised(f"'{user_id}' is not a member of staff in config.yaml")
+            raise NotAuthorised(f"'{staff_id}' is not a member of staff in config.yaml")
         return Actor(member.id, member.role)
+
+    def on_behalf(self, proven: Actor, staff_id: str) -> Actor:
+        """``staff_id``'s Actor, for a step an administrator (``proven``) records on their behalf."""
+        if staff_id == proven.id:
+            return proven
+        if proven.role != "administrator":
+            raise NotAuthorised(
+                f"--by is for an administrator recording a step on someone's behalf; you are {proven.id} "
+                f"({proven.role.replace('_', ' ')})"
+            )
+        member = self._by_id.get(staff_id)
+        if member is None:
+            raise NotAuthorised(f"--by: '{staff_id}' is not a member of staff in config.yaml")
+        return Actor(member.id, member.role, recorded_by=proven.id)
 
     def member(self, user_id: str) -> StaffMember | None:
         return self._by_id.get(user_id)

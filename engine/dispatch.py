@@ -31,11 +31,12 @@ from typing import Any
 
 from notifications.message import Email, Letter, PermanentFailure, SendFailure, Transport
 
+from .actor import Actor, may_change_cases
 from .catalogue import Catalogue
 from .clock import Clock, london_date
 from .config import Settings
 from .directory import Directory
-from .errors import ConfigError, InvalidInput, NotAuthorised, NotFound
+from .errors import ConfigError, InvalidInput, NotFound
 from .messages import Messages, Rendered
 from .recipients import resolve
 from .store.repository import Recipient, Store, as_date
@@ -126,13 +127,11 @@ class Dispatcher:
             self._transport = make_transport(self.settings)
         return self._transport
 
-    def retry_failed(self, ids: Sequence[int] | None, *, actor_id: str | None) -> list[int]:
+    def retry_failed(self, ids: Sequence[int] | None, *, actor: Actor) -> list[int]:
         """Queue failed messages again (those named, or all), to be sent on the next dispatch with
         the same key, so the same Message-ID and Notify reference: a relay that refused them can be
         fixed and the messages sent, without sending any twice. Returns the ids queued again."""
-        actor = self.directory.actor(actor_id)
-        if actor.role not in ("caseworker", "team_manager", "head_of_service"):
-            raise NotAuthorised(f"only staff may send messages again; you are {actor.role}")
+        may_change_cases(actor, "send messages again")
         with self.store.unit() as unit:
             failed = [r[0] for r in unit.fetch("SELECT id FROM outbox WHERE status = 'failed' ORDER BY id", {})]
             chosen = failed if ids is None else [i for i in ids if i in set(failed)]
@@ -292,7 +291,7 @@ class Dispatcher:
                 },
             )
             unit.queue_message(
-                key=f"failed:{mid}:{rec.token}",
+                key=f"failed:{mid}:{rec.token(unit.secret)}",
                 kind="alert",
                 case_id=case_id,
                 instance_id=row[4],

@@ -108,4 +108,67 @@ def check(settings: Settings, config_file: Path | None) -> list[Finding]:
             Finding("problem", "notifications.smtp", "a login over plain text (tls: none): use starttls or tls")
         )
     found += _tracked_secrets(config_file)
+    found += _identity(settings, config_file)
+    if url.startswith("postgresql"):
+        found += _database_rights(url)
     return sorted(found, key=lambda f: f.severity != "problem")
+
+
+def _identity(settings: Settings, config_file: Path | None) -> list[Finding]:
+    """Who the command line acts for comes from config.yaml: it must map accounts one by one, and no
+    one but the service's account may change it."""
+    found: list[Finding] = []
+    where = str(config_file) if config_file is not None else "config.yaml"
+    if "*" in settings.accounts:
+        found.append(
+            Finding(
+                "problem",
+                f"{where}: accounts",
+                f"'*' lets every operating-system account act as {settings.accounts['*']}: for a demo only; "
+                "map each member of staff's account instead",
+            )
+        )
+    if config_file is not None and config_file.exists() and _mode(config_file) & 0o022:
+        found.append(
+            Finding(
+                "problem",
+                where,
+                f"other accounts can change the configuration, and so who they act as (mode {_mode(config_file):o}): "
+                f"chmod go-w {config_file}",
+            )
+        )
+    return found
+
+
+def _database_rights(url: str) -> list[Finding]:
+    """On PostgreSQL the service's login should read and write rows only: a login that owns the
+    tables (or a superuser) could disable the triggers that keep history append-only."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            superuser, owner, me = conn.execute(
+                text(
+                    "SELECT r.rolsuper, t.tableowner, current_user FROM pg_roles r "
+                    "LEFT JOIN pg_tables t ON t.tablename = 'history' AND t.schemaname = current_schema() "
+                    "WHERE r.rolname = current_user"
+                )
+            ).one()
+    except SQLAlchemyError as exc:
+        return [Finding("warning", "database_url", f"could not check the login's rights ({type(exc).__name__})")]
+    finally:
+        engine.dispose()
+    if superuser or owner == me:
+        why = "is a superuser" if superuser else "owns the tables"
+        return [
+            Finding(
+                "problem",
+                "database_url",
+                f"the service's login {me} {why}: it could disable the triggers that keep history append-only; "
+                "run migrations as the owner (database_owner_url) and the service as a login that reads and "
+                "writes rows only (docs/security.md)",
+            )
+        ]
+    return []

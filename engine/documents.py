@@ -39,12 +39,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from . import plans
+from .actor import Actor, may_change_cases
 from .calendar import Duration, Unit, add, tribunal_appeal_day
 from .catalogue import Catalogue
 from .clock import Clock
 from .config import Settings
 from .directory import Directory
-from .errors import InvalidInput, NotFound
+from .errors import DamagedFile, InvalidInput, NotFound
 from .messages import long_date
 from .rendering import RenderFailed
 from .store.repository import Store, as_date
@@ -221,6 +222,33 @@ def _project_only_fetcher(allowed: tuple[Path, ...]) -> Any:
 
 
 _CSS_PLAIN = frozenset(" ,.:-'()/")
+
+
+def read_stored(path: str | Path, sha256: str) -> bytes:
+    """A stored document's bytes, once they are shown to be the ones recorded when it was made.
+
+    Raises:
+        DamagedFile: the file is missing, or it has been changed since (its hash differs).
+    """
+    name = Path(path).name
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DamagedFile(f"the stored document {name} is missing: restore the documents folder from backup") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise DamagedFile(
+            f"the stored document {name} has been changed or damaged since it was made (its hash differs): "
+            "restore it from backup, or render the document again"
+        )
+    return data
+
+
+def _intact(path: Path, sha256: str) -> bool:
+    try:
+        read_stored(path, sha256)
+    except DamagedFile:
+        return False
+    return True
 
 
 def _css(text: Any) -> Markup:
@@ -483,7 +511,7 @@ class Documents:
         folder = self.folder()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{digest}.pdf"
-        if not path.exists():
+        if not _intact(path, digest):  # not there, or damaged: written (again) whole
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(data)
             os.replace(tmp, path)
@@ -497,7 +525,7 @@ class Documents:
                 "ORDER BY id LIMIT 1",
                 {"h": rendered.inputs_sha256},
             )
-        if rows and Path(rows[0][2]).exists():
+        if rows and _intact(Path(rows[0][2]), rows[0][0]):
             return rows[0][0], rows[0][1], Path(rows[0][2]), True
         digest, path = self._store_file(self.pdf(rendered.html))
         return digest, path.stat().st_size, path, False
@@ -507,13 +535,13 @@ class Documents:
         case_id: int,
         kind: str,
         *,
-        actor_id: str | None,
+        actor: Actor,
         decision: str | None = None,
         version: int | None = None,
         adviser: str | None = None,
     ) -> tuple[DocumentRecord, Rendered]:
         """Make a document on demand (or find the same one made before) and record it."""
-        self.directory.actor(actor_id)
+        may_change_cases(actor, "make a document")
         step = self._step_of(case_id, kind, decision) if version is None else None
         rendered = self.html(case_id, kind, decision=decision, version=version, adviser=adviser, step=step)
         now = self.clock.now()
@@ -659,8 +687,7 @@ class Documents:
             counts = pool.map(_process_worker, [job] * workers)
         return sum(counts)
 
-    def list(self, case_id: int, *, actor_id: str | None) -> list[dict[str, Any]]:
-        self.directory.actor(actor_id)
+    def list(self, case_id: int, *, actor: Actor) -> list[dict[str, Any]]:
         with self.store.unit() as unit:
             unit.instances(case_id)
             rows = unit.fetch(

@@ -74,3 +74,7 @@ class InvalidInput(EhcpError):
 
 class NotAuthorised(EhcpError):
     """The person asking is not known or may not do this."""
+
+
+class DamagedFile(EhcpError):
+    """A stored document no longer matches the hash recorded when it was made."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from .actor import Actor, may_change_cases
 from .clock import Clock
 from .directory import Directory
 from .errors import InvalidInput, NotFound
@@ -182,8 +183,7 @@ class Plans:
         self.directory = directory
         self.clock = clock
 
-    def get(self, case_id: int, version: int | None = None, *, actor_id: str | None) -> PlanRecord:
-        self.directory.actor(actor_id)
+    def get(self, case_id: int, version: int | None = None, *, actor: Actor) -> PlanRecord:
         with self.store.unit() as unit:
             unit.instances(case_id)  # NotFound for an unknown case
             plan = load(unit, case_id, version)
@@ -193,8 +193,7 @@ class Plans:
             )
         return plan
 
-    def versions(self, case_id: int, *, actor_id: str | None) -> list[PlanRecord]:
-        self.directory.actor(actor_id)
+    def versions(self, case_id: int, *, actor: Actor) -> list[PlanRecord]:
         with self.store.unit() as unit:
             unit.instances(case_id)
             return [
@@ -204,9 +203,9 @@ class Plans:
                 )
             ]
 
-    def edit(self, case_id: int, sections: Mapping[str, str], *, actor_id: str | None) -> PlanRecord:
+    def edit(self, case_id: int, sections: Mapping[str, str], *, actor: Actor) -> PlanRecord:
         """Write sections into the case's draft (a new draft, based on the latest version, if there is none)."""
-        actor = self.directory.actor(actor_id)
+        may_change_cases(actor, "edit a plan")
         if actor.role not in ("caseworker", "team_manager"):
             raise InvalidInput(f"{actor.id} ({actor.role}) cannot edit plans: caseworkers and team managers can")
         for letter, text in sections.items():
@@ -231,13 +230,14 @@ class Plans:
                 if base.get(letter, "") == text:
                     continue
                 unit.execute(
-                    "INSERT INTO plan_edit (case_id, version, section, actor, at, before, after) "
-                    "VALUES (:c, :v, :s, :actor, :now, :before, :after)",
+                    "INSERT INTO plan_edit (case_id, version, section, actor, recorded_by, at, before, after) "
+                    "VALUES (:c, :v, :s, :actor, :recorded_by, :now, :before, :after)",
                     {
                         "c": case_id,
                         "v": version,
                         "s": letter,
                         "actor": actor.id,
+                        "recorded_by": actor.recorded_by,
                         "now": now,
                         "before": base.get(letter),
                         "after": text,
@@ -253,12 +253,10 @@ class Plans:
         assert plan is not None
         return plan
 
-    def record_issued(
-        self, case_id: int, sections: Mapping[str, str], issued_on: date, *, actor_id: str | None
-    ) -> PlanRecord:
+    def record_issued(self, case_id: int, sections: Mapping[str, str], issued_on: date, *, actor: Actor) -> PlanRecord:
         """Record a plan issued before the case was kept here (a council bringing its plans in): it
         becomes an issued version, the base of the next review's amendments."""
-        actor = self.directory.actor(actor_id)
+        may_change_cases(actor, "record an issued plan")
         now = self.clock.now()
         with self.store.unit() as unit:
             unit.instances(case_id)
@@ -268,8 +266,7 @@ class Plans:
         assert plan is not None
         return plan
 
-    def edits(self, case_id: int, *, actor_id: str | None) -> list[dict[str, Any]]:
-        self.directory.actor(actor_id)
+    def edits(self, case_id: int, *, actor: Actor) -> list[dict[str, Any]]:
         with self.store.unit() as unit:
             rows = unit.fetch(
                 "SELECT version, section, actor, at, before, after FROM plan_edit WHERE case_id = :c ORDER BY id",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .directory import Directory
-from .roles import STAFF_ROLES
+from .roles import CASEWORK_ROLES
 from .store.repository import ContactRecord, Recipient
 
 TO_ADDRESS = "to_address"
@@ -58,7 +58,7 @@ def resolve(
             manager = directory.member(member.manager) if member and member.manager else None
             people = [manager] if manager else directory.with_role(role)
             found += [Recipient(role, s.name, s.email) for s in people]
-        elif role in STAFF_ROLES:
+        elif role in CASEWORK_ROLES:
             found += [Recipient(role, s.name, s.email) for s in directory.with_role(role)]
         else:
             found += [_contact(c) for c in contacts if c.role == role]

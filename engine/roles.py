@@ -6,7 +6,12 @@ in ``config.yaml``.
 
 from __future__ import annotations
 
-STAFF_ROLES: tuple[str, ...] = ("caseworker", "team_manager", "head_of_service")
+CASEWORK_ROLES: tuple[str, ...] = ("caseworker", "team_manager", "head_of_service")
+"""The staff who take a case's steps (a workflow file's ``by``) and receive its reminders."""
+
+STAFF_ROLES: tuple[str, ...] = CASEWORK_ROLES + ("administrator", "auditor")
+"""Every staff role: an administrator looks after staff and settings (and on the command line may record
+a step on a caseworker's behalf, which history says); an auditor reads everything and changes nothing."""
 
 CONTACT_ROLES: tuple[str, ...] = (
     "parent",
@@ -20,12 +25,12 @@ CONTACT_ROLES: tuple[str, ...] = (
     "other",
 )
 
-RECIPIENT_ROLES: tuple[str, ...] = STAFF_ROLES + CONTACT_ROLES
+RECIPIENT_ROLES: tuple[str, ...] = CASEWORK_ROLES + CONTACT_ROLES
 
 WORKFLOW_ROLE = "workflow"
 """The role of a step taken by another workflow of the same case (a signal), not by a person."""
 
-ACTING_ROLES: tuple[str, ...] = STAFF_ROLES + (WORKFLOW_ROLE,)
+ACTING_ROLES: tuple[str, ...] = CASEWORK_ROLES + (WORKFLOW_ROLE,)
 
 CASE_FACTS: tuple[str, ...] = ("date_of_birth",)
 """Facts about the case itself that every instance holds from its start."""

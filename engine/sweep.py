@@ -167,15 +167,15 @@ class Sweeper:
         due = alerts.due(definition, spec, r.party, r.due_on, r.status, r.next_alert_on, today)
         if due.breach_on is not None:
             # The instance first, as a step locks it, so a sweep and a step never wait on each other in a circle.
-            seq_state = unit.bump_instance(r.instance_id)
+            held = unit.lock_instance(r.instance_id)
             if not unit.claim_alert(r.id, r.next_alert_on, due.next_alert_on):
                 return
-            if seq_state is not None and unit.mark_breached(r.id, due.breach_on):
-                seq, state = seq_state
+            if held is not None and unit.mark_breached(r.id, due.breach_on):
+                version, state, previous = held
                 unit.append_history(
                     instance_id=r.instance_id,
                     case_id=r.case_id,
-                    seq=seq,
+                    after=(version, previous),
                     at=now,
                     on=due.breach_on,
                     actor=SCHEDULER_ACTOR,
@@ -216,7 +216,7 @@ class Sweeper:
                 status, reason = "skipped", "in the recipient's daily digest instead"
             template = TEMPLATE[point.kind]
             rendered = self.messages.render(template, self._context(r, workflow_title, point, rec, today))
-            key = f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token}"
+            key = f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token(unit.secret)}"
             inserted = unit.queue_message(
                 key=key,
                 kind=point.kind.value,

@@ -18,12 +18,19 @@ from pathlib import Path
 import pytest
 from servers import NotifyStub, SmtpServer, notify_handler
 
+from engine.actor import Actor
 from engine.app import App
 from engine.clock import FixedClock
 from engine.config import Settings, StaffMember
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_WORKFLOWS = Path(__file__).resolve().parent / "workflows"
+
+# The Actors of the staff below, as the shell (engine.identity, the web sign-in) establishes them.
+CW = Actor("cw", "caseworker")
+CW2 = Actor("cw2", "caseworker")
+TM = Actor("tm", "team_manager")
+HOS = Actor("hos", "head_of_service")
 
 STAFF = [
     StaffMember(id="cw", name="Case Worker", email="cw@example.org", role="caseworker"),
@@ -102,14 +109,13 @@ def documents_app(tmp_path: Path, clock: FixedClock, **settings: object) -> App:
         templates_dir=str(ROOT / "templates"),
         documents_dir=str(tmp_path / "documents"),
         staff=STAFF,
-        user="cw",
         **settings,  # type: ignore[arg-type]
     )
     return App(chosen, clock, create=True)
 
 
 def make_app(database_url: str, clock: FixedClock, workflows: Path = TEST_WORKFLOWS) -> App:
-    settings = Settings(database_url=database_url, workflows_dir=str(workflows), staff=STAFF, user="cw")
+    settings = Settings(database_url=database_url, workflows_dir=str(workflows), staff=STAFF)
     return App(settings, clock, create=True)
 
 

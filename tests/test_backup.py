@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, STAFF
+from conftest import CW, ROOT, STAFF
 from typer.testing import CliRunner
 
 from engine.app import App
@@ -23,10 +23,10 @@ def _history(application: App) -> int:
 
 
 def test_a_backup_restores_the_caseload_and_a_downgrade_with_data_is_refused(database_url: str, tmp_path: Path) -> None:
-    settings = Settings(database_url=database_url, workflows_dir=str(ROOT / "workflows"), staff=STAFF, user="cw")
+    settings = Settings(database_url=database_url, workflows_dir=str(ROOT / "workflows"), staff=STAFF)
     application = App(settings, FixedClock(date(2025, 1, 6)), create=True)
     case = application.cases.open_case(
-        name="Generated Child", date_of_birth=date(2016, 4, 4), workflow="needs_assessment", actor_id="cw",
+        name="Generated Child", date_of_birth=date(2016, 4, 4), workflow="needs_assessment", actor=CW,
         caseworker="cw",
     ).case_id  # fmt: skip
     before = _history(application)
@@ -46,7 +46,7 @@ def test_a_backup_restores_the_caseload_and_a_downgrade_with_data_is_refused(dat
     assert code == 1 and "exists" in text
     application.clock = FixedClock(date(2025, 2, 10))  # type: ignore[misc]
     application.cases.clock = application.clock
-    application.cases.fire(case, "agree_to_assess", actor_id="cw")
+    application.cases.fire(case, "agree_to_assess", actor=CW)
     assert _history(application) > before
     application.engine.dispose()
     code, text = ehcp("restore", str(out))

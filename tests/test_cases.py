@@ -6,9 +6,11 @@ import threading
 from datetime import date
 
 import pytest
+from conftest import CW, CW2, HOS
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from engine.actor import Actor
 from engine.app import App
 from engine.clock import FixedClock
 from engine.config import CaseworkSettings
@@ -26,7 +28,7 @@ def open_simple(app: App, contacts: list[ContactRecord] | None = None) -> int:
         name="Test Child",
         date_of_birth=date(2015, 2, 3),
         workflow="simple",
-        actor_id="cw",
+        actor=CW,
         inputs={"received_on": "2025-01-06"},
         contacts=[PARENT] if contacts is None else contacts,
         caseworker="cw",
@@ -54,7 +56,7 @@ def test_opening_a_case_records_history_and_deadlines(app: App) -> None:
 def test_a_step_writes_state_history_deadlines_messages_and_documents(app: App, clock: FixedClock) -> None:
     case_id = open_simple(app)
     clock.set(date(2025, 1, 20))
-    fired = app.cases.fire(case_id, "start_work", actor_id="cw", note="Panel agreed", inputs={"priority": "high"})
+    fired = app.cases.fire(case_id, "start_work", actor=CW, note="Panel agreed", inputs={"priority": "high"})
     assert fired.seq == 2
     view = queries.case_view(app.engine, case_id)
     assert view["state"] == "working"
@@ -82,18 +84,18 @@ def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_s
     app: App, clock: FixedClock
 ) -> None:
     case_id = open_simple(app, [PARENT_NO_EMAIL])
-    app.cases.fire(case_id, "start_work", actor_id="cw")
+    app.cases.fire(case_id, "start_work", actor=CW)
     letters = queries.case_view(app.engine, case_id)["outbox"]
     assert ("parent", "Parent Two", "letter", "queued") in [
         (m["role"], m["to"], m["channel"], m["status"]) for m in letters
     ]
     # A letter is never queued without a postal address: it waits, and goes once one is added.
     nowhere = open_simple(app, [ContactRecord("parent", "Parent Three", None)])
-    app.cases.fire(nowhere, "start_work", actor_id="cw")
+    app.cases.fire(nowhere, "start_work", actor=CW)
     held = [m for m in queries.case_view(app.engine, nowhere)["outbox"] if m["role"] == "parent"]
     assert [(m["status"], "postal address" in (m["note"] or "")) for m in held] == [("to_address", True)]
     released = app.cases.add_contact(
-        nowhere, ContactRecord("parent", "Parent Three", None, address="2 Example Road\nDemotown"), actor_id="cw"
+        nowhere, ContactRecord("parent", "Parent Three", None, address="2 Example Road\nDemotown"), actor=CW
     )
     assert released == ["started"]
     held = [m for m in queries.case_view(app.engine, nowhere)["outbox"] if m["role"] == "parent"]
@@ -104,7 +106,7 @@ def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_s
         "name": "No Contacts",
         "date_of_birth": date(2015, 2, 3),
         "workflow": "simple",
-        "actor_id": "cw",
+        "actor": CW,
         "inputs": {"received_on": "2025-01-06"},
     }
     with pytest.raises(InvalidInput, match="team_inbox"):
@@ -114,7 +116,7 @@ def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_s
     settings = app.settings.model_copy(update={"casework": CaseworkSettings(team_inbox="send-team@example.org")})
     team = App(settings, clock)
     other = team.cases.open_case(**unallocated).case_id  # type: ignore[arg-type]
-    team.cases.fire(other, "start_work", actor_id="cw")
+    team.cases.fire(other, "start_work", actor=CW)
     rows = queries.case_view(app.engine, other)["outbox"]
     assert [(m["template"], m["role"], m["to"], m["status"]) for m in rows] == [
         ("started", "caseworker", "send-team@example.org", "queued")
@@ -127,7 +129,7 @@ def test_a_contact_without_email_gets_a_letter_and_no_recipient_is_recorded_as_s
 def test_a_limit_met_after_its_last_day_is_recorded_as_breached(app: App, clock: FixedClock) -> None:
     case_id = open_simple(app)
     clock.set(date(2025, 2, 18))  # the 6 weeks ended on 17 Feb 2025
-    app.cases.fire(case_id, "start_work", actor_id="cw")
+    app.cases.fire(case_id, "start_work", actor=CW)
     d = {x["name"]: x for x in queries.case_view(app.engine, case_id)["deadlines"]}["start_within"]
     assert (d["status"], d["closed"]) == ("breached", "2025-02-18")
 
@@ -136,11 +138,11 @@ def test_a_refused_step_changes_nothing(app: App) -> None:
     case_id = open_simple(app)
     before = table_counts(app)
     with pytest.raises(TransitionRefused):
-        app.cases.fire(case_id, "finish", actor_id="cw")
-    with pytest.raises(NotAuthorised):
-        app.cases.fire(case_id, "start_work", actor_id="stranger")
+        app.cases.fire(case_id, "finish", actor=CW)
+    with pytest.raises(TransitionRefused, match="you are auditor"):
+        app.cases.fire(case_id, "start_work", actor=Actor("sam", "auditor"))
     with pytest.raises(NotFound):
-        app.cases.fire(999, "start_work", actor_id="cw")
+        app.cases.fire(999, "start_work", actor=CW)
     assert table_counts(app) == before
 
 
@@ -166,12 +168,12 @@ def test_a_failure_half_way_through_a_step_leaves_the_case_exactly_as_it_was(app
             )
     clock.set(date(2025, 1, 20))
     with pytest.raises(Exception, match="disk full"):
-        app.cases.fire(case_id, "start_work", actor_id="cw")
+        app.cases.fire(case_id, "start_work", actor=CW)
     assert table_counts(app) == before
     assert queries.case_view(app.engine, case_id) == before_view
     with app.engine.begin() as conn:
         conn.execute(text("DROP TRIGGER fail_outbox" + (" ON outbox" if app.engine.dialect.name != "sqlite" else "")))
-    assert app.cases.fire(case_id, "start_work", actor_id="cw").outcome.to_state == "working"
+    assert app.cases.fire(case_id, "start_work", actor=CW).outcome.to_state == "working"
 
 
 def test_history_is_append_only_in_the_database(app: App) -> None:
@@ -189,14 +191,14 @@ def test_two_caseworkers_on_the_same_version_one_wins_the_other_gets_a_conflict(
     barrier = threading.Barrier(2)
     results: list[object] = []
 
-    def attempt(user: str, trigger: str) -> None:
+    def attempt(user: Actor, trigger: str) -> None:
         barrier.wait()
         try:
-            results.append(app.cases.fire(case_id, trigger, actor_id=user, expected_version=version))
+            results.append(app.cases.fire(case_id, trigger, actor=user, expected_version=version))
         except Exception as exc:  # collected and checked below
             results.append(exc)
 
-    threads = [threading.Thread(target=attempt, args=a) for a in (("cw", "start_work"), ("cw2", "drop"))]
+    threads = [threading.Thread(target=attempt, args=a) for a in ((CW, "start_work"), (CW2, "drop"))]
     for t in threads:
         t.start()
     for t in threads:
@@ -219,7 +221,7 @@ def test_a_write_after_someone_else_committed_is_a_conflict_and_writes_nothing(a
     with store.unit() as unit:
         instance_id = unit.instances(case_id)[0][0]
         stale = unit.load(instance_id)
-    app.cases.fire(case_id, "start_work", actor_id="cw")
+    app.cases.fire(case_id, "start_work", actor=CW)
     before = table_counts(app)
     outcome = machine.decide(stale.snapshot(), "drop", {}, Actor("cw2", "caseworker"), date(2025, 1, 6))
     with pytest.raises(ConflictError, match="changed by someone else"):
@@ -238,7 +240,7 @@ def test_a_case_runs_through_the_whole_workflow_in_simulated_time(app: App, cloc
     ]
     for day, trigger, user, inputs in steps:
         clock.set(day)
-        app.cases.fire(case_id, trigger, actor_id=user, inputs=inputs)
+        app.cases.fire(case_id, trigger, actor=app.directory.actor(user), inputs=inputs)
     view = queries.case_view(app.engine, case_id)
     assert view["state"] == "done"
     assert [h["trigger"] for h in view["history"]] == ["start", "start_work", "send_proposal", "approve", "finish"]
@@ -249,7 +251,7 @@ def test_a_case_runs_through_the_whole_workflow_in_simulated_time(app: App, cloc
         "family_period": "met",
     }
     with pytest.raises(TransitionRefused, match="the workflow has ended"):
-        app.cases.fire(case_id, "drop", actor_id="cw")
+        app.cases.fire(case_id, "drop", actor=CW)
 
 
 def test_due_lists_open_deadlines_soonest_first(app: App, clock: FixedClock) -> None:
@@ -259,7 +261,7 @@ def test_due_lists_open_deadlines_soonest_first(app: App, clock: FixedClock) -> 
         name="Other Child",
         date_of_birth=date(2016, 5, 1),
         workflow="simple",
-        actor_id="cw",
+        actor=CW,
         inputs={"received_on": "2025-01-01"},
         caseworker="cw",
     ).case_id
@@ -273,15 +275,15 @@ def test_due_lists_open_deadlines_soonest_first(app: App, clock: FixedClock) -> 
 
 def test_a_case_can_run_several_workflows_and_a_step_must_then_say_which(app: App, clock: FixedClock) -> None:
     case_id = open_simple(app)
-    app.cases.start_workflow(case_id, "simple", actor_id="cw", inputs={"received_on": "2025-01-06"})
+    app.cases.start_workflow(case_id, "simple", actor=CW, inputs={"received_on": "2025-01-06"})
     with pytest.raises(InvalidInput, match="several open workflows"):
-        app.cases.fire(case_id, "start_work", actor_id="cw")
-    fired = app.cases.fire(case_id, "drop", actor_id="cw", workflow="simple")
+        app.cases.fire(case_id, "start_work", actor=CW)
+    fired = app.cases.fire(case_id, "drop", actor=CW, workflow="simple")
     assert fired.outcome.to_state == "dropped"
     # With one workflow ended, the other is the open one again.
-    assert app.cases.fire(case_id, "start_work", actor_id="cw").instance_id != fired.instance_id
+    assert app.cases.fire(case_id, "start_work", actor=CW).instance_id != fired.instance_id
     with pytest.raises(NotFound, match="no case 999"):
-        app.cases.start_workflow(999, "simple", actor_id="cw")
+        app.cases.start_workflow(999, "simple", actor=CW)
 
 
 def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipped_app: App, clock: FixedClock) -> None:
@@ -294,7 +296,7 @@ def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipp
         name="Generated Person",
         date_of_birth=date(2005, 6, 1),
         workflow="annual_review",
-        actor_id="cw",
+        actor=CW,
         inputs={"period_starts_on": date(2025, 3, 10)},
         caseworker="cw",
     )
@@ -312,12 +314,12 @@ def test_linked_workflows_signals_recounts_and_exceptions_on_each_database(shipp
         (date(2026, 4, 1), "decline_mediation", {}),
     ):
         clock.set(day)
-        cases.fire(case, trigger, actor_id="cw", inputs=inputs)
+        cases.fire(case, trigger, actor=CW, inputs=inputs)
     clock.set(date(2026, 4, 6))
-    fired = cases.fire(case, "issue_certificate", actor_id="cw")
+    fired = cases.fire(case, "issue_certificate", actor=CW)
     assert [(f.kind, f.workflow, f.detail) for f in fired.follow_ons] == [("signalled", "cease", "decided_to_cease")]
     clock.set(date(2026, 5, 1))
-    cases.fire(case, "lodge_appeal", actor_id="cw")
+    cases.fire(case, "lodge_appeal", actor=CW)
     view = queries.case_view(shipped_app.engine, case)
     by = {(w["workflow"], w["state"]) for w in view["workflows"]}
     assert {("cease", "appeal_pending"), ("disagreement", "appeal_lodged")} <= by
@@ -337,13 +339,13 @@ def test_an_exception_keeps_the_due_date_and_is_in_the_history(shipped_app: App,
         name="Generated Child",
         date_of_birth=date(2016, 4, 1),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         caseworker="cw",
     )
     clock.set(date(2025, 3, 3))
-    cases.fire(opened.case_id, "agree_to_assess", actor_id="cw")
+    cases.fire(opened.case_id, "agree_to_assess", actor=CW)
     excused = cases.record_exception(
-        opened.case_id, "final_plan", "personal_circumstances", "Generated: the family was in hospital", actor_id="cw"
+        opened.case_id, "final_plan", "personal_circumstances", "Generated: the family was in hospital", actor=CW
     )
     assert (excused.due_on, excused.status, excused.seq) == (date(2025, 5, 26), "open", 3)
     view = queries.case_view(shipped_app.engine, opened.case_id)
@@ -351,7 +353,7 @@ def test_an_exception_keeps_the_due_date_and_is_in_the_history(shipped_app: App,
     assert (row["due"], row["status"], row["excused"]) == ("2025-05-26", "open", True)
     assert view["history"][-1]["trigger"] == "record_exception" and view["history"][-1]["on"] == "2025-03-03"
     with pytest.raises(NotAuthorised):
-        cases.record_exception(opened.case_id, "advice", "missed_appointment", "x", actor_id="hos")
+        cases.record_exception(opened.case_id, "advice", "missed_appointment", "x", actor=HOS)
 
 
 def test_steps_beside_the_background_checkpointer(app: App, clock: FixedClock) -> None:
@@ -363,7 +365,7 @@ def test_steps_beside_the_background_checkpointer(app: App, clock: FixedClock) -
         ids = [open_simple(busy) for _ in range(20)]
         clock.set(date(2025, 1, 20))
         for case_id in ids:
-            busy.cases.fire(case_id, "start_work", actor_id="cw", inputs={"priority": "high"})
+            busy.cases.fire(case_id, "start_work", actor=CW, inputs={"priority": "high"})
     finally:
         checkpointer.stop()
     assert table_counts(busy)["history"] == 40

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import documents_app
+from conftest import CW, documents_app
 from pypdf import PdfReader
 
 from engine.app import App
@@ -22,7 +22,7 @@ def opened(app: App, name: str, **kw: object) -> int:
         "name": name,
         "date_of_birth": date(2016, 4, 1),
         "workflow": "needs_assessment",
-        "actor_id": "cw",
+        "actor": CW,
         "caseworker": "cw",
         **kw,
     }
@@ -68,7 +68,7 @@ def test_a_name_with_a_quote_is_printed_once_escaped_in_the_pdf_heading(tmp_path
     clock = FixedClock(date(2026, 1, 5))
     app = documents_app(tmp_path, clock)
     case = opened(app, 'Siobhán "Shiv" O\'Brien-Åberg')
-    record, _ = app.documents.render(case, "decision-letter", decision="considering-assessment", actor_id="cw")
+    record, _ = app.documents.render(case, "decision-letter", decision="considering-assessment", actor=CW)
     text = " ".join(page.extract_text() for page in PdfReader(record.path).pages)
     assert 'Siobhán "Shiv" O\'Brien-Åberg, born 1 April 2016' in text  # the running heading
     assert "&#39;" not in text and "&quot;" not in text and "\\" not in text
@@ -80,9 +80,9 @@ def test_a_letter_never_asks_for_something_by_a_date_already_past(tmp_path: Path
     app = documents_app(tmp_path, clock)
     case = opened(app, "Alex Example")
     clock.set(date(2025, 2, 10))
-    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})
+    app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "Generated"})
     clock.set(date(2025, 12, 2))  # long after the time to appeal (Thu 10 Apr 2025)
-    record, _ = app.documents.render(case, "decision-letter", decision="review-keep", actor_id="cw")
+    record, _ = app.documents.render(case, "decision-letter", decision="review-keep", actor=CW)
     text = " ".join(" ".join(page.extract_text() for page in PdfReader(record.path).pages).split())
     assert "Tuesday 2 December 2025" in text
     assert "ended on Thursday 10 April 2025" in text and "must reach the tribunal" not in text
@@ -93,25 +93,25 @@ def test_notes_reasons_inputs_and_plan_sections_have_limits_and_no_control_chara
     app = shipped_app
     case = opened(app, "Alex Example")
     with pytest.raises(InvalidInput, match="--note: the note is 2,001 characters long; the limit is 2,000"):
-        app.cases.fire(case, "agree_to_assess", actor_id="cw", note="x" * 2001)
+        app.cases.fire(case, "agree_to_assess", actor=CW, note="x" * 2001)
     with pytest.raises(TransitionRefused, match="input 'reasons': the text contains a control character"):
-        app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Fine\x1b[31m"})
+        app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "Fine\x1b[31m"})
     with pytest.raises(TransitionRefused, match="the limit is 5,000"):
-        app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "x" * 5001})
+        app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "x" * 5001})
     with pytest.raises(InvalidInput, match="--section F: section F is 50,001 characters long"):
-        app.plans.edit(case, {"F": "x" * 50_001}, actor_id="cw")
+        app.plans.edit(case, {"F": "x" * 50_001}, actor=CW)
     with pytest.raises(InvalidInput, match="--reason: the reason contains a control character"):
-        app.cases.record_exception(case, "final_plan", "personal_circumstances", "a\x00b", actor_id="cw")
+        app.cases.record_exception(case, "final_plan", "personal_circumstances", "a\x00b", actor=CW)
     # Line breaks are fine where text has paragraphs.
-    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "First.\r\nSecond."}, note="a\nb")
+    app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "First.\r\nSecond."}, note="a\nb")
 
 
 def test_updating_a_contact_keeps_what_is_not_given_and_addresses_are_plain_text(shipped_app: App) -> None:
     app = shipped_app
     case = opened(app, "Alex Example")
     full = ContactRecord("parent", "Alex Parent", "alex@example.org", None, "post", "Polish", "large print")
-    app.cases.add_contact(case, full, actor_id="cw")
-    app.cases.add_contact(case, ContactRecord("parent", "Alex Parent", None, "3 Generated Road", ""), actor_id="cw")
+    app.cases.add_contact(case, full, actor=CW)
+    app.cases.add_contact(case, ContactRecord("parent", "Alex Parent", None, "3 Generated Road", ""), actor=CW)
     with app.store.unit() as unit:
         (kept,) = [c for c in unit.case_info(case).contacts if c.name == "Alex Parent"]
     assert kept == ContactRecord(
@@ -119,7 +119,7 @@ def test_updating_a_contact_keeps_what_is_not_given_and_addresses_are_plain_text
     )
     for address in ("1 Road\x1b[31m", "1 Road\u202eEDOCTSOP", "x" * 501):
         with pytest.raises(InvalidInput, match="--address"):
-            app.cases.add_contact(case, ContactRecord("parent", "Alex Parent", None, address, ""), actor_id="cw")
+            app.cases.add_contact(case, ContactRecord("parent", "Alex Parent", None, address, ""), actor=CW)
     # A step may not be dated before the child was born.
     with pytest.raises(InvalidInput, match="before the date of birth"):
         opened(app, "Alex Example", on=date(2010, 1, 1))
@@ -136,7 +136,7 @@ def test_a_plan_file_with_a_section_twice_or_an_alias_is_refused_with_its_line(t
     alias.write_text("B: &b needs\nF: *b\n")
     config = tmp_path / "config.yaml"
     staff = "[{id: cw, name: C, email: c@example.org, role: caseworker}]"
-    config.write_text(f"database_url: sqlite:///{tmp_path / 'x.sqlite'}\nstaff: {staff}\nuser: cw\n")
+    config.write_text(f"database_url: sqlite:///{tmp_path / 'x.sqlite'}\nstaff: {staff}\naccounts: {{'*': cw}}\n")
     for path, problem in ((twice, ":3: F: written twice"), (alias, ": F: aliases (*name) are not allowed")):
         result = CliRunner().invoke(cli, ["--config", str(config), "plan", "edit", "1", "--from", str(path)])
         assert result.exit_code in (1, 2) and problem in result.stderr, result.stderr

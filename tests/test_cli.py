@@ -142,7 +142,9 @@ def test_errors_are_one_clear_line_and_exit_1(config: Path) -> None:
     code, _, err = run(config, "case", "fire", case_id, "refuse_to_assess", "--on", "2025-01-07")
     assert code == 1 and "input 'reasons' is required" in err
     code, _, err = run(config, "case", "fire", case_id, "agree_to_assess", "--by", "intruder")
-    assert code == 1 and err.strip() == "error: 'intruder' is not a member of staff in config.yaml"
+    assert code == 1 and err.strip() == (
+        "error: --by is for an administrator recording a step on someone's behalf; you are casey.demo (caseworker)"
+    )
     code, _, err = run(config, "case", "show", "999")
     assert code == 1 and err.strip() == "error: no case 999"
     code, _, err = run(config, "case", "open", "--name", "A", "--dob", "2015-13-01")

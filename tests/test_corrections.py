@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from conftest import CW, HOS, TM
 from sqlalchemy import text
 
 from engine.app import App
@@ -25,7 +26,7 @@ def open_request(app: App, clock: FixedClock, on: date = date(2025, 1, 6)) -> in
         name="Generated Child",
         date_of_birth=date(2016, 4, 1),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         contacts=[PARENT],
         caseworker="cw",
     ).case_id
@@ -45,9 +46,9 @@ def test_a_step_recorded_by_mistake_is_reversed_on_the_record_and_can_be_taken_a
     app = shipped_app
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
-    app.cases.fire(case, "agree_to_assess", actor_id="cw")  # meant for another child
+    app.cases.fire(case, "agree_to_assess", actor=CW)  # meant for another child
     before = len(view(app, case)["history"])
-    corrected = app.corrections.correct(case, reason="Recorded on the wrong case", actor_id="cw")
+    corrected = app.corrections.correct(case, reason="Recorded on the wrong case", actor=CW)
     v = view(app, case)
     assert [(w["workflow"], w["state"]) for w in v["workflows"]] == [("needs_assessment", "request_received")]
     # History stays append-only: the step and its correction are both there.
@@ -72,7 +73,7 @@ def test_a_step_recorded_by_mistake_is_reversed_on_the_record_and_can_be_taken_a
     assert "decision_to_assess" in corrected.cancelled_messages and corrected.already_sent == []
     # The case can go on: the step is taken again, on its right date (the last step is the start again).
     clock.set(date(2025, 2, 12))
-    app.cases.fire(case, "agree_to_assess", actor_id="cw", on=date(2025, 2, 11))
+    app.cases.fire(case, "agree_to_assess", actor=CW, on=date(2025, 2, 11))
     d = deadlines(view(app, case), "needs_assessment")
     assert d["decide_whether_to_assess"] == ("2025-02-17", "met")
 
@@ -83,18 +84,18 @@ def test_only_a_team_manager_corrects_a_step_from_before_today_or_whose_messages
     app = shipped_app
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
-    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})
+    app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "Generated"})
     clock.set(date(2025, 2, 11))
     with pytest.raises(NotAuthorised, match="team manager"):
-        app.corrections.correct(case, reason="Wrong decision recorded", actor_id="cw")
+        app.corrections.correct(case, reason="Wrong decision recorded", actor=CW)
     with pytest.raises(NotAuthorised):
-        app.corrections.correct(case, reason="x", actor_id="hos")
+        app.corrections.correct(case, reason="x", actor=HOS)
     with pytest.raises(InvalidInput, match="--reason"):
-        app.corrections.correct(case, reason=" ", actor_id="tm")
+        app.corrections.correct(case, reason=" ", actor=TM)
     # The family's letter went out: it cannot be unsent, so the correction says so, and tells them.
     with app.engine.begin() as conn:
         conn.execute(text("UPDATE outbox SET status = 'sent' WHERE template = 'decision_not_to_assess'"))
-    corrected = app.corrections.correct(case, reason="Panel decided to assess", actor_id="tm", tell_family=True)
+    corrected = app.corrections.correct(case, reason="Panel decided to assess", actor=TM, tell_family=True)
     assert [t for t, _, status in corrected.already_sent if status == "sent"] == ["decision_not_to_assess"]
     assert corrected.told_family == 1
     v = view(app, case)
@@ -118,19 +119,19 @@ def test_a_correction_restores_a_limit_counted_again_and_the_step_a_signal_cause
         name="Generated Child",
         date_of_birth=date(2012, 5, 5),
         workflow="cease",
-        actor_id="cw",
+        actor=CW,
         inputs={"reason": "no_longer_necessary", "considering_from": date(2025, 11, 3)},
         contacts=[PARENT],
         caseworker="cw",
     ).case_id
     clock.set(date(2025, 12, 1))
-    app.cases.fire(case, "decide_to_cease", actor_id="cw", inputs={"reasons": "Generated", "consulted": "yes"})
-    app.cases.fire(case, "decline_mediation", actor_id="cw")
-    app.cases.fire(case, "issue_certificate", actor_id="cw", inputs={"certificate_issued_on": date(2025, 12, 1)})
+    app.cases.fire(case, "decide_to_cease", actor=CW, inputs={"reasons": "Generated", "consulted": "yes"})
+    app.cases.fire(case, "decline_mediation", actor=CW)
+    app.cases.fire(case, "issue_certificate", actor=CW, inputs={"certificate_issued_on": date(2025, 12, 1)})
     # Decision Mon 1 Dec 2025: 2 months is Sun 1 Feb 2026, so Mon 2 Feb; the certificate on 1 Dec
     # gives Thu 1 Jan 2026, earlier: the window stays Mon 2 Feb.
     assert deadlines(view(app, case), "disagreement")["appeal_window"] == ("2026-02-02", "open")
-    corrected = app.corrections.correct(case, reason="The certificate was for another case", actor_id="cw")
+    corrected = app.corrections.correct(case, reason="The certificate was for another case", actor=CW)
     v = view(app, case)
     states = [(w["workflow"], w["state"]) for w in v["workflows"]]
     assert states == [("cease", "decided_to_cease"), ("disagreement", "awaiting_certificate")]
@@ -149,13 +150,13 @@ def test_a_step_that_started_a_workflow_with_steps_of_its_own_is_refused_with_th
     app = shipped_app
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
-    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})
-    app.cases.fire(case, "request_mediation", actor_id="cw")
+    app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "Generated"})
+    app.cases.fire(case, "request_mediation", actor=CW)
     with pytest.raises(InvalidInput, match="steps of its own"):
-        app.corrections.correct(case, reason="x", actor_id="cw", workflow="needs_assessment")
+        app.corrections.correct(case, reason="x", actor=CW, workflow="needs_assessment")
     # The case's last step is the disagreement's: corrected first, then the refusal.
-    app.corrections.correct(case, reason="Not asked for", actor_id="cw")
-    app.corrections.correct(case, reason="Wrong decision", actor_id="cw", workflow="needs_assessment")
+    app.corrections.correct(case, reason="Not asked for", actor=CW)
+    app.corrections.correct(case, reason="Wrong decision", actor=CW, workflow="needs_assessment")
     assert [(w["workflow"], w["state"]) for w in view(app, case)["workflows"]] == [
         ("needs_assessment", "request_received"),
         ("disagreement", "window_open"),
@@ -163,7 +164,7 @@ def test_a_step_that_started_a_workflow_with_steps_of_its_own_is_refused_with_th
     # Nothing is left but the request itself: correcting it closes the case's workflow, as opened
     # by mistake; it was recorded before today, so only a team manager may.
     with pytest.raises(NotAuthorised, match="team manager"):
-        app.corrections.correct(case, reason="x", actor_id="cw", workflow="needs_assessment")
+        app.corrections.correct(case, reason="x", actor=CW, workflow="needs_assessment")
 
 
 def test_two_steps_are_corrected_at_once_and_an_exception_recorded_with_them(
@@ -172,9 +173,9 @@ def test_two_steps_are_corrected_at_once_and_an_exception_recorded_with_them(
     app = shipped_app
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
-    app.cases.fire(case, "agree_to_assess", actor_id="cw")
-    app.cases.record_exception(case, "final_plan", "personal_circumstances", "Generated", actor_id="cw")
-    corrected = app.corrections.correct(case, steps=2, reason="Both on the wrong case", actor_id="cw")
+    app.cases.fire(case, "agree_to_assess", actor=CW)
+    app.cases.record_exception(case, "final_plan", "personal_circumstances", "Generated", actor=CW)
+    corrected = app.corrections.correct(case, steps=2, reason="Both on the wrong case", actor=CW)
     assert corrected.reversals[0].reversed == (
         (2, "agree_to_assess", "2025-02-10"),
         (3, "record_exception", "2025-02-10"),
@@ -188,25 +189,25 @@ def test_steps_may_not_be_dated_after_today(shipped_app: App, clock: FixedClock)
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
     with pytest.raises(InvalidInput, match="after today"):
-        app.cases.fire(case, "agree_to_assess", actor_id="cw", on=date(2099, 12, 31))
+        app.cases.fire(case, "agree_to_assess", actor=CW, on=date(2099, 12, 31))
     with pytest.raises(InvalidInput, match="after today"):
         app.cases.open_case(
-            name="Generated", date_of_birth=date(2016, 1, 1), workflow="needs_assessment", actor_id="cw",
+            name="Generated", date_of_birth=date(2016, 1, 1), workflow="needs_assessment", actor=CW,
             caseworker="cw", on=date(2025, 2, 11),
         )  # fmt: skip
     # Nothing was saved: the case can still take the step today.
-    app.cases.fire(case, "agree_to_assess", actor_id="cw", on=date(2025, 2, 10))
+    app.cases.fire(case, "agree_to_assess", actor=CW, on=date(2025, 2, 10))
 
 
 def test_a_second_correction_takes_the_last_step_that_still_stands(shipped_app: App, clock: FixedClock) -> None:
     app = shipped_app
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
-    app.cases.fire(case, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Generated"})
-    app.cases.fire(case, "request_mediation", actor_id="cw")
-    app.cases.fire(case, "hold_mediation", actor_id="cw")
-    first = app.corrections.correct(case, reason="Mediation not held", actor_id="cw")
-    second = app.corrections.correct(case, reason="Not asked for", actor_id="cw")
+    app.cases.fire(case, "refuse_to_assess", actor=CW, inputs={"reasons": "Generated"})
+    app.cases.fire(case, "request_mediation", actor=CW)
+    app.cases.fire(case, "hold_mediation", actor=CW)
+    first = app.corrections.correct(case, reason="Mediation not held", actor=CW)
+    second = app.corrections.correct(case, reason="Not asked for", actor=CW)
     assert [r.reversed[0][1] for r in (first.reversals[0], second.reversals[0])] == [
         "hold_mediation",
         "request_mediation",
@@ -217,16 +218,16 @@ def test_a_follow_on_is_found_though_the_sweep_recorded_a_breach_since(shipped_a
     app = shipped_app
     clock.set(date(2025, 12, 1))
     case = app.cases.open_case(
-        name="Generated Child", date_of_birth=date(2016, 4, 4), workflow="annual_review", actor_id="cw",
+        name="Generated Child", date_of_birth=date(2016, 4, 4), workflow="annual_review", actor=CW,
         inputs={"period_starts_on": date(2024, 1, 1)}, caseworker="cw", contacts=[PARENT],
     ).case_id  # fmt: skip
     clock.set(date(2025, 12, 5))
     transfer = {"transfer_kind": "primary_to_secondary", "transfer_on": date(2027, 9, 1)}
-    app.cases.fire(case, "record_phase_transfer", actor_id="cw", inputs=transfer)
+    app.cases.fire(case, "record_phase_transfer", actor=CW, inputs=transfer)
     clock.set(date(2026, 1, 10))
     app.sweeper.sweep()  # records the review's breach, stamped with its own (earlier) day
     clock.set(date(2025, 12, 5))
-    done = app.corrections.correct(case, reason="No move planned", actor_id="tm", workflow="annual_review")
+    done = app.corrections.correct(case, reason="No move planned", actor=TM, workflow="annual_review")
     closed = [(r.workflow, r.closed) for r in done.reversals]
     assert ("phase_transfer", True) in closed
     v = view(app, case)
@@ -240,8 +241,8 @@ def test_a_limit_the_sweep_found_breached_stays_breached_when_the_step_that_met_
     case = open_request(app, clock)
     clock.set(date(2025, 4, 1))
     app.sweeper.sweep()  # the 6 weeks (17 Feb) were missed: breached
-    app.cases.fire(case, "agree_to_assess", actor_id="cw")  # met late
-    app.corrections.correct(case, reason="Wrong case", actor_id="cw")
+    app.cases.fire(case, "agree_to_assess", actor=CW)  # met late
+    app.corrections.correct(case, reason="Wrong case", actor=CW)
     assert deadlines(view(app, case), "needs_assessment")["decide_whether_to_assess"] == ("2025-02-17", "breached")
     app.sweeper.sweep()
     with app.engine.connect() as conn:
@@ -254,9 +255,9 @@ def test_a_workflow_started_by_mistake_is_closed_by_a_correction(shipped_app: Ap
     case = open_request(app, clock)
     clock.set(date(2025, 2, 10))
     started = app.cases.start_workflow(
-        case, "disagreement", actor_id="cw", inputs={"decision": "plan_content", "decision_sent_on": date(2025, 2, 10)}
+        case, "disagreement", actor=CW, inputs={"decision": "plan_content", "decision_sent_on": date(2025, 2, 10)}
     )
-    done = app.corrections.correct(case, reason="Started on the wrong case", actor_id="cw", workflow="disagreement")
+    done = app.corrections.correct(case, reason="Started on the wrong case", actor=CW, workflow="disagreement")
     assert [(r.instance_id, r.closed) for r in done.reversals] == [(started.instance_id, True)]
     v = view(app, case)
     assert [w["closed"] is not None for w in v["workflows"]] == [False, True]

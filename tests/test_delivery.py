@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, STAFF
+from conftest import CW, ROOT, STAFF
 from pypdf import PdfReader
 from servers import NotifyStub, SmtpServer
 from sqlalchemy import text
@@ -45,7 +45,6 @@ def settings(
         workflows_dir=str(ROOT / "workflows"),
         templates_dir=str(ROOT / "templates"),
         staff=staff or STAFF,
-        user="cw",
         notifications=NotificationSettings(
             transport=kw.pop("transport", "smtp"),
             sender="SEND team <send@council.example.org>",
@@ -66,7 +65,7 @@ def open_case(app: App, name: str = "Alex Example", parent_email: str | None = N
         name=name,
         date_of_birth=date(2018, 3, 1),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         inputs={"request_received_on": app.clock.today()},
         contacts=contacts,
         caseworker=caseworker,
@@ -208,7 +207,7 @@ def test_a_year_of_daily_sweeps_sends_exactly_the_expected_reminders_and_escalat
     while clock.today() <= date(2026, 12, 31):
         if clock.today() in steps:
             case_id, trigger = steps[clock.today()]
-            app.cases.fire(case_id, trigger, actor_id="cw")
+            app.cases.fire(case_id, trigger, actor=CW)
         app.sweeper.sweep()
         app.dispatcher().dispatch()
         clock.advance()
@@ -285,7 +284,7 @@ def test_a_sweep_after_weeks_of_downtime_records_the_true_breach_date_and_skips_
     clock.advance()
     assert app.sweeper.sweep().messages == []
     # Meeting it late keeps it on record as breached, and stops its alerts.
-    app.cases.fire(case_id, "agree_to_assess", actor_id="cw")
+    app.cases.fire(case_id, "agree_to_assess", actor=CW)
     with app.engine.connect() as conn:
         row = conn.execute(
             text("SELECT status, next_alert_on, closed_on FROM deadline WHERE case_id = :c AND name = :n"),
@@ -306,7 +305,7 @@ def test_a_mail_server_that_is_down_for_a_while_gets_everything_once_when_it_is_
         open_case(app, n, parent_email=f"parent.{n.split()[0].lower()}@example.org")
     smtp_server.stop()
     clock.set(date(2026, 2, 2))  # the first reminders fall due; one family hears the council will assess
-    app.cases.fire(1, "agree_to_assess", actor_id="cw")
+    app.cases.fire(1, "agree_to_assess", actor=CW)
     app.sweeper.sweep()
     first = app.dispatcher().dispatch()
     assert first.count("sent") == 0 and first.count("retry") == 2  # one family message, one reminder
@@ -334,7 +333,7 @@ def test_a_message_that_cannot_be_delivered_is_failed_after_the_last_attempt_and
     clock = FixedClock(START)
     app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=3), clock, create=True)
     open_case(app, parent_email="nobody@example.org")
-    app.cases.fire(1, "agree_to_assess", actor_id="cw")
+    app.cases.fire(1, "agree_to_assess", actor=CW)
     smtp_server.handler.refuse["nobody@example.org"] = "450 4.2.0 mailbox busy"
     for _ in range(3):
         app.dispatcher().dispatch()
@@ -355,7 +354,7 @@ def test_a_permanent_refusal_fails_at_once(database_url: str, tmp_path: Path, sm
     clock = FixedClock(START)
     app = App(settings(database_url, tmp_path / "outbox", smtp_server.port, attempts=5), clock, create=True)
     open_case(app, parent_email="gone@example.org")
-    app.cases.fire(1, "agree_to_assess", actor_id="cw")
+    app.cases.fire(1, "agree_to_assess", actor=CW)
     smtp_server.handler.refuse["gone@example.org"] = "550 5.1.1 <gone@example.org>: no such user"
     report = app.dispatcher().dispatch()
     assert [a.status for a in report.attempts] == ["failed", "sent"]  # the family's message, then the alert
@@ -390,7 +389,7 @@ def test_a_crash_between_sending_and_marking_sent_repeats_that_one_message_after
     clock = FixedClock(START)
     app = App(settings(database_url, tmp_path / "outbox", smtp_server.port), clock, create=True)
     open_case(app, parent_email="pat@example.org")
-    app.cases.fire(1, "agree_to_assess", actor_id="cw")
+    app.cases.fire(1, "agree_to_assess", actor=CW)
     with pytest.raises(KeyboardInterrupt):
         app.dispatcher(_CrashAfterSending(make_transport(app.settings))).dispatch()
     assert len(smtp_server.handler.received) == 1
@@ -452,13 +451,13 @@ def test_a_contact_without_an_email_address_gets_a_letter_to_print(database_url:
         name="Eve Elm",
         date_of_birth=date(2017, 5, 2),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         inputs={"request_received_on": clock.today()},
         contacts=[ContactRecord("parent", "Parent of Eve", None, address="7 Sample Lane\nDemotown\nDT3 4AA")],
         caseworker="cw",
     ).case_id
     app.cases.fire(
-        other, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Needs can be met from the school's resources."}
+        other, "refuse_to_assess", actor=CW, inputs={"reasons": "Needs can be met from the school's resources."}
     )
     app.dispatcher().dispatch()
     # The letter that the assessment is being considered (reg 4(2)), then the decision.
@@ -519,7 +518,7 @@ def test_notify_is_used_when_configured_and_sends_what_the_template_says(
     )
     app = App(base.model_copy(update={"notifications": n}), clock, create=True)
     open_case(app, "Hal Hart", parent_email="hal.parent@example.org")
-    app.cases.fire(1, "agree_to_assess", actor_id="cw")
+    app.cases.fire(1, "agree_to_assess", actor=CW)
     report = app.dispatcher().dispatch()
     assert report.count("sent") == 1
     (request,) = stub.requests
@@ -540,7 +539,8 @@ def _cli(app: App, *args: str, env: dict[str, str] | None = None) -> str:
 
     folder = Path(app.settings.notifications.outbox_dir).parent
     path = folder / "config.yaml"
-    data = app.settings.model_dump(mode="json", exclude={"base_dir"})
+    data = app.settings.model_dump(mode="json", exclude={"base_dir", "secrets_in_file"})
+    data["accounts"] = {"*": "cw"}
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     result = CliRunner().invoke(cli, ["--config", str(path), *args], env=env or {})
     assert result.exit_code == 0, result.output + str(result.exception)

@@ -3,6 +3,7 @@ not, secrets written into configuration files, and logins over plain text."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import stat
 from pathlib import Path
@@ -25,6 +26,7 @@ def test_files_are_private_and_doctor_reports_what_is_not(tmp_path: Path) -> Non
     data["templates_dir"] = str(ROOT / "templates")
     data["documents_dir"] = str(tmp_path / "data" / "documents")
     data["notifications"]["outbox_dir"] = str(tmp_path / "data" / "outbox")
+    data["accounts"] = {getpass.getuser(): "casey.demo"}  # each account mapped, as a council's would be
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
     runner = CliRunner()

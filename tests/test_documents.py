@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, STAFF
+from conftest import CW, CW2, ROOT, STAFF
 from pypdf import PdfReader
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -40,7 +40,6 @@ def make(database_url: str, tmp_path: Path, clock: FixedClock) -> App:
         templates_dir=str(ROOT / "templates"),
         documents_dir=str(tmp_path / "documents"),
         staff=STAFF,
-        user="cw",
     )
     return App(settings, clock, create=True)
 
@@ -52,30 +51,30 @@ def assessed(app: App, clock: FixedClock) -> int:
         name="Sam Example",
         date_of_birth=date(2017, 9, 14),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         contacts=[ContactRecord("parent", "Alex Example", "alex@example.org")],
         caseworker="cw",
     ).case_id
     clock.set(date(2026, 1, 19))
-    app.cases.fire(case_id, "agree_to_assess", actor_id="cw")
-    app.plans.edit(case_id, EXAMPLE, actor_id="cw")
+    app.cases.fire(case_id, "agree_to_assess", actor=CW)
+    app.plans.edit(case_id, EXAMPLE, actor=CW)
     clock.set(date(2026, 4, 1))
-    app.cases.fire(case_id, "decide_to_issue", actor_id="cw")
+    app.cases.fire(case_id, "decide_to_issue", actor=CW)
     clock.set(date(2026, 4, 13))
-    app.cases.fire(case_id, "issue_draft_plan", actor_id="cw")
+    app.cases.fire(case_id, "issue_draft_plan", actor=CW)
     return case_id
 
 
 def consulted(app: App, clock: FixedClock, case_id: int) -> None:
     clock.set(date(2026, 4, 20))
-    app.cases.fire(case_id, "consult_institutions", actor_id="cw", inputs={"institutions": "Demo Primary School"})
+    app.cases.fire(case_id, "consult_institutions", actor=CW, inputs={"institutions": "Demo Primary School"})
 
 
 def issued(app: App, clock: FixedClock) -> int:
     case_id = assessed(app, clock)
     consulted(app, clock, case_id)
     clock.set(date(2026, 5, 15))
-    app.cases.fire(case_id, "issue_final_plan", actor_id="cw", inputs={"named_institution": "Demo Primary School"})
+    app.cases.fire(case_id, "issue_final_plan", actor=CW, inputs={"named_institution": "Demo Primary School"})
     return case_id
 
 
@@ -97,25 +96,25 @@ def test_a_plan_is_versioned_and_every_edit_says_who_changed_what(sqlite_app: Ap
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = assessed(app, clock)
-    versions = app.plans.versions(case_id, actor_id="cw")
+    versions = app.plans.versions(case_id, actor=CW)
     assert [(v.version, v.status, v.issued_on) for v in versions] == [(1, "shared", date(2026, 4, 13))]
     # The family's comments lead to a change: a new draft, based on the version they saw.
-    changed = app.plans.edit(case_id, {"I": "Demo Primary School"}, actor_id="cw2")
+    changed = app.plans.edit(case_id, {"I": "Demo Primary School"}, actor=CW2)
     assert (changed.version, changed.status, changed.based_on) == (2, "draft", 1)
     assert changed.sections["F"] == versions[0].sections["F"]
-    edits = app.plans.edits(case_id, actor_id="cw")
+    edits = app.plans.edits(case_id, actor=CW)
     last = edits[-1]
     assert (last["version"], last["section"], last["by"]) == (2, "I", "cw2")
     assert last["before"].startswith("Demo Primary School (a maintained") and last["after"] == "Demo Primary School\n"
     with pytest.raises(InvalidInput, match="not a section"):
-        app.plans.edit(case_id, {"L": "x"}, actor_id="cw")
+        app.plans.edit(case_id, {"L": "x"}, actor=CW)
 
 
 def test_a_version_sent_or_issued_cannot_be_changed_even_by_sql(database_url: str, tmp_path: Path) -> None:
     clock = FixedClock(date(2026, 1, 5))
     app = make(database_url, tmp_path, clock)
     case_id = issued(app, clock)
-    assert [(v.version, v.status) for v in app.plans.versions(case_id, actor_id="cw")] == [
+    assert [(v.version, v.status) for v in app.plans.versions(case_id, actor=CW)] == [
         (1, "shared"),
         (2, "issued"),
     ]
@@ -159,24 +158,22 @@ def test_issuing_a_plan_runs_the_quality_check_and_a_reason_to_go_ahead_is_kept(
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = assessed(app, clock)
-    app.plans.edit(
-        case_id, {"F": EXAMPLE["F"] + "- Access to speech and language therapy as required.\n"}, actor_id="cw"
-    )
+    app.plans.edit(case_id, {"F": EXAMPLE["F"] + "- Access to speech and language therapy as required.\n"}, actor=CW)
     consulted(app, clock, case_id)
     clock.set(date(2026, 5, 15))
     with pytest.raises(InvalidInput) as refused:
-        app.cases.fire(case_id, "issue_final_plan", actor_id="cw", inputs={"named_institution": "Demo Primary"})
+        app.cases.fire(case_id, "issue_final_plan", actor=CW, inputs={"named_institution": "Demo Primary"})
     assert "not ready to issue" in str(refused.value) and '"Access to"' in str(refused.value)
     assert "nothing was saved" in str(refused.value)
-    assert [v.status for v in app.plans.versions(case_id, actor_id="cw")] == ["shared", "draft"]
+    assert [v.status for v in app.plans.versions(case_id, actor=CW)] == ["shared", "draft"]
     app.cases.fire(
         case_id,
         "issue_final_plan",
-        actor_id="cw",
+        actor=CW,
         inputs={"named_institution": "Demo Primary"},
         accept_quality="Therapy hours agreed at panel; wording corrected at the first review",
     )
-    assert [v.status for v in app.plans.versions(case_id, actor_id="cw")] == ["shared", "issued"]
+    assert [v.status for v in app.plans.versions(case_id, actor=CW)] == ["shared", "issued"]
     with app.engine.connect() as conn:
         note = conn.execute(text("SELECT note FROM history WHERE trigger = 'issue_final_plan'")).scalar_one()
     assert "despite its quality check: Therapy hours agreed at panel" in note
@@ -189,7 +186,7 @@ def test_the_draft_plan_is_an_accessible_pdf_marked_draft_on_every_page(sqlite_a
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = assessed(app, clock)
-    record, _ = app.documents.render(case_id, "draft-plan", actor_id="cw")
+    record, _ = app.documents.render(case_id, "draft-plan", actor=CW)
     texts = pages(record.path)
     assert len(texts) >= 2
     for number, page in enumerate(texts, start=1):
@@ -221,7 +218,7 @@ def test_the_final_plan_names_the_placement_and_the_last_date_to_appeal(sqlite_a
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = issued(app, clock)
-    record, _ = app.documents.render(case_id, "final-plan", actor_id="cw")
+    record, _ = app.documents.render(case_id, "final-plan", actor=CW)
     assert record.plan_version == 2
     whole = "\n".join(pages(record.path))
     assert "DRAFT" not in whole
@@ -240,13 +237,13 @@ def test_a_refusal_letter_states_the_rights_with_the_dates_the_engine_computed(
         name="Dee Dale",
         date_of_birth=date(2016, 5, 2),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         contacts=[ContactRecord("parent", "Pat Dale", "pat@example.org")],
         caseworker="cw",
     ).case_id
     clock.set(date(2026, 2, 10))
     app.cases.fire(
-        case_id, "refuse_to_assess", actor_id="cw", inputs={"reasons": "Needs can be met from the school's resources."}
+        case_id, "refuse_to_assess", actor=CW, inputs={"reasons": "Needs can be met from the school's resources."}
     )
     done = app.documents.process()
     # The notice that an assessment was being considered (reg 4(2)), then the refusal.
@@ -264,18 +261,18 @@ def test_the_amendment_notice_shows_exactly_what_changes_between_the_two_version
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = issued(app, clock)
-    review = app.cases.allowed_by_instance(case_id, "cw")
+    review = app.cases.allowed_by_instance(case_id, CW)
     assert review  # the final plan started the first annual review
     clock.set(date(2027, 3, 1))
-    app.cases.fire(case_id, "arrange_meeting", actor_id="cw", inputs={"meeting_on": date(2027, 3, 22)})
+    app.cases.fire(case_id, "arrange_meeting", actor=CW, inputs={"meeting_on": date(2027, 3, 22)})
     clock.set(date(2027, 3, 22))
-    app.cases.fire(case_id, "hold_meeting", actor_id="cw")
+    app.cases.fire(case_id, "hold_meeting", actor=CW)
     clock.set(date(2027, 3, 29))
-    app.cases.fire(case_id, "receive_report", actor_id="cw")
+    app.cases.fire(case_id, "receive_report", actor=CW)
     new_f = EXAMPLE["F"].replace("3 sessions of 30 minutes", "2 sessions of 30 minutes")
-    app.plans.edit(case_id, {"F": new_f}, actor_id="cw")
+    app.plans.edit(case_id, {"F": new_f}, actor=CW)
     clock.set(date(2027, 4, 5))
-    app.cases.fire(case_id, "propose_amendments", actor_id="cw")
+    app.cases.fire(case_id, "propose_amendments", actor=CW)
     made = app.documents.process()
     assert [d.decision for d in made if d.kind == "review_decision_amend"] == ["review-amend"]
     (notice,) = [d for d in made if d.kind == "amendment_notice"]
@@ -285,7 +282,7 @@ def test_the_amendment_notice_shows_exactly_what_changes_between_the_two_version
     assert "Section F: Special educational provision" in whole and "Section B:" not in whole
     assert "Monday 19 April 2027" in whole
     # The notice's changes are the diff of the two versions, word for word.
-    v2, v3 = (app.plans.get(case_id, v, actor_id="cw").sections for v in (2, 3))
+    v2, v3 = (app.plans.get(case_id, v, actor=CW).sections for v in (2, 3))
     expected = to_text(diff_plan(v2, v3))
     for run in re.findall(r"\[(?:added|removed): [^\]]+\]", expected):
         assert " ".join(run.split()) in whole
@@ -295,7 +292,7 @@ def test_an_advice_request_gives_the_advisers_due_date(sqlite_app: App) -> None:
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = assessed(app, clock)
-    record, _ = app.documents.render(case_id, "advice-request", actor_id="cw", adviser="psychological")
+    record, _ = app.documents.render(case_id, "advice-request", actor=CW, adviser="psychological")
     whole = " ".join("\n".join(pages(record.path)).split())
     assert "Request for psychological advice" in whole
     assert "Please reply by" in whole and "Monday 2 March 2026" in whole  # 6 weeks from 19 January (reg 8(1))
@@ -308,22 +305,22 @@ def test_the_same_inputs_give_the_same_bytes_and_are_not_rendered_twice(sqlite_a
     app, clock = sqlite_app, sqlite_app.clock
     assert isinstance(clock, FixedClock)
     case_id = issued(app, clock)
-    first, rendered = app.documents.render(case_id, "final-plan", actor_id="cw")
-    again, _ = app.documents.render(case_id, "final-plan", actor_id="cw")
+    first, rendered = app.documents.render(case_id, "final-plan", actor=CW)
+    again, _ = app.documents.render(case_id, "final-plan", actor=CW)
     assert (again.sha256, again.path, again.reused, first.reused) == (first.sha256, first.path, True, False)
     # Rendering the same HTML afresh gives identical bytes (fonts' timestamps are pinned).
     assert app.documents.pdf(rendered.html) == Path(first.path).read_bytes()
     # A change to the inputs is a new document.
-    app.plans.edit(case_id, {"A": EXAMPLE["A"] + "Sam now also likes swimming.\n"}, actor_id="cw")
+    app.plans.edit(case_id, {"A": EXAMPLE["A"] + "Sam now also likes swimming.\n"}, actor=CW)
     # A version not issued is never printed as a final plan (it has no DRAFT mark): refused.
     with pytest.raises(InvalidInput, match="has not been issued"):
-        app.documents.render(case_id, "final-plan", version=3, actor_id="cw")
-    changed, _ = app.documents.render(case_id, "draft-plan", version=3, actor_id="cw")
+        app.documents.render(case_id, "final-plan", version=3, actor=CW)
+    changed, _ = app.documents.render(case_id, "draft-plan", version=3, actor=CW)
     assert changed.sha256 != first.sha256 and not changed.reused
     # Without a version, the final plan is the one issued, not the newer draft.
-    latest, _ = app.documents.render(case_id, "final-plan", actor_id="cw")
+    latest, _ = app.documents.render(case_id, "final-plan", actor=CW)
     assert latest.sha256 == first.sha256
-    listed = app.documents.list(case_id, actor_id="cw")
+    listed = app.documents.list(case_id, actor=CW)
     assert {"kind", "sha256", "bytes", "plan_version", "created"} <= set(listed[-1])
 
 
@@ -333,7 +330,7 @@ def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_cras
     clock = FixedClock(date(2026, 1, 5))
     app = make(database_url, tmp_path, clock)
     case_id = assessed(app, clock)
-    listed = app.documents.list(case_id, actor_id="cw")
+    listed = app.documents.list(case_id, actor=CW)
     assert [(d["kind"], d["decision"], d["workflow_kind"], d["made_by"], d["status"]) for d in listed] == [
         ("decision-letter", "considering-assessment", "notice_of_consideration", "step", "queued"),  # reg 4(2)
         ("decision-letter", "to-assess", "decision_to_assess", "step", "queued"),
@@ -357,7 +354,7 @@ def test_steps_queue_documents_and_the_queue_renders_each_once_even_after_a_cras
     assert app.documents.process() == []
     clock.set(date(2026, 4, 14))
     assert [d.kind for d in app.documents.process()] == ["notice_of_consideration"]
-    statuses = [d["status"] for d in app.documents.list(case_id, actor_id="cw")]
+    statuses = [d["status"] for d in app.documents.list(case_id, actor=CW)]
     assert statuses == ["ready"] * 5
 
 
@@ -386,7 +383,7 @@ def test_each_template_renders_the_golden_html_for_the_example_case(
     version = 1 if kind == "draft-plan" else None
     if kind == "amendment-notice":
         new_f = EXAMPLE["F"].replace("3 sessions of 30 minutes", "2 sessions of 45 minutes")
-        app.plans.edit(case_id, {"F": new_f, "I": "Demo Junior School"}, actor_id="cw")
+        app.plans.edit(case_id, {"F": new_f, "I": "Demo Junior School"}, actor=CW)
     page = app.documents.html(case_id, kind, version=version, **options).html
     name = "-".join([kind, *options.values()]) + ".html"
     golden = GOLDEN / name
@@ -408,7 +405,7 @@ def test_the_command_line_edits_checks_renders_and_lists(tmp_path: Path) -> None
         "templates_dir": str(ROOT / "templates"),
         "documents_dir": str(tmp_path / "documents"),
         "staff": [s.model_dump() for s in STAFF],
-        "user": "cw",
+        "accounts": {"*": "cw"},
     }
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(settings))
@@ -444,6 +441,16 @@ def test_the_command_line_edits_checks_renders_and_lists(tmp_path: Path) -> None
     pdf = tmp_path / "letter.pdf"
     out = run("docs", "render", "1", "decision-letter", "--decision", "not-to-assess", "--out", str(pdf))
     assert pdf.exists() and "Friday 10 April 2026" in " ".join("\n".join(pages(pdf)).split())
+    # --out never writes over a file unless asked to: the one there stays as it was.
+    pdf.write_bytes(b"someone else's file")
+    refused = CliRunner().invoke(
+        cli, ["--config", str(config), "docs", "render", "1", "decision-letter", "--decision", "not-to-assess",
+              "--out", str(pdf)],
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "exists; choose another name, or add --force" in refused.stderr
+    assert pdf.read_bytes() == b"someone else's file"
+    run("docs", "render", "1", "decision-letter", "--decision", "not-to-assess", "--out", str(pdf), "--force")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
     rows = json.loads(run("docs", "list", "1", "--json"))
     assert rows[-1]["kind"] == "decision-letter" and rows[-1]["sha256"] and rows[-1]["bytes"] > 1000
     assert "not-to-assess" in run("docs", "render", "--help")
@@ -459,7 +466,7 @@ def test_the_councils_logo_from_its_settings_heads_every_document(tmp_path: Path
     case_id = assessed(app, clock)
     rendered = app.documents.html(case_id, "decision-letter", decision="to-assess")
     assert '<img class="logo" src="file://' in rendered.html and 'alt="Demo County Council"' in rendered.html
-    record, _ = app.documents.render(case_id, "decision-letter", decision="to-assess", actor_id="cw")
+    record, _ = app.documents.render(case_id, "decision-letter", decision="to-assess", actor=CW)
     page = PdfReader(record.path).pages[0]
     assert "/XObject" in page["/Resources"]  # the logo, drawn
     app.engine.dispose()

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, documents_app
+from conftest import CW, ROOT, documents_app
 from pypdf import PdfReader
 
 from engine.clock import FixedClock
@@ -59,48 +59,48 @@ def test_every_document_kind_keeps_its_sections_and_fetches_nothing(
     # Control characters are refused at intake (a carriage return ended the CSS string before).
     with pytest.raises(InvalidInput, match="control character"):
         app.cases.open_case(
-            name="Zoë\r} html{x}", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor_id="cw",
+            name="Zoë\r} html{x}", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor=CW,
             caseworker="cw",
         )  # fmt: skip
     case = app.cases.open_case(
         name=name,
         date_of_birth=date(2016, 4, 1),
         workflow="needs_assessment",
-        actor_id="cw",
+        actor=CW,
         contacts=[ContactRecord("parent", f"{name[:60]} parent", "p@example.org")],
         caseworker="cw",
     ).case_id
     clock.set(date(2026, 1, 19))
-    app.cases.fire(case, "agree_to_assess", actor_id="cw")
+    app.cases.fire(case, "agree_to_assess", actor=CW)
     sections = {s: f"Section {s} text. {markup}" for s in ("A", "B", "C", "D", "E", "G", "H1", "H2", "J", "K")}
     sections["F"] = "- Speech and language therapy from a therapist: 2 sessions of 30 minutes each week, in school."
-    app.plans.edit(case, sections, actor_id="cw")
+    app.plans.edit(case, sections, actor=CW)
     clock.set(date(2026, 3, 2))
-    app.cases.fire(case, "decide_to_issue", actor_id="cw")
-    app.cases.fire(case, "issue_draft_plan", actor_id="cw")
-    app.cases.fire(case, "consult_institutions", actor_id="cw", inputs={"institutions": markup})
+    app.cases.fire(case, "decide_to_issue", actor=CW)
+    app.cases.fire(case, "issue_draft_plan", actor=CW)
+    app.cases.fire(case, "consult_institutions", actor=CW, inputs={"institutions": markup})
     clock.set(date(2026, 3, 20))
     app.cases.fire(
         case,
         "issue_final_plan",
-        actor_id="cw",
+        actor=CW,
         inputs={"named_institution": markup, "family_responded": "yes"},
         accept_quality="Generated test plan",
     )
     clock.set(date(2027, 1, 4))
-    app.cases.fire(case, "arrange_meeting", actor_id="cw", inputs={"meeting_on": date(2027, 1, 25)})
+    app.cases.fire(case, "arrange_meeting", actor=CW, inputs={"meeting_on": date(2027, 1, 25)})
     clock.set(date(2027, 1, 25))
-    app.cases.fire(case, "hold_meeting", actor_id="cw")
-    app.plans.edit(case, {"F": sections["F"].replace("2 sessions", "3 sessions")}, actor_id="cw")
+    app.cases.fire(case, "hold_meeting", actor=CW)
+    app.plans.edit(case, {"F": sections["F"].replace("2 sessions", "3 sessions")}, actor=CW)
     clock.set(date(2027, 2, 8))
-    app.cases.fire(case, "propose_amendments", actor_id="cw")
+    app.cases.fire(case, "propose_amendments", actor=CW)
     rendered = [(kind, None) for kind in ("draft-plan", "final-plan", "amendment-notice", "advice-request")]
     rendered += [("decision-letter", decision) for decision in DECISIONS]
     rights = {"final-plan", "not-to-assess", "not-to-issue", "review-keep", "not-to-amend", "to-cease"}
     rights |= {"not-to-reassess"}
     for kind, decision in rendered:
         version = 1 if kind == "draft-plan" else None
-        record, _ = app.documents.render(case, kind, actor_id="cw", decision=decision, version=version)
+        record, _ = app.documents.render(case, kind, actor=CW, decision=decision, version=version)
         words = text_of(record.path)
         label = decision or kind
         assert "Zoë" in words and "</style>" in words, label  # the name, shown as text
@@ -151,14 +151,14 @@ def test_a_document_over_its_time_limit_is_tried_once_more_then_failed_and_the_s
     clock = FixedClock(date(2026, 1, 5))
     app = documents_app(tmp_path, clock, render_timeout_seconds=0.01)
     case = app.cases.open_case(
-        name="Generated Child", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor_id="cw",
+        name="Generated Child", date_of_birth=date(2016, 4, 1), workflow="needs_assessment", actor=CW,
         caseworker="cw", contacts=[ContactRecord("parent", "Generated Parent", "p@example.org")],
     ).case_id  # fmt: skip
     clock.set(date(2026, 3, 1))  # the 6 weeks have passed: the sweep has a breach to record
     ticked = run_once(app, send=False)
     assert len(ticked.swept.breaches) == 1  # swept first, whatever the documents do
     assert (ticked.rendered, ticked.not_rendered) == (0, 1)
-    listed = app.documents.list(case, actor_id="cw")
+    listed = app.documents.list(case, actor=CW)
     assert [(d["status"], "longer than 0.01 seconds" in d["error"]) for d in listed] == [("failed", True)]
     with app.engine.connect() as conn:
         from sqlalchemy import text

@@ -459,10 +459,13 @@ def test_the_other_branches_of_review_cease_and_disagreement(cli: Cli) -> None:
     assert any(w["instance"] == placement and w["state"] == "appeal_lodged" for w in cli.show(case)["workflows"])
     err = cli.fire(case, "concede_appeal", "2025-03-03", "order=amend_school_only", workflow="disagreement", ok=False)
     assert "only team_manager may do this" in err
-    cli(
+    # The manager tells the administrator, who records it on the manager's behalf: history says both.
+    cli.acting_as("alex.demo")(
         "case", "fire", str(case), "concede_appeal", "--on", "2025-03-03", "--by", "morgan.demo",
         "--workflow", "disagreement", "--set", "order=amend_school_only",
     )  # fmt: skip
+    conceded = [h for h in cli.show(case)["history"] if h["trigger"] == "concede_appeal"]
+    assert [(h["by"], h["role"], h["recorded_by"]) for h in conceded] == [("morgan.demo", "team_manager", "alex.demo")]
     d = deadlines(cli.show(case), "disagreement")
     assert d["order_amend_school_only"] == [("2025-03-17", "open")]  # 2 weeks from telling the tribunal
     cli.fire(case, "issue_amended_plan_after_order", "2025-03-14", workflow="disagreement")

@@ -41,6 +41,15 @@ class Cli:
         assert "Traceback" not in result.stderr + result.stdout
         return result.stderr
 
+    def acting_as(self, staff_id: str) -> Cli:
+        """The same configuration with every operating-system account mapped to ``staff_id``: the
+        command line as another member of staff's account would run it."""
+        data = yaml.safe_load(self.config.read_text())
+        data["accounts"] = {"*": staff_id}
+        path = self.config.with_name(f"config-{staff_id}.yaml")
+        path.write_text(yaml.safe_dump(data))
+        return Cli(path)
+
     def fire(self, case: int, trigger: str, on: str, *sets: str, workflow: str | None = None, ok: bool = True) -> str:
         args = ["case", "fire", str(case), trigger, "--on", on]
         for s in sets:

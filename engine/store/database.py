@@ -405,32 +405,68 @@ class Initialised:
     url: str  # a SQLite file's path, or the URL with its password hidden
     before: str | None
     after: str | None
+    granted: str | None = None  # the service's login, given rows to read and write only (grant_rows)
 
     @property
     def created(self) -> bool:
         return self.before is None
 
 
-def initialise(url: str) -> Initialised:
-    """Make the database (a SQLite file and its folder) if it is not there, and bring its schema to the newest."""
+def initialise(url: str, service_url: str | None = None) -> Initialised:
+    """Make the database (a SQLite file and its folder) if it is not there, and bring its schema to the
+    newest; ``url`` is the owner's login, ``service_url`` the service's (``grant_rows``)."""
     engine, before = reach(url, create=True)
     try:
         if before is None and _has_tables(engine):
             raise _foreign(shown(engine.url), where(engine.url))
         if before != code_revision():
             migrate(engine)
-        return Initialised(where(engine.url), before, current_revision(engine))
+        granted = grant_rows(engine, service_url)
+        return Initialised(where(engine.url), before, current_revision(engine), granted)
     finally:
         engine.dispose()
 
 
-def upgrade(url: str) -> Initialised:
-    """Bring an existing database's schema to the newest migration."""
+def upgrade(url: str, service_url: str | None = None) -> Initialised:
+    """Bring an existing database's schema to the newest migration (as ``initialise``)."""
     engine, before = reach(url)
     try:
         if before is None and _has_tables(engine):
             raise _foreign(shown(engine.url), where(engine.url))
         migrate(engine)
-        return Initialised(where(engine.url), before, current_revision(engine))
+        granted = grant_rows(engine, service_url)
+        return Initialised(where(engine.url), before, current_revision(engine), granted)
     finally:
         engine.dispose()
+
+
+# Tables the service may only add rows to: the legal record, and what was decided from it.
+APPEND_ONLY = ("history", "plan_edit", "workflow_definition")
+# Tables only migrations write.
+OWNER_ONLY = ("alembic_version", "installation")
+
+
+def grant_rows(owner: Engine, service_url: str | None) -> str | None:
+    """On PostgreSQL, when the service logs in as another role than the one that owns the tables (and
+    ran the migrations): give that role rows to read and write, and nothing else. It cannot alter a
+    table, disable a trigger, or change or remove history and plan edits. Returns the role, or None
+    when there is nothing to grant (SQLite, or one login for both)."""
+    if service_url is None or owner.dialect.name != "postgresql":
+        return None
+    role = parse(service_url).username
+    if not role or role == owner.url.username:
+        return None
+    who = owner.dialect.identifier_preparer.quote(role)
+    from sqlalchemy import text
+
+    with owner.begin() as conn:
+        for statement in (
+            f"GRANT USAGE ON SCHEMA public TO {who}",
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {who}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {who}",
+            f"REVOKE UPDATE, DELETE ON {', '.join(APPEND_ONLY)} FROM {who}",
+            f"REVOKE INSERT, UPDATE, DELETE ON {', '.join(OWNER_ONLY)} FROM {who}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {who}",
+        ):
+            conn.execute(text(statement))
+    return role

@@ -84,6 +84,7 @@ class WorkflowInstance(SQLModel, table=True):
     opened_on: date
     last_event_on: date
     closed_on: date | None = None
+    history_hash: str = Field(default="", max_length=64)  # the latest entry's hash (engine.store.chain)
 
 
 class HistoryEntry(SQLModel, table=True):
@@ -99,11 +100,13 @@ class HistoryEntry(SQLModel, table=True):
     occurred_on: date
     actor: str = Field(max_length=100)
     actor_role: str = Field(max_length=40)
+    recorded_by: str | None = Field(default=None, max_length=100)  # an administrator acting on actor's behalf
     trigger: str = Field(max_length=80)
     from_state: str | None = Field(default=None, max_length=80)
     to_state: str = Field(max_length=80)
     inputs: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    hash: str = Field(default="", max_length=64)  # chained to the entry before it (engine.store.chain)
 
 
 class Deadline(SQLModel, table=True):
@@ -181,6 +184,16 @@ class OutboxMessage(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
+class Installation(SQLModel, table=True):
+    """One row: this installation's secret, which keys the digests standing for recipients in message
+    keys (which reach Message-IDs, logs and GOV.UK Notify references)."""
+
+    __tablename__ = "installation"
+    id: int = Field(primary_key=True)
+    secret: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_moment())
+
+
 class Document(SQLModel, table=True):
     """A document: queued with the step that produces it, rendered right after it commits (or made
     on demand); stored by the SHA-256 of its bytes, found again by the hash of its inputs."""
@@ -238,6 +251,7 @@ class PlanEdit(SQLModel, table=True):
     version: int
     section: str = Field(max_length=4)
     actor: str = Field(max_length=100)
+    recorded_by: str | None = Field(default=None, max_length=100)
     at: datetime = Field(sa_column=_moment())
     before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -148,7 +148,7 @@ def case_view(db: Sql, case_id: int, as_of: date | None = None) -> dict[str, Any
     history = (  # through the instances' (instance_id, seq) index
         db.rows(
             'SELECT seq, instance_id, at, occurred_on, actor, actor_role, "trigger", from_state, to_state, '
-            "inputs, note "
+            "inputs, note, recorded_by "
             f"FROM history WHERE instance_id IN ({', '.join('?' * len(ids))}) ORDER BY id",
             tuple(ids),
         )
@@ -212,13 +212,14 @@ def case_view(db: Sql, case_id: int, as_of: date | None = None) -> dict[str, Any
                 "on": _day(on),
                 "by": actor,
                 "role": role,
+                "recorded_by": recorded_by,
                 "trigger": trigger,
                 "from": from_state,
                 "to": to_state,
                 "inputs": json.loads(inputs),
                 "note": note,
             }
-            for seq, iid, at, on, actor, role, trigger, from_state, to_state, inputs, note in history
+            for seq, iid, at, on, actor, role, trigger, from_state, to_state, inputs, note, recorded_by in history
         ],
         "deadlines": [dict(_deadline(d, as_of), workflow=names.get(d[13]), instance=d[13]) for d in deadlines],
         "outbox": [

@@ -16,6 +16,7 @@ for the other transaction and then finds the version changed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,9 +28,11 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from ..errors import ConflictError, NotFound
+from ..actor import Actor
+from ..errors import ConflictError, DatabaseError, NotFound
 from ..inputs import to_json
 from ..machine import NewDeadline, OpenDeadline, Outcome, Snapshot
+from .chain import GENESIS, entry_hash
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 
@@ -48,6 +51,7 @@ class InstanceRecord:
     deadlines: dict[str, OpenDeadline]
     parent_id: int | None = None
     facts_json: str = ""  # the stored text of ``facts``: written again as it is when a step adds none
+    history_hash: str = GENESIS  # the hash of the instance's latest history entry (engine.store.chain)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.state, self.facts, self.deadlines, self.last_event_on)
@@ -71,12 +75,12 @@ class Recipient:
     def channel(self) -> str:
         return "email" if self.email else "letter"
 
-    @property
-    def token(self) -> str:
-        """The recipient's part of a message key: a digest, so keys (which reach logs, Message-IDs and
-        GOV.UK Notify references) never carry an email address or a name."""
+    def token(self, secret: bytes) -> str:
+        """The recipient's part of a message key: a digest keyed with the installation's secret, so
+        keys (which reach logs, Message-IDs and GOV.UK Notify references) never carry an email address
+        or a name, and cannot be matched against a guessed address without the secret."""
         who = (self.email or f"{self.role}:{self.name or '-'}").strip().lower()
-        return hashlib.sha256(who.encode()).hexdigest()[:16]
+        return hmac.new(secret, who.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 CONTACT_PREFERENCES = ("email", "post")
@@ -131,6 +135,16 @@ class Unit:
         self._raw = raw
         self._cur = raw.cursor()
 
+    @property
+    def secret(self) -> bytes:
+        """The installation's secret (keys the recipient digests), read once per Store."""
+        if self._store.secret is None:
+            row = self._exec("SELECT secret FROM installation WHERE id = 1").fetchone()
+            if row is None:
+                raise DatabaseError("", "the database has no installation secret: run 'ehcp db upgrade'")
+            self._store.secret = bytes.fromhex(row[0])
+        return self._store.secret
+
     def _exec(self, sql: str, params: Mapping[str, Any] | None = None, *, encoded: bool = False) -> Any:
         """Run one statement; ``encoded``: the parameters hold no dates, or hold them as ``Store.value`` gives."""
         self._cur.execute(self._store.sql(sql), params if encoded else self._store.encode(params or {}))
@@ -147,7 +161,7 @@ class Unit:
 
     _INSTANCE = (
         "SELECT id, case_id, workflow, definition_version, state, version, facts, last_event_on, closed_on, "
-        "parent_id FROM workflow_instance "
+        "parent_id, history_hash FROM workflow_instance "
     )
 
     def load(self, instance_id: int) -> InstanceRecord:
@@ -158,7 +172,7 @@ class Unit:
 
     _OPEN_WITH_DEADLINES = (
         "SELECT i.id, i.case_id, i.workflow, i.definition_version, i.state, i.version, i.facts, i.last_event_on, "
-        "i.closed_on, i.parent_id, d.name, d.due_on, d.status FROM workflow_instance i "
+        "i.closed_on, i.parent_id, i.history_hash, d.name, d.due_on, d.status FROM workflow_instance i "
         "LEFT JOIN deadline d ON d.instance_id = i.id AND d.closed_on IS NULL "
         "WHERE i.case_id = :cid AND i.closed_on IS NULL"
     )
@@ -174,7 +188,7 @@ class Unit:
             ).fetchall()
         if not rows or any(r[0] != rows[0][0] for r in rows):
             return None
-        deadlines = {r[10]: OpenDeadline(r[10], as_date(r[11]), r[12]) for r in rows if r[10] is not None}
+        deadlines = {r[11]: OpenDeadline(r[11], as_date(r[12]), r[13]) for r in rows if r[11] is not None}
         return self._record_of(rows[0], deadlines)
 
     def _record_of(self, row: Any, deadlines: dict[str, OpenDeadline] | None = None) -> InstanceRecord:
@@ -199,6 +213,7 @@ class Unit:
             closed_on=as_date(row[8]) if row[8] is not None else None,
             deadlines=deadlines,
             parent_id=row[9],
+            history_hash=row[10],
         )
 
     def instances(self, case_id: int) -> list[tuple[int, str, str, date | None]]:
@@ -307,7 +322,7 @@ class Unit:
             ":cid, :iid, :seq, :template, :role, :name, :email, :address, :channel, :status, :now, 0, :reason) "
             "ON CONFLICT (key) DO NOTHING",
             {
-                "key": f"{instance_id}:{seq}:{template}:{recipient.role}:{recipient.token}",
+                "key": f"{instance_id}:{seq}:{template}:{recipient.role}:{recipient.token(self.secret)}",
                 "cid": case_id,
                 "iid": instance_id,
                 "seq": seq,
@@ -423,8 +438,8 @@ class Unit:
     ) -> int:
         instance_id: int = self._exec(
             "INSERT INTO workflow_instance (case_id, workflow, definition_version, state, version, facts, "
-            "opened_on, last_event_on, closed_on, parent_id) VALUES (:case_id, :workflow, :dv, :state, 1, :facts, "
-            ":on, :on, :closed, :parent) RETURNING id",
+            "opened_on, last_event_on, closed_on, parent_id, history_hash) VALUES (:case_id, :workflow, :dv, :state, "
+            "1, :facts, :on, :on, :closed, :parent, '') RETURNING id",
             {
                 "parent": parent_id,
                 "case_id": case_id,
@@ -436,7 +451,11 @@ class Unit:
                 "closed": outcome.on if outcome.final else None,
             },
         ).fetchone()[0]
-        self._record(instance_id, case_id, 1, outcome, note, recipients, now)
+        entry = self._entry(instance_id, case_id, 1, GENESIS, outcome, note, now)
+        self._exec(
+            "UPDATE workflow_instance SET history_hash = :h WHERE id = :id", {"h": entry["hash"], "id": instance_id}
+        )
+        self._record(instance_id, case_id, 1, outcome, entry, recipients)
         return instance_id
 
     def apply(
@@ -451,12 +470,14 @@ class Unit:
         seq = instance.version + 1
         same = not outcome.inputs and instance.facts_json and outcome.facts == instance.facts
         on = self._store.value(outcome.on)
+        entry = self._entry(instance.id, instance.case_id, seq, instance.history_hash, outcome, note, now)
         updated = self._exec(
             "UPDATE workflow_instance SET state = :state, version = :seq, facts = :facts, "
-            "last_event_on = :on, closed_on = :closed WHERE id = :id AND version = :version",
+            "last_event_on = :on, closed_on = :closed, history_hash = :hash WHERE id = :id AND version = :version",
             {
                 "state": outcome.to_state,
                 "seq": seq,
+                "hash": entry["hash"],
                 "facts": instance.facts_json if same else json.dumps(to_json(outcome.facts), sort_keys=True),
                 "on": on,
                 "closed": on if outcome.final else None,
@@ -470,7 +491,7 @@ class Unit:
                 f"case {instance.case_id} was changed by someone else while you were working on it; "
                 "nothing was saved: look at the case again and repeat the step if it is still right"
             )
-        self._record(instance.id, instance.case_id, seq, outcome, note, recipients, now)
+        self._record(instance.id, instance.case_id, seq, outcome, entry, recipients)
         return seq
 
     def record_exception(
@@ -478,38 +499,29 @@ class Unit:
         instance: InstanceRecord,
         exception: ExceptionRecord,
         deadline_id: int,
-        actor_id: str,
-        actor_role: str,
+        actor: Actor,
         on: date,
         now: datetime,
     ) -> int:
         """Mark a deadline excused, with a history entry, guarded by the instance's version."""
-        seq = instance.version + 1
-        updated = self._exec(
-            "UPDATE workflow_instance SET version = :seq WHERE id = :id AND version = :version",
-            {"seq": seq, "id": instance.id, "version": instance.version},
-        ).rowcount
-        if updated != 1:
-            raise ConflictError(
-                f"case {instance.case_id} was changed by someone else while you were working on it; nothing was saved"
-            )
-        self._exec(
-            "UPDATE deadline SET exception_head = :head, exception_reason = :reason, exception_by = :actor, "
-            "exception_on = :on WHERE id = :id",
-            {"head": exception.head, "reason": exception.reason, "actor": actor_id, "on": on, "id": deadline_id},
-        )
-        self.append_history(
+        seq = self.append_history(
             instance_id=instance.id,
             case_id=instance.case_id,
-            seq=seq,
+            after=(instance.version, instance.history_hash),
             at=now,
             on=on,
-            actor=actor_id,
-            role=actor_role,
+            actor=actor.id,
+            role=actor.role,
+            recorded_by=actor.recorded_by,
             trigger="record_exception",
             state=instance.state,
             inputs={"deadline": exception.deadline, "head": exception.head},
             note=exception.reason,
+        )
+        self._exec(
+            "UPDATE deadline SET exception_head = :head, exception_reason = :reason, exception_by = :actor, "
+            "exception_on = :on WHERE id = :id",
+            {"head": exception.head, "reason": exception.reason, "actor": actor.id, "on": on, "id": deadline_id},
         )
         return seq
 
@@ -526,13 +538,13 @@ class Unit:
             == 1
         )
 
-    def bump_instance(self, instance_id: int) -> tuple[int, str] | None:
-        """Take the instance's next history number (its version), as a step does; (seq, state)."""
+    def lock_instance(self, instance_id: int) -> tuple[int, str, str] | None:
+        """Hold the instance's row, as a step does, without changing it: (version, state, history hash)."""
         row = self._exec(
-            "UPDATE workflow_instance SET version = version + 1 WHERE id = :id RETURNING version, state",
+            "UPDATE workflow_instance SET version = version WHERE id = :id RETURNING version, state, history_hash",
             {"id": instance_id},
         ).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], row[1], row[2])
 
     def mark_breached(self, deadline_id: int, on: date) -> bool:
         return bool(
@@ -549,7 +561,7 @@ class Unit:
         *,
         instance_id: int,
         case_id: int,
-        seq: int,
+        after: tuple[int, str],
         at: datetime,
         on: date,
         actor: str,
@@ -558,24 +570,48 @@ class Unit:
         state: str,
         inputs: Mapping[str, Any],
         note: str | None,
-    ) -> None:
+        recorded_by: str | None = None,
+    ) -> int:
+        """A history entry that leaves the state as it is (an exception, a breach), after the entry
+        ``after`` = (seq, hash) that the caller read; the instance moves on to it, guarded by its
+        version. Returns the new entry's seq."""
+        version, previous = after
+        row: dict[str, Any] = {
+            "instance_id": instance_id,
+            "case_id": case_id,
+            "seq": version + 1,
+            "at": at,
+            "occurred_on": on,
+            "actor": actor,
+            "actor_role": role,
+            "recorded_by": recorded_by,
+            "trigger": trigger,
+            "from_state": state,
+            "to_state": state,
+            "inputs": json.dumps(inputs, sort_keys=True),
+            "note": note,
+        }
+        row["hash"] = entry_hash(previous, **row)
+        moved = self._exec(
+            "UPDATE workflow_instance SET version = :seq, history_hash = :hash WHERE id = :id AND version = :version",
+            {"seq": version + 1, "hash": row["hash"], "id": instance_id, "version": version},
+        ).rowcount
+        if moved != 1:
+            raise ConflictError(
+                f"case {case_id} was changed by someone else while you were working on it; nothing was saved"
+            )
+        self.insert_history(row)
+        return version + 1
+
+    def insert_history(self, row: Mapping[str, Any], *, encoded: bool = False) -> None:
+        """One history entry, as ``append_history`` or ``_entry`` made it (with its chained hash)."""
         self._exec(
-            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
-            "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, :trigger, "
-            ":state, :state, :inputs, :note)",
-            {
-                "iid": instance_id,
-                "cid": case_id,
-                "seq": seq,
-                "at": at,
-                "on": on,
-                "actor": actor,
-                "role": role,
-                "trigger": trigger,
-                "state": state,
-                "inputs": json.dumps(inputs, sort_keys=True),
-                "note": note,
-            },
+            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, recorded_by, "
+            "trigger, from_state, to_state, inputs, note, hash) VALUES (:instance_id, :case_id, :seq, :at, "
+            ":occurred_on, :actor, :actor_role, :recorded_by, :trigger, :from_state, :to_state, :inputs, :note, "
+            ":hash)",
+            row,
+            encoded=encoded,
         )
 
     def queue_message(
@@ -673,38 +709,47 @@ class Unit:
             {"error": error, "id": message_id},
         )
 
+    def _entry(
+        self,
+        instance_id: int,
+        case_id: int,
+        seq: int,
+        previous: str,
+        outcome: Outcome,
+        note: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The history entry of a step, with its hash chained to ``previous``."""
+        row: dict[str, Any] = {
+            "instance_id": instance_id,
+            "case_id": case_id,
+            "seq": seq,
+            "at": now,
+            "occurred_on": outcome.on,
+            "actor": outcome.actor.id,
+            "actor_role": outcome.actor.role,
+            "recorded_by": outcome.actor.recorded_by,
+            "trigger": outcome.trigger,
+            "from_state": outcome.from_state,
+            "to_state": outcome.to_state,
+            "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True) if outcome.inputs else "{}",
+            "note": note,
+        }
+        row["hash"] = entry_hash(previous, **row)
+        return row
+
     def _record(
         self,
         instance_id: int,
         case_id: int,
         seq: int,
         outcome: Outcome,
-        note: str | None,
+        entry: Mapping[str, Any],
         recipients: Sequence[tuple[str, Recipient]],
-        now: datetime,
     ) -> None:
         value = self._store.value
-        on, at = value(outcome.on), value(now)
-        self._exec(
-            "INSERT INTO history (instance_id, case_id, seq, at, occurred_on, actor, actor_role, trigger, "
-            "from_state, to_state, inputs, note) VALUES (:iid, :cid, :seq, :at, :on, :actor, :role, :trigger, "
-            ":from_state, :to_state, :inputs, :note)",
-            {
-                "iid": instance_id,
-                "cid": case_id,
-                "seq": seq,
-                "at": at,
-                "on": on,
-                "actor": outcome.actor.id,
-                "role": outcome.actor.role,
-                "trigger": outcome.trigger,
-                "from_state": outcome.from_state,
-                "to_state": outcome.to_state,
-                "inputs": json.dumps(to_json(outcome.inputs), sort_keys=True) if outcome.inputs else "{}",
-                "note": note,
-            },
-            encoded=True,
-        )
+        on, at = value(outcome.on), value(entry["at"])
+        self.insert_history({**entry, "at": at, "occurred_on": on}, encoded=True)
         self._many(
             "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, "
             "status, opened_by_seq, next_alert_on) VALUES (:iid, :cid, :name, :title, :starts_on, :due_on, :source, "
@@ -756,7 +801,7 @@ class Unit:
             ":cid, :iid, :seq, :template, :role, :name, :email, :address, :channel, :status, :now, 0, :reason)",
             [
                 {
-                    "key": f"{instance_id}:{seq}:{template}:{r.role}:{r.token}",
+                    "key": f"{instance_id}:{seq}:{template}:{r.role}:{r.token(self.secret)}",
                     "cid": case_id,
                     "iid": instance_id,
                     "seq": seq,
@@ -832,6 +877,7 @@ class Store:
         style = engine.dialect.paramstyle
         self._pyformat = style in ("pyformat", "format")
         self._cache: dict[str, str] = {}
+        self.secret: bytes | None = None  # the installation's secret, read by the first unit that needs it
         # The driver connections of units between two units: taken from the engine's pool once and
         # kept here, as the pool would keep them, without its checkout and checkin on every step
         # (about a tenth of a step's time). Closed with the engine (Engine.dispose).
