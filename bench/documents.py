@@ -34,6 +34,7 @@ import weasyprint  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 from weasyprint import HTML  # noqa: E402
 
+from engine.actor import Actor  # noqa: E402
 from engine.app import App  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
 from engine.config import Settings, StaffMember  # noqa: E402
@@ -63,6 +64,9 @@ GOALS = [
 HOW = ["finds it hard to", "needs help to", "is working towards being able to"]
 WHO = ["a speech and language therapist", "a trained teaching assistant", "the SENCo", "a specialist teacher",
        "an occupational therapist"]  # fmt: skip
+
+
+WORKER = Actor("cw", "caseworker")  # as the shell establishes a caseworker
 
 
 def long_plan(rng: random.Random, name: str) -> dict[str, str]:
@@ -139,7 +143,6 @@ def main() -> None:
             templates_dir=str(ROOT / "templates"),
             documents_dir=f"{tmp}/documents",
             staff=STAFF,
-            user="cw",
         )
         clock = FixedClock(date(2026, 1, 5))
         app = App(settings, clock, create=True)
@@ -149,16 +152,16 @@ def main() -> None:
                 name=f"Child {i} Example",
                 date_of_birth=date(2017, 9, 14),
                 workflow="needs_assessment",
-                actor_id="cw",
+                actor=WORKER,
                 contacts=[ContactRecord("parent", f"Parent {i}", None)],
                 caseworker="cw",
             ).case_id
-            app.plans.edit(case_id, long_plan(rng, f"Child {i}"), actor_id="cw")
+            app.plans.edit(case_id, long_plan(rng, f"Child {i}"), actor=WORKER)
             cases.append(case_id)
         one = cases[0]
 
         started = time.perf_counter()
-        record, rendered = app.documents.render(one, "draft-plan", actor_id="cw")
+        record, rendered = app.documents.render(one, "draft-plan", actor=WORKER)
         first = time.perf_counter() - started
         page_count = len(PdfReader(record.path).pages)
         page = rendered.html
@@ -175,7 +178,7 @@ def main() -> None:
             args.warm,
         )
         started = time.perf_counter()
-        again, _ = app.documents.render(one, "draft-plan", actor_id="cw")
+        again, _ = app.documents.render(one, "draft-plan", actor=WORKER)
         cached = time.perf_counter() - started
         assert again.reused
 

@@ -55,7 +55,6 @@ def settings(url: str) -> Settings:
         workflows_dir=str(ROOT / "workflows"),
         templates_dir=str(ROOT / "templates"),
         staff=STAFF,
-        user="tm",
     )
 
 

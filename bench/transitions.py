@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from engine.actor import Actor  # noqa: E402
 from engine.app import App  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
 from engine.config import Settings, StaffMember  # noqa: E402
@@ -52,6 +53,9 @@ NEEDS_ASSESSMENT = [
 ]
 
 
+WORKER = Actor("cw", "caseworker")  # as the shell establishes a caseworker
+
+
 def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
     db = workdir / f"bench-{workflow}.sqlite"
     for suffix in ("", "-wal", "-shm"):
@@ -65,7 +69,7 @@ def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
     for source in sources:
         (wf_dir / source.name).write_text(source.read_text())
     clock = FixedClock(date(2025, 1, 6))
-    settings = Settings(database_url=f"sqlite:///{db}", workflows_dir=str(wf_dir), staff=staff, user="cw")
+    settings = Settings(database_url=f"sqlite:///{db}", workflows_dir=str(wf_dir), staff=staff)
     app = App(settings, clock, background_checkpoints=True, create=True)
     # As the long-running service would: WAL checkpoints on a thread of their own, beside the steps.
     checkpointer = Checkpointer(app.engine).start()
@@ -76,7 +80,7 @@ def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
             name=f"Child {i}",
             date_of_birth=date(2015, 1, 1),
             workflow=workflow,
-            actor_id="cw",
+            actor=WORKER,
             contacts=contacts,
             caseworker="cw",
         ).case_id
@@ -90,7 +94,7 @@ def run_engine(cases: int, workflow: str, workdir: Path) -> dict[str, float]:
         clock.advance(16)  # past the family's 15 days before issue_final
         t0 = time.perf_counter()
         for case_id in ids:
-            fire(case_id, trigger, actor_id="cw", inputs=inputs)
+            fire(case_id, trigger, actor=WORKER, inputs=inputs)
         wall += time.perf_counter() - t0
     transitions = cases * len(steps)
     wal_mb = Path(f"{db}-wal").stat().st_size / 2**20

@@ -678,13 +678,15 @@ class Documents:
         """Render the queue with ``workers`` processes (every core by default on the command line); the
         claims keep any two from rendering the same document. Returns how many were rendered."""
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         if workers <= 1:
             return len(self.process())
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers) as pool:
-            job = (self.settings.model_dump(), str(self.settings.base_dir))
-            counts = pool.map(_process_worker, [job] * workers)
+        # Not a multiprocessing.Pool: its workers are daemonic, and a daemonic process may not start
+        # the child each document renders in (engine.rendering). The executor's workers are not.
+        job = (self.settings.model_dump(), str(self.settings.base_dir))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            counts = list(pool.map(_process_worker, [job] * workers))
         return sum(counts)
 
     def list(self, case_id: int, *, actor: Actor) -> list[dict[str, Any]]:

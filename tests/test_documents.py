@@ -470,3 +470,19 @@ def test_the_councils_logo_from_its_settings_heads_every_document(tmp_path: Path
     page = PdfReader(record.path).pages[0]
     assert "/XObject" in page["/Resources"]  # the logo, drawn
     app.engine.dispose()
+
+
+def test_several_processes_render_the_queue_each_document_once(tmp_path: Path) -> None:
+    """`ehcp docs process --workers N`: each worker renders its documents in a child process of its
+    own (time and memory limits), so the workers cannot be daemonic pool processes."""
+    clock = FixedClock(date(2026, 1, 5))
+    app = make(f"sqlite:///{tmp_path / 'cases.sqlite'}", tmp_path, clock)
+    for _ in range(2):
+        assessed(app, clock)
+    with app.engine.connect() as conn:
+        queued = conn.execute(text("SELECT count(*) FROM document WHERE status = 'queued'")).scalar_one()
+    assert queued >= 2
+    assert app.documents.process_in_parallel(2) == queued
+    with app.engine.connect() as conn:
+        statuses = [r[0] for r in conn.execute(text("SELECT status FROM document"))]
+    assert statuses and set(statuses) == {"ready"}
