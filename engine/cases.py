@@ -381,6 +381,41 @@ class Cases:
                         released.append(template)
         return released
 
+    def reassign(self, case_id: int, caseworker: str, reason: str, *, actor: Actor) -> str | None:
+        """Give the case to another caseworker (a team manager's or head of service's decision), on the
+        record: a history entry on the case's latest open workflow says who moved it, from whom, to
+        whom and why. Returns the previous caseworker."""
+        if actor.role not in ("team_manager", "head_of_service"):
+            raise NotAuthorised(f"only a team manager or head of service may reassign a case; you are {actor.role}")
+        member = self.directory.find(caseworker)
+        if member is None or member.role != "caseworker":
+            known = ", ".join(s.id for s in self.directory.with_role("caseworker"))
+            raise InvalidInput(f"--to: '{caseworker}' is not a caseworker in config.yaml; caseworkers: {known}")
+        reason = reason_on_record(reason, "say why the case is moving")
+        with self.store.unit() as unit:
+            before = unit.case_info(case_id).caseworker
+            if before == member.id:
+                raise InvalidInput(f"case {case_id} is already {member.id}'s")
+            unit.set_caseworker(case_id, member.id)
+            open_ = [(iid, state) for iid, _name, state, closed in unit.instances(case_id) if closed is None]
+            if open_:
+                record = unit.load(open_[-1][0])
+                unit.append_history(
+                    instance_id=record.id,
+                    case_id=case_id,
+                    after=(record.version, record.history_hash),
+                    at=self.clock.now(),
+                    on=self.clock.today(),
+                    actor=actor.id,
+                    role=actor.role,
+                    recorded_by=actor.recorded_by,
+                    trigger="reassign",
+                    state=record.state,
+                    inputs={"from": before, "to": member.id},
+                    note=reason,
+                )
+        return before
+
     def _instance_with_deadline(self, unit: Unit, case_id: int, deadline: str, workflow: str | None) -> InstanceRecord:
         instances = unit.instances(case_id)
         candidates = []

@@ -26,9 +26,9 @@ import typer
 from .actor import Actor
 from .app import App, build
 from .clock import FixedClock, SystemClock
-from .config import load_settings
+from .config import Settings, load_settings
 from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput
-from .identity import command_line_actor
+from .identity import command_line_actor, operator
 from .store import database, reading
 
 # What a command may not need is imported when it is used: `case show`, `case list` and `due` read
@@ -128,8 +128,9 @@ def _date_arg(text: str | None, option: str) -> date | None:
         raise InvalidInput(f"{option}: {exc}") from None
 
 
-def _app(on: str | None = None, option: str = "--on") -> App:
-    day = _date_arg(on, option)
+def _settings(operator_for: str | None = None) -> Settings:
+    """The configuration, warning on stderr when the file holds a secret; ``operator_for`` names
+    work on the whole installation, allowed only to the service's account or an administrator."""
     settings = load_settings(_state["config"])
     if settings.secrets_in_file:
         typer.echo(
@@ -137,6 +138,16 @@ def _app(on: str | None = None, option: str = "--on") -> App:
             "environment (EHCP_SMTP_PASSWORD, EHCP_NOTIFY_API_KEY, EHCP_DATABASE_URL); ehcp doctor checks",
             err=True,
         )
+    if operator_for is not None:
+        from .directory import Directory
+
+        operator(settings, Directory(list(settings.staff)), operator_for)
+    return settings
+
+
+def _app(on: str | None = None, option: str = "--on", operator_for: str | None = None) -> App:
+    day = _date_arg(on, option)
+    settings = _settings(operator_for)
     app_ = build(settings, FixedClock(day) if day else SystemClock())
     _state.setdefault("apps", []).append(app_)
     return app_
@@ -154,6 +165,28 @@ _ADDRESS = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+")
 def _no_addresses(text: str | None) -> str | None:
     """A relay's error without the email addresses it quotes (the output of tick goes to logs)."""
     return _ADDRESS.sub("<address>", text) if text else text
+
+
+def _not_over_the_service(settings: Settings, out: Path) -> None:
+    """An --out file is never one of the service's own: the database and its logs, the
+    configuration, or anything in the folders of documents, messages, workflows or templates."""
+    from .store.database import sqlite_file
+
+    target = out.resolve()
+    files = [settings.config_file] if settings.config_file else []
+    database_file = sqlite_file(settings.database())
+    if database_file is not None:
+        files += [Path(f"{database_file}{suffix}").resolve() for suffix in ("", "-wal", "-shm", "-journal")]
+    folders = [
+        settings.outbox_path(),
+        settings.workflows_path(),
+        settings.templates_path(),
+        Path(settings.documents_dir)
+        if Path(settings.documents_dir).is_absolute()
+        else settings.base_dir / settings.documents_dir,
+    ]
+    if target in files or any(target.is_relative_to(f.resolve()) for f in folders):
+        raise InvalidInput(f"--out: {out} is one of the service's own files or folders; choose another place")
 
 
 def _warn_broken_workflows() -> None:
@@ -493,6 +526,23 @@ def case_contact(
         typer.echo(f"case {case_id}: contact recorded ({base.role}: {base.name})")
         for template in released:
             typer.echo(f"  queued {template} (it was waiting for this contact)")
+
+    _run(go)
+
+
+@case_app.command("reassign")
+def case_reassign(
+    case_id: int,
+    to: str = typer.Option(..., "--to", help="The caseworker's staff id."),
+    reason: str = typer.Option(..., "--reason", help="Why the case moves (kept in its history)."),
+    by: str | None = ByOpt,
+) -> None:
+    """Give a case to another caseworker (a team manager or head of service); history keeps who and why."""
+
+    def go() -> None:
+        a = _app()
+        before = a.cases.reassign(case_id, to, reason, actor=_actor(a, by))
+        typer.echo(f"case {case_id}: {before or 'not allocated'} -> {to}")
 
     _run(go)
 
@@ -925,7 +975,7 @@ def db_init() -> None:
     """Create the database (a SQLite file, and its folder) at the newest schema; one that exists is upgraded."""
 
     def go() -> None:
-        settings = load_settings(_state["config"])
+        settings = _settings("creating the database")
         typer.echo(_initialised(database.initialise(settings.owner_database(), settings.database())))
 
     _run(go)
@@ -953,7 +1003,7 @@ def db_upgrade() -> None:
     """Bring the database schema to the newest migration."""
 
     def go() -> None:
-        settings = load_settings(_state["config"])
+        settings = _settings("upgrading the database")
         done = database.upgrade(settings.owner_database(), settings.database())
         was = f" (was {done.before or 'empty'})" if done.before != done.after else " (already)"
         typer.echo(f"schema at {done.after}{was}{_granted(done)}")
@@ -971,7 +1021,7 @@ def db_downgrade(
     """Take the schema back to an earlier migration; refused while the database holds a council's data."""
 
     def go() -> None:
-        engine, _ = database.reach(load_settings(_state["config"]).owner_database())
+        engine, _ = database.reach(_settings("downgrading the database").owner_database())
         try:
             database.downgrade(engine, revision, allow_data_loss=allow_data_loss)
         finally:
@@ -990,7 +1040,9 @@ def backup_command(
     from .store.backup import backup
 
     def go() -> None:
-        written = backup(load_settings(_state["config"]).database(), out, force=force)
+        settings = _settings("a backup (a copy of every child's record)")
+        _not_over_the_service(settings, out)
+        written = backup(settings.database(), out, force=force)
         typer.echo(f"backed up to {written} ({written.stat().st_size:,} bytes)")
 
     _run(go)
@@ -1007,7 +1059,7 @@ def restore_command(
     def go() -> None:
         if not yes:
             raise InvalidInput("restoring replaces every case in the database with the backup's: add --yes")
-        settings = load_settings(_state["config"])
+        settings = _settings("restoring the database")
         restore(settings.owner_database(), source)
         engine, _ = database.reach(settings.owner_database())
         try:
@@ -1015,6 +1067,82 @@ def restore_command(
         finally:
             engine.dispose()
         typer.echo(f"restored from {source}")
+
+    _run(go)
+
+
+staff_app = typer.Typer(help="Staff accounts for the web application's own sign-in (password and TOTP).")
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("password")
+def staff_password(staff_id: str = typer.Argument(..., help="A staff id from config.yaml.")) -> None:
+    """Set a member of staff's password (asked twice, never echoed) and a new authenticator secret."""
+    from .web.accounts import Accounts
+
+    def go() -> None:
+        a = _app()
+        who = _actor(a)
+        if who.role != "administrator" and who.id != staff_id:
+            raise InvalidInput("only an administrator sets another member of staff's password")
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        accounts = Accounts(a.engine, a.directory, a.clock, a.settings.web)
+        secret = accounts.set_password(staff_id, password)
+        typer.echo(f"password set for {staff_id}; add this to their authenticator app:")
+        typer.echo(accounts.provisioning_uri(staff_id, secret, a.settings.council.name))
+
+    _run(go)
+
+
+@staff_app.command("code")
+def staff_code(staff_id: str = typer.Argument(..., help="A demo account's staff id.")) -> None:
+    """The current sign-in code of a demo account (made by 'ehcp demo'); no other account's."""
+    from .web.accounts import Accounts
+
+    def go() -> None:
+        a = _app()
+        typer.echo(Accounts(a.engine, a.directory, a.clock, a.settings.web).demo_code(staff_id))
+
+    _run(go)
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Default: web.host in config.yaml (127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Default: web.port in config.yaml (8080)."),
+    threads: int = typer.Option(8, "--threads", min=1, help="Requests served at once."),
+    scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Also run the sweep (one per database)."),
+) -> None:
+    """Serve the staff web application (waitress), with the sweep-and-send scheduler beside it."""
+    import logging
+
+    from waitress import serve as waitress_serve  # type: ignore[import-untyped]
+
+    from .scheduler import SchedulerLock, scheduler_for
+    from .web.views import create_app
+
+    def go() -> None:
+        a = _app(operator_for="serving the web application and its scheduler")
+        a.background_checkpoints = True
+        flask = create_app(a.settings, a.clock, engine_app=a)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for noisy in ("fontTools", "weasyprint"):  # a line per font table: not what an operator reads
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        running = None
+        if scheduler:
+            lock = SchedulerLock(a)
+            if lock.acquire():
+                running = scheduler_for(a, background=True)
+                running.start()
+            else:
+                typer.echo("another process runs the scheduler for this database: this one only serves", err=True)
+        where_host, where_port = host or a.settings.web.host, port or a.settings.web.port
+        typer.echo(f"serving {a.settings.council.name}'s SEND casework at http://{where_host}:{where_port}/", err=True)
+        try:
+            waitress_serve(flask, host=where_host, port=where_port, threads=threads, ident="ehcp")
+        finally:
+            if running is not None:
+                running.shutdown(wait=False)
 
     _run(go)
 
@@ -1069,6 +1197,7 @@ def audit_seal(
     def go() -> None:
         a = _app()
         _actor(a)
+        _not_over_the_service(a.settings, out)
         if out.exists() and not force:
             raise InvalidInput(f"--out: {out} exists; choose another name, or add --force to write over it")
         count = write_seal(a.engine, out, a.clock.now())
@@ -1082,7 +1211,7 @@ def db_status() -> None:
     """The schema version of the database and of the code."""
 
     def go() -> None:
-        engine, current = database.reach(load_settings(_state["config"]).database())
+        engine, current = database.reach(_settings().database())
         engine.dispose()
         typer.echo(f"database {current or 'empty'}; code {database.head_revision()}")
 
@@ -1101,7 +1230,7 @@ def demo(
     from .demo import seed_caseload
 
     def go() -> None:
-        settings = load_settings(_state["config"])
+        settings = _settings("the demo caseload")
         today = _date_arg(as_of, "--as-of") or SystemClock().today()
         # as 'ehcp db init': the demo makes its database
         made = database.initialise(settings.owner_database(), settings.database())
@@ -1128,7 +1257,7 @@ def demo(
         from .progress import Progress
         from .scheduler import run_once
 
-        settings = load_settings(_state["config"])
+        settings = _settings()
         today = _date_arg(as_of, "--as-of") or SystemClock().today()
         if settings.notifications.transport != "folder":
             typer.echo(f"\nTo send the reminders and escalations due: ehcp tick --as-of {today.isoformat()}")
@@ -1153,6 +1282,24 @@ def demo(
 
     _run(send)
 
+    def sign_ins() -> None:
+        from .web.accounts import Accounts
+
+        settings = _settings()
+        a = build(settings, SystemClock())
+        accounts = Accounts(a.engine, a.directory, a.clock, settings.web)
+        typer.echo(
+            f"\nThe web application (ehcp serve): http://{settings.web.host}:{settings.web.port}/ "
+            "Demo sign-ins (the code: ehcp staff code STAFF_ID, or the secret in an authenticator app):"
+        )
+        for member in settings.staff:
+            password = f"{member.id}-sign-in"
+            if not accounts.exists(member.id):
+                accounts.set_password(member.id, password, demo=True)
+            typer.echo(f"  {member.id:13} {member.role:16} password {password}")
+
+    _run(sign_ins)
+
 
 # -- reminders, escalations and sending -------------------------------------------------------
 
@@ -1170,7 +1317,10 @@ def tick(
     from .scheduler import run_once
 
     def go() -> None:
-        a = _app(as_of, "--as-of")  # the service's own work (as the scheduler's): no one's step
+        # The service's own work, as the scheduler's: its account's or an administrator's, never ahead of today.
+        a = _app(as_of, "--as-of", operator_for="the sweep")
+        if a.clock.today() > SystemClock().today():
+            raise InvalidInput("--as-of: the sweep never runs ahead of today (it would record breaches not yet due)")
         ticked = run_once(a, send=not no_send, progress=Progress())
         swept, sent = ticked.swept, ticked.sent
         if as_json:
@@ -1182,7 +1332,9 @@ def tick(
                     "deadlines_examined": swept.examined,
                     "breaches": [{**b, "breached_on": b["breached_on"].isoformat()} for b in swept.breaches],
                     # No names, addresses or subjects: this output goes to the service's logs.
-                    "queued": [{k: v for k, v in m.__dict__.items() if k != "to"} for m in swept.messages],
+                    "queued": [
+                        {k: v for k, v in m.__dict__.items() if k not in ("to", "reason")} for m in swept.messages
+                    ],
                     "problems": swept.problems,
                     "sent": [
                         {"id": x.id, "key": x.key, "status": x.status, "error": _no_addresses(x.error)}
@@ -1204,7 +1356,8 @@ def tick(
         for b in swept.breaches:
             typer.echo(f"  breach   case {b['case']}: {b['deadline']} (due {b['due']})")
         for m in swept.messages:
-            extra = f" ({m.reason})" if m.reason else ""
+            # A reason can name a contact: 'ehcp outbox --case N' shows it to staff.
+            extra = " (ehcp outbox says why)" if m.reason else ""
             whose = f" for case {m.case_id}" if m.case_id is not None else ""
             typer.echo(f"  {m.status:8} {m.kind:10} {m.template}{whose}{extra}")
         for p in swept.problems:
@@ -1293,7 +1446,7 @@ def scheduler_run(
     from .scheduler import run_forever
 
     def go() -> None:
-        a = _app()
+        a = _app(operator_for="the scheduler")
         run_forever(a, interval)
 
     _run(go)
@@ -1452,6 +1605,8 @@ def docs_render(
 
     def go() -> None:
         a = _app()
+        if out is not None:
+            _not_over_the_service(a.settings, out)
         if out is not None and out.exists() and not force:
             raise InvalidInput(f"--out: {out} exists; choose another name, or add --force to write over it")
         record, _ = a.documents.render(

@@ -27,6 +27,12 @@ class StaffMember(BaseModel):
     role: str
     manager: str | None = None  # a caseworker's team manager (staff id): escalations for their cases go there
     digest: bool = False  # one daily digest of due and overdue deadlines instead of single reminders
+    # The team whose cases a caseworker sees beside their own (the web application); by default a
+    # caseworker's team is their manager's id, and a manager's their own.
+    team: str | None = None
+
+    def team_name(self) -> str:
+        return self.team or (self.manager if self.role == "caseworker" and self.manager else self.id)
 
     @field_validator("role")
     @classmethod
@@ -122,6 +128,21 @@ class CaseworkSettings(BaseModel):
     team_inbox: str | None = None
 
 
+class WebSettings(BaseModel):
+    """The staff web application (``ehcp serve``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The council's colour and font, built into the stylesheet by scripts/build-assets.sh.
+    brand_colour: str = Field(default="#4c2c92", pattern=r"^#[0-9a-fA-F]{6}$")
+    font: str = Field(default='system-ui, "Segoe UI", Roboto, Helvetica, Arial, sans-serif', max_length=200)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    idle_minutes: int = Field(default=30, ge=1, le=480)  # signed out after this long without a request
+    lockout_after: int = Field(default=5, ge=1, le=50)  # failed sign-ins in a row before a lock-out
+    lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    secure_cookies: bool = True  # browsers keep Secure cookies on http://localhost too
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     casework: CaseworkSettings = Field(default_factory=CaseworkSettings)
@@ -141,6 +162,7 @@ class Settings(BaseModel):
     staff: list[StaffMember] = Field(default_factory=list)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     templates_dir: str = "templates"
     documents_dir: str = "data/documents"  # rendered PDFs, named by the SHA-256 of their bytes
     # Each document is rendered in a child process with these limits; one that fails twice is failed.
@@ -149,6 +171,8 @@ class Settings(BaseModel):
     base_dir: Path = Field(default=Path("."), exclude=True)
     # Secrets the file itself holds (not the environment): every command warns about them.
     secrets_in_file: tuple[str, ...] = Field(default=(), exclude=True)
+    # The file these settings were read from (engine.identity checks who owns it).
+    config_file: Path | None = Field(default=None, exclude=True)
 
     def workflows_path(self) -> Path:
         path = Path(self.workflows_dir)
@@ -266,6 +290,7 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
             "to staff ids under accounts: (docs/security.md)"
         )
     data["base_dir"] = chosen.resolve().parent if chosen.exists() else Path.cwd()
+    data["config_file"] = chosen.resolve() if chosen.exists() else None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -39,7 +39,7 @@ from .store.chain import entry_hash
 from .store.repository import Store, Unit, as_date
 
 CORRECT = "correct"
-NOT_STEPS = ("start", CORRECT, "deadline_breached")  # entries that are not a person's steps
+NOT_STEPS = ("start", CORRECT, "deadline_breached", "reassign")  # not steps of the workflow (reassign again to undo)
 GONE = ("sent", "sending", "failed")
 
 
@@ -116,11 +116,18 @@ class Corrections:
             touched = [(iid, e) for iid, entries, _ in plan for e in entries]
             gone = self._gone(unit, touched)
             recorded_before = [e for _, e in touched if london_date(e.at) < today]
-            if (gone or recorded_before) and actor.role != "team_manager":
-                why = "its messages have gone out" if gone else "it was recorded before today"
+            # A caseworker does not undo a decision a manager took (conceding an appeal, say).
+            senior = [e for _, e in touched if e.role in ("team_manager", "head_of_service")]
+            if (gone or recorded_before or senior) and actor.role != "team_manager":
+                why = (
+                    "its messages have gone out"
+                    if gone
+                    else f"{senior[0].actor} ({senior[0].role.replace('_', ' ')}) took it"
+                    if senior
+                    else "it was recorded before today"
+                )
                 raise NotAuthorised(
-                    f"only a team manager may correct this step: {why}; ask your team manager "
-                    f"(ehcp case correct {case_id} --by MANAGER)"
+                    f"only a team manager may correct this step: {why}; ask your team manager to correct it"
                 )
             result = Corrected(case_id, instance_id, 0)
             for iid, entries, close in plan:

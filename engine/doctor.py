@@ -111,6 +111,7 @@ def check(settings: Settings, config_file: Path | None) -> list[Finding]:
     found += _identity(settings, config_file)
     if url.startswith("postgresql"):
         found += _database_rights(url)
+    found += _guards(url)
     return sorted(found, key=lambda f: f.severity != "problem")
 
 
@@ -149,9 +150,10 @@ def _database_rights(url: str) -> list[Finding]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            superuser, owner, me = conn.execute(
+            superuser, owner, me, member = conn.execute(
                 text(
-                    "SELECT r.rolsuper, t.tableowner, current_user FROM pg_roles r "
+                    "SELECT r.rolsuper, t.tableowner, current_user, "
+                    "t.tableowner IS NOT NULL AND pg_has_role(current_user, t.tableowner, 'MEMBER') FROM pg_roles r "
                     "LEFT JOIN pg_tables t ON t.tablename = 'history' AND t.schemaname = current_schema() "
                     "WHERE r.rolname = current_user"
                 )
@@ -160,8 +162,14 @@ def _database_rights(url: str) -> list[Finding]:
         return [Finding("warning", "database_url", f"could not check the login's rights ({type(exc).__name__})")]
     finally:
         engine.dispose()
-    if superuser or owner == me:
-        why = "is a superuser" if superuser else "owns the tables"
+    if superuser or owner == me or member:
+        why = (
+            "is a superuser"
+            if superuser
+            else "owns the tables"
+            if owner == me
+            else f"may act as {owner}, who owns the tables"
+        )
         return [
             Finding(
                 "problem",
@@ -172,3 +180,32 @@ def _database_rights(url: str) -> list[Finding]:
             )
         ]
     return []
+
+
+def _guards(url: str) -> list[Finding]:
+    """The triggers that keep history, plan edits, issued plans and the audit log append-only: a
+    database restored from an altered copy, or changed by its owner, may lack them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .store.database import connect, missing_guards, sqlite_file
+
+    file = sqlite_file(url)
+    if file is not None and not file.exists():
+        return []
+    engine = connect(url)
+    try:
+        missing = missing_guards(engine)
+    except SQLAlchemyError as exc:
+        return [Finding("warning", "database_url", f"could not check the database's guards ({type(exc).__name__})")]
+    finally:
+        engine.dispose()
+    if not missing:
+        return []
+    return [
+        Finding(
+            "problem",
+            "database",
+            f"the guards that keep the record append-only are missing or disabled: {', '.join(missing)}; "
+            "restore an earlier backup, or ask for the database to be checked",
+        )
+    ]

@@ -509,11 +509,13 @@ class Documents:
     def _store_file(self, data: bytes) -> tuple[str, Path]:
         digest = hashlib.sha256(data).hexdigest()
         folder = self.folder()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = folder / f"{digest}.pdf"
         if not _intact(path, digest):  # not there, or damaged: written (again) whole
             tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
+            # 0600 whatever the process's umask (the command line sets one; a web worker may not).
+            with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb") as handle:
+                handle.write(data)
             os.replace(tmp, path)
         return digest, path
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Mapping
+from pathlib import Path
 
 from .actor import Actor
 from .config import Settings
@@ -43,6 +44,7 @@ def command_line_actor(
 ) -> Actor:
     """The member of staff the command acts for, proven by the account running it."""
     env = os.environ if environ is None else environ
+    trusted_configuration(settings, uid)
     if env.get("EHCP_USER"):
         raise NotAuthorised(
             "EHCP_USER does not choose who acts: the command acts for your operating-system account, "
@@ -56,3 +58,68 @@ def command_line_actor(
         )
     proven = directory.actor(staff_id)
     return directory.on_behalf(proven, by) if by else proven
+
+
+def trusted_configuration(settings: Settings, uid: int | None = None) -> None:
+    """The configuration file says who is who, and with what role: it must be the running account's
+    own (or root's) and writable by it alone, so that no one can name a file of their own
+    (``--config``, ``EHCP_CONFIG``) to the service's account and act as someone else.
+
+    Raises:
+        NotAuthorised: the file belongs to another account, or others may change it.
+    """
+    file = settings.config_file
+    if file is None or not file.exists():
+        return
+    info = file.stat()
+    real = os.getuid() if uid is None else uid
+    if info.st_uid not in (0, real) or info.st_mode & 0o022:
+        raise NotAuthorised(
+            f"{file}: the configuration says who may do what, so it must belong to the account running the "
+            f"command (or root) and be writable by it alone (it is mode {info.st_mode & 0o777:o}, owner uid "
+            f"{info.st_uid})"
+        )
+
+
+def _owner_of_data(settings: Settings) -> int | None:
+    """The owner of a SQLite database (or, before it is made, of the nearest folder it will be in)."""
+    from .store.database import sqlite_file
+
+    file = sqlite_file(settings.database())
+    if file is None:
+        return None
+    path: Path = file
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.stat().st_uid
+
+
+def operator(
+    settings: Settings,
+    directory: Directory,
+    what: str,
+    environ: Mapping[str, str] | None = None,
+    uid: int | None = None,
+) -> str:
+    """Who may do ``what`` to the whole installation (the sweep, backups and restores, the schema):
+    the service's own account (``service_account``, root, or the account owning the SQLite file)
+    running the command itself, or a member of staff with the administrator role. Returns who, for
+    the record.
+
+    Raises:
+        NotAuthorised: anyone else, named with their role.
+    """
+    env = os.environ if environ is None else environ
+    trusted_configuration(settings, uid)
+    real = os.getuid() if uid is None else uid
+    account = pwd.getpwuid(real).pw_name
+    through_sudo = bool(env.get("SUDO_USER")) and (real == 0 or account == settings.service_account)
+    if not through_sudo and (real == 0 or account == settings.service_account or _owner_of_data(settings) == real):
+        return account
+    actor = command_line_actor(settings, directory, environ=env, uid=uid)
+    if actor.role == "administrator" and actor.recorded_by is None:
+        return actor.id
+    raise NotAuthorised(
+        f"{what} is for the service's own account or an administrator; you are {actor.id} "
+        f"({actor.role.replace('_', ' ')})"
+    )

@@ -110,3 +110,45 @@ def run_forever(app: App, interval_minutes: float | None = None) -> None:
         pass
     finally:
         checkpointer.stop()
+
+
+class SchedulerLock:
+    """One scheduler per database, however many processes serve it: the first to take this lock runs
+    the sweep; the others only serve. SQLite: an exclusive lock on a file beside the database;
+    PostgreSQL: a session advisory lock on a connection held open for the process's life."""
+
+    KEY = 0x45484350  # "EHCP"
+
+    def __init__(self, app: App):
+        self.app = app
+        self._held: Any = None
+
+    def acquire(self) -> bool:
+        from .store.database import sqlite_file
+
+        file = sqlite_file(self.app.settings.database())
+        if file is not None:
+            import fcntl
+
+            handle = open(f"{file}.scheduler-lock", "a+")  # noqa: SIM115 - held until the process ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._held = handle
+            return True
+        from sqlalchemy import text
+
+        conn = self.app.engine.connect()
+        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY}).scalar_one():
+            conn.commit()
+            self._held = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None

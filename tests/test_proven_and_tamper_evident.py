@@ -8,7 +8,7 @@ import getpass
 import hashlib
 import json
 import pwd
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,9 @@ from engine.clock import FixedClock
 from engine.config import Settings, StaffMember, load_settings
 from engine.directory import Directory
 from engine.documents import read_stored
-from engine.errors import ConfigError, DamagedFile, NotAuthorised
+from engine.errors import ConfigError, DamagedFile, InvalidInput, NotAuthorised
 from engine.identity import command_line_actor, os_account
-from engine.store import database
+from engine.store import database, queries
 from engine.store.chain import FIELDS, GENESIS, entry_hash
 from engine.store.repository import ContactRecord, Recipient
 
@@ -291,6 +291,13 @@ def test_on_postgresql_the_service_login_cannot_change_history_or_disable_its_gu
     as_service.dispose()
     doctor = runner.invoke(cli_app, ["--config", str(config), "doctor"])
     assert "owns the tables" not in doctor.stdout and "superuser" not in doctor.stdout
+    # A service login that may act as the owner could still disable the guards: reported too.
+    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"GRANT {owner} TO {service}"))
+    admin.dispose()
+    doctor = runner.invoke(cli_app, ["--config", str(config), "doctor"])
+    assert f"the service's login {service} may act as {owner}, who owns the tables" in doctor.stdout
     # The same service run as the owner's login is reported.
     data["database_url"] = data["database_owner_url"]
     config.write_text(yaml.safe_dump(data))
@@ -343,3 +350,119 @@ def test_tick_output_names_no_child_and_no_address_and_secrets_in_the_file_are_w
     assert result.exit_code == 0
     assert "warning: the configuration file holds notifications.smtp.password" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
+
+
+# -- found by attacking the change -------------------------------------------------------------------
+
+
+def test_a_configuration_someone_else_could_write_is_not_believed(tmp_path: Path) -> None:
+    cli = Cli(walk_config(tmp_path))
+    cli.config.chmod(0o664)  # the group could map itself to a manager
+    assert "must belong to the account running the command" in cli("case", "list", ok=False)
+    cli.config.chmod(0o644)
+    nobody = pwd.getpwnam("nobody")
+    import os
+
+    os.chown(cli.config, nobody.pw_uid, nobody.pw_gid)  # a file of another account's, named with --config
+    assert "must belong to the account running the command" in cli("case", "list", ok=False)
+
+
+def test_work_on_the_whole_installation_is_for_its_own_account_or_an_administrator(tmp_path: Path) -> None:
+    from engine.identity import operator
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    config = walk_config(tmp_path)  # owned by root, as is the database
+    data = yaml.safe_load(config.read_text())
+    data["accounts"] = {"nobody": "casey.demo"}
+    config.write_text(yaml.safe_dump(data))
+    settings = load_settings(config)
+    directory = Directory(list(settings.staff))
+    assert operator(settings, directory, "the sweep", environ={}, uid=0) == "root"
+    with pytest.raises(NotAuthorised, match="the sweep is for the service's own account or an administrator; you are "
+                       "casey.demo \\(caseworker\\)"):  # fmt: skip
+        operator(settings, directory, "the sweep", environ={}, uid=nobody)
+    data["accounts"] = {"nobody": "alex.demo"}
+    config.write_text(yaml.safe_dump(data))
+    assert operator(load_settings(config), directory, "a backup", environ={}, uid=nobody) == "alex.demo"
+    # Through sudo, the person sudo names answers for it, not the service's account.
+    data["accounts"] = {"casey": "casey.demo"}
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(NotAuthorised, match="you are casey.demo"):
+        operator(load_settings(config), directory, "a restore", environ={"SUDO_USER": "casey"}, uid=0)
+    # The sweep never runs ahead of today: it would record breaches that have not happened.
+    err = Cli(config)("tick", "--as-of", (date.today() + timedelta(days=30)).isoformat(), ok=False)
+    assert "the sweep never runs ahead of today" in err
+
+
+def test_out_never_names_the_services_own_files(tmp_path: Path) -> None:
+    cli = Cli(walk_config(tmp_path))
+    database = load_settings(cli.config).database().removeprefix("sqlite:///")
+    for command in (("audit", "seal"), ("backup",)):
+        err = cli(*command, "--out", database, "--force", ok=False)
+        assert "is one of the service's own files or folders" in err
+    assert Path(database).read_bytes()[:15] == b"SQLite format 3"
+
+
+def test_a_backup_altered_to_drop_its_guards_is_not_restored_and_doctor_notices_missing_ones(tmp_path: Path) -> None:
+    import sqlite3
+
+    cli = Cli(walk_config(tmp_path))
+    open_case(cli, "2025-01-06", "request_received_on=2025-01-06", "requested_by=parent")
+    backup = tmp_path / "cases.bak"
+    cli("backup", "--out", str(backup))
+    with sqlite3.connect(backup) as altered:
+        altered.execute("DROP TRIGGER history_no_update")
+    err = cli("restore", str(backup), "--yes", ok=False)
+    assert "lacks the guards that keep the record append-only (history_no_update)" in err
+    database = load_settings(cli.config).database().removeprefix("sqlite:///")
+    with sqlite3.connect(database) as live:
+        live.execute("DROP TRIGGER plan_edit_no_delete")
+    result = CliRunner().invoke(cli_app, ["--config", str(cli.config), "doctor"])
+    assert "append-only are missing or disabled: plan_edit_no_delete" in result.stdout
+
+
+def test_a_seal_covers_plans_sent_or_issued(tmp_path: Path) -> None:
+    clock = FixedClock(date(2025, 1, 6))
+    app = documents_app(tmp_path, clock)
+    case_id = _busy_case(app, clock)
+    app.plans.record_issued(case_id, {"A": "Views", "F": "Speech therapy weekly"}, date(2024, 12, 1), actor=CW)
+    seal = tmp_path / "seal.json"
+    write_seal(app.engine, seal, clock.now())
+    assert verify(app.engine, read_seal(seal)).intact
+    with app.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER plan_issued_no_update"))
+        conn.execute(text("UPDATE plan_version SET sections = '{}' WHERE case_id = :c"), {"c": case_id})
+    breaks = verify(app.engine, read_seal(seal)).breaks
+    assert breaks == [f"case {case_id}, plan version 1: its text has changed since the seal"]
+
+
+def test_a_caseworker_does_not_undo_a_managers_decision(tmp_path: Path) -> None:
+    clock = FixedClock(date(2025, 1, 6))
+    app = documents_app(tmp_path, clock)
+    case_id = _busy_case(app, clock)
+    clock.set(date(2025, 7, 1))
+    app.cases.fire(case_id, "decide_not_to_issue", actor=TM, inputs={"reasons": "Needs met by the school"})
+    with pytest.raises(NotAuthorised, match="tm \\(team manager\\) took it; ask your team manager"):
+        app.corrections.correct(case_id, reason="Wrong", actor=CW)
+    assert app.corrections.correct(case_id, reason="Panel had not met", actor=TM).seq
+
+
+def test_a_manager_reassigns_a_case_on_the_record_and_a_correction_passes_over_it(tmp_path: Path) -> None:
+    clock = FixedClock(date(2025, 1, 6))
+    app = documents_app(tmp_path, clock)
+    case_id = _busy_case(app, clock)
+    with pytest.raises(NotAuthorised, match="only a team manager or head of service may reassign"):
+        app.cases.reassign(case_id, "cw2", "On leave", actor=CW)
+    with pytest.raises(InvalidInput, match="'tm' is not a caseworker"):
+        app.cases.reassign(case_id, "tm", "On leave", actor=TM)
+    assert app.cases.reassign(case_id, "cw2", "Casey is on leave", actor=TM) == "cw"
+    view = queries.case_view(app.engine, case_id)
+    assert view["caseworker"] == "cw2"
+    moved = [h for h in view["history"] if h["trigger"] == "reassign"]
+    assert [(h["by"], h["inputs"], h["note"]) for h in moved] == [
+        ("tm", {"from": "cw", "to": "cw2"}, "Casey is on leave")
+    ]
+    assert verify(app.engine).intact
+    # The last step that a correction reverses is the last workflow step, not the reassignment.
+    corrected = app.corrections.correct(case_id, reason="Exception recorded in error", actor=TM)
+    assert [step for r in corrected.reversals for _, step, _ in r.reversed] == ["record_exception"]

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import DatabaseError, InvalidInput
-from .database import parse, sqlite_file
+from .database import connect, missing_guards, missing_guards_in, parse, sqlite_file
 
 
 def backup(url: str, out: Path, *, force: bool = False) -> Path:
@@ -23,6 +23,9 @@ def backup(url: str, out: Path, *, force: bool = False) -> Path:
     if out.exists() and not force:
         raise InvalidInput(f"--out: {out} exists; choose another name, or add --force to write over it")
     out.parent.mkdir(parents=True, exist_ok=True)
+    # A new file, ours and 0600 from its first byte: never one someone else made (and may read).
+    out.unlink(missing_ok=True)
+    os.close(os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     file = sqlite_file(url)
     if file is not None:
         if not file.exists():
@@ -43,14 +46,32 @@ def restore(url: str, source: Path) -> None:
         try:
             check = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
             check.execute("SELECT version_num FROM alembic_version").fetchone()
+            names = {r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
             check.close()
         except sqlite3.DatabaseError:
             raise InvalidInput(f"{source}: not a backup of this service's database") from None
+        missing = missing_guards_in(names, "sqlite")
+        if missing:
+            raise InvalidInput(
+                f"{source}: its database lacks the guards that keep the record append-only ({', '.join(missing)}): "
+                "it has been altered since 'ehcp backup' wrote it; nothing was restored"
+            )
         file.parent.mkdir(parents=True, exist_ok=True)
         _sqlite_copy(source, file)
         file.chmod(0o600)
     else:
         _postgres("pg_restore", url, ["--clean", "--if-exists", "--no-owner", str(source)])
+        engine = connect(url)
+        try:
+            missing = missing_guards(engine)
+        finally:
+            engine.dispose()
+        if missing:
+            raise DatabaseError(
+                url,
+                f"restored, but the backup lacked the guards that keep the record append-only ({', '.join(missing)}): "
+                "it was altered after 'ehcp backup' wrote it; restore an earlier backup",
+            )
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:

@@ -228,7 +228,18 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-KEPT_DATA = ("ehc_case", "history", "plan_version", "plan_edit", "document", "outbox", "workflow_definition", "contact")
+KEPT_DATA = (
+    "ehc_case",
+    "history",
+    "plan_version",
+    "plan_edit",
+    "document",
+    "outbox",
+    "workflow_definition",
+    "contact",
+    "staff_account",
+    "audit_event",
+)
 
 
 def downgrade(engine: Engine, revision: str, *, allow_data_loss: bool = False) -> None:
@@ -441,7 +452,7 @@ def upgrade(url: str, service_url: str | None = None) -> Initialised:
 
 
 # Tables the service may only add rows to: the legal record, and what was decided from it.
-APPEND_ONLY = ("history", "plan_edit", "workflow_definition")
+APPEND_ONLY = ("history", "plan_edit", "workflow_definition", "audit_event")
 # Tables only migrations write.
 OWNER_ONLY = ("alembic_version", "installation")
 
@@ -470,3 +481,40 @@ def grant_rows(owner: Engine, service_url: str | None) -> str | None:
         ):
             conn.execute(text(statement))
     return role
+
+
+# The triggers that keep the record append-only (migrations 0001, 0004, 0008, 0011 make them).
+GUARDS = {
+    "sqlite": (
+        "history_no_update",
+        "history_no_delete",
+        "history_no_replace",
+        "plan_edit_no_update",
+        "plan_edit_no_delete",
+        "plan_edit_no_replace",
+        "plan_issued_no_update",
+        "plan_issued_no_delete",
+        "plan_issued_no_replace",
+        "audit_no_update",
+        "audit_no_delete",
+        "audit_no_replace",
+    ),
+    "postgresql": ("history_append_only", "plan_edit_append_only", "plan_issued_is_final", "audit_append_only"),
+}
+
+
+def missing_guards_in(names: set[str], dialect: str) -> list[str]:
+    return [g for g in GUARDS.get(dialect, ()) if g not in names]
+
+
+def missing_guards(engine: Engine) -> list[str]:
+    """The append-only triggers a database lacks (or, on PostgreSQL, has disabled)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D'"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        names = {r[0] for r in conn.execute(text(sql))}
+    return missing_guards_in(names, engine.dialect.name)

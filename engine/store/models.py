@@ -255,3 +255,33 @@ class PlanEdit(SQLModel, table=True):
     at: datetime = Field(sa_column=_moment())
     before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class StaffAccount(SQLModel, table=True):
+    """A member of staff's local sign-in for the web application (councils without single sign-on,
+    and the demo): an argon2 hash of the password, a TOTP secret, and lock-out after failures."""
+
+    __tablename__ = "staff_account"
+    staff_id: str = Field(primary_key=True, max_length=100)
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    totp_secret: str = Field(max_length=64)
+    demo: bool = False  # made by 'ehcp demo': its current code may be printed ('ehcp staff code')
+    failed: int = 0  # failed sign-ins in a row
+    locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_code_step: int = 0  # the TOTP time step last used: a code works once
+    changed_at: datetime = Field(sa_column=_moment())
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: every sign-in, view of a case and change in the web application, who, what, when
+    and from where (the database refuses updates and deletes)."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_moment())
+    actor: str = Field(max_length=100, index=True)
+    role: str = Field(max_length=40)
+    action: str = Field(max_length=40)
+    case_id: int | None = Field(default=None, index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    address: str | None = Field(default=None, max_length=64)

@@ -225,6 +225,9 @@ class Unit:
             raise NotFound(f"no case {case_id}")
         return [(r[0], r[1], r[2], as_date(r[3]) if r[3] is not None else None) for r in rows]
 
+    def set_caseworker(self, case_id: int, caseworker: str) -> None:
+        self._exec("UPDATE ehc_case SET caseworker = :w WHERE id = :id", {"w": caseworker, "id": case_id})
+
     def open_children(self, instance_id: int, workflow: str) -> list[int]:
         """The open instances of ``workflow`` that this instance started."""
         rows = self._exec(

@@ -1,0 +1,618 @@
+"""The staff web application: server-rendered GOV.UK Design System pages over the service layer.
+
+The web adds no second way of changing a case: every change is a call to ``engine.cases`` with the
+Actor the sign-in proved. Every request is checked in ``_guard`` (signed in, not idle, the session's
+person still on the staff list) and every case in ``_case`` (``access.may_see``: a case the person
+may not see is a 404). Every view of a case and every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date, timedelta
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, CSRFProtect  # type: ignore[import-untyped]
+from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
+from sqlalchemy import text
+from werkzeug.wrappers import Response
+
+from ..actor import Actor
+from ..app import App
+from ..clock import Clock, SystemClock
+from ..config import Settings
+from ..definition.model import InputSpec, InputType
+from ..errors import ConflictError, EhcpError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
+from ..messages import long_date
+from ..store import reading
+from .access import may_change, may_see
+from .accounts import Accounts
+
+bp = Blueprint("staff", __name__)
+
+ROLE_WORDS = {
+    "caseworker": "Caseworker",
+    "team_manager": "Team manager",
+    "head_of_service": "Head of service",
+    "administrator": "Administrator",
+    "auditor": "Auditor",
+}
+
+
+def create_app(settings: Settings, clock: Clock | None = None, engine_app: App | None = None) -> Flask:
+    """The web application on the configured database (made by 'ehcp db init' beforehand)."""
+    core = engine_app or App(settings, clock or SystemClock())
+    flask = Flask(__name__, static_folder="static", static_url_path="/static")
+    flask.jinja_loader = ChoiceLoader(
+        [
+            PackageLoader("engine.web", "templates"),
+            PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+        ]
+    )
+    flask.jinja_env.trim_blocks = True
+    flask.jinja_env.lstrip_blocks = True
+    with core.store.unit() as unit:
+        secret = unit.secret
+    web = settings.web
+    flask.config.update(
+        # Signed with a key derived from the installation's secret: every worker agrees, none is configured.
+        SECRET_KEY=hmac.new(secret, b"ehcp web session", hashlib.sha256).hexdigest(),
+        SESSION_COOKIE_NAME="ehcp_session",
+        SESSION_COOKIE_SECURE=web.secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=web.idle_minutes),
+        WTF_CSRF_TIME_LIMIT=None,  # tied to the session, which idles out
+        MAX_CONTENT_LENGTH=1_000_000,
+    )
+    flask.extensions["ehcp"] = core
+    flask.extensions["ehcp_accounts"] = Accounts(core.engine, core.directory, core.clock, web)
+    CSRFProtect(flask)
+    flask.register_blueprint(bp)
+    flask.after_request(_headers)
+    for code in (403, 404, 405):
+        flask.register_error_handler(code, _error_page)
+    flask.register_error_handler(CSRFError, _csrf_error)
+    flask.jinja_env.filters["first_upper"] = lambda text: str(text)[:1].upper() + str(text)[1:]
+    flask.jinja_env.globals.update(council=settings.council.name, role_words=ROLE_WORDS, long_date=_long)
+    return flask
+
+
+def _long(value: Any) -> str:
+    if not value:
+        return ""
+    return long_date(value if isinstance(value, date) else date.fromisoformat(str(value)[:10]))
+
+
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if not request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error_page(exc: Any) -> Any:
+    code = getattr(exc, "code", 500) or 500
+    if request.path.startswith("/api/"):
+        words = {403: "forbidden", 404: "not found", 405: "method not allowed"}
+        return jsonify({"error": words.get(code, "error")}), code
+    return render_template("error.html", code=code), code
+
+
+def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+    return render_template("error.html", code=400, reason="The form had expired. Go back and try again."), 400
+
+
+def core() -> App:
+    return current_app.extensions["ehcp"]  # type: ignore[no-any-return]
+
+
+def accounts() -> Accounts:
+    return current_app.extensions["ehcp_accounts"]  # type: ignore[no-any-return]
+
+
+def audit(action: str, case_id: int | None = None, detail: str | None = None, who: Actor | None = None) -> None:
+    """One line in the audit log: who, what, when, from where (never a name from the case)."""
+    actor = who or g.actor
+    with core().engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_event (at, actor, role, action, case_id, detail, address) "
+                "VALUES (:at, :actor, :role, :action, :case, :detail, :address)"
+            ),
+            {
+                "at": core().clock.now(),
+                "actor": actor.id,
+                "role": actor.role,
+                "action": action,
+                "case": case_id,
+                "detail": detail,
+                "address": (request.remote_addr or "")[:64],
+            },
+        )
+
+
+# -- signing in ----------------------------------------------------------------------------------
+
+OPEN = {"staff.sign_in", "staff.sign_in_code", "static"}
+
+
+@bp.before_app_request
+def _guard() -> Response | None:
+    g.actor = None
+    if request.endpoint in OPEN:
+        return None
+    staff_id, seen = session.get("staff_id"), session.get("seen")
+    now = core().clock.now().timestamp()
+    if not staff_id or session.get("stage") != "signed_in" or not isinstance(seen, int | float):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": "sign in first"}), 401  # type: ignore[return-value]
+        return redirect(url_for("staff.sign_in"))
+    if now - seen > core().settings.web.idle_minutes * 60:
+        session.clear()
+        return redirect(url_for("staff.sign_in", timed_out=1))
+    member = core().directory.member(staff_id)
+    if member is None:  # removed from the staff list since signing in
+        session.clear()
+        return redirect(url_for("staff.sign_in"))
+    session["seen"] = now
+    g.actor = Actor(member.id, member.role)
+    g.member = member
+    return None
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    errors: dict[str, str] = {}
+    login = ""
+    if request.method == "POST":
+        login = request.form.get("login", "")[:254]
+        password = request.form.get("password", "")[:1000]
+        if not login.strip():
+            errors["login"] = "Enter your staff id or email address"
+        if not password:
+            errors["password"] = "Enter your password"
+        if not errors:
+            checked = accounts().check_password(login, password)
+            if checked.staff_id is not None:
+                session.clear()
+                session["staff_id"], session["stage"] = checked.staff_id, "password"
+                return redirect(url_for("staff.sign_in_code"))
+            errors["login"] = (
+                "Your account is locked for a while after too many attempts. Try again later."
+                if checked.locked
+                else "The staff id, email address or password is not right"
+            )
+    return render_template("sign_in.html", errors=errors, login=login, timed_out=bool(request.args.get("timed_out"))), (
+        400 if errors else 200
+    )
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+def sign_in_code() -> Any:
+    staff_id = session.get("staff_id")
+    if not staff_id or session.get("stage") != "password":
+        return redirect(url_for("staff.sign_in"))
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        code = request.form.get("code", "")[:20]
+        checked = accounts().check_code(staff_id, code)
+        if checked.staff_id is not None:
+            member = core().directory.member(staff_id)
+            assert member is not None
+            session.clear()
+            session.permanent = True
+            session.update(staff_id=staff_id, stage="signed_in", seen=core().clock.now().timestamp())
+            audit("signed_in", who=Actor(member.id, member.role))
+            return redirect(url_for("staff.cases"))
+        if checked.locked:
+            session.clear()
+            return redirect(url_for("staff.sign_in"))
+        errors["code"] = "The code is not right: enter the 6 numbers your authenticator app shows now"
+    return render_template("sign_in_code.html", errors=errors), (400 if errors else 200)
+
+
+@bp.route("/sign-out", methods=["POST"])
+def sign_out() -> Response:
+    audit("signed_out")
+    session.clear()
+    return redirect(url_for("staff.sign_in"))
+
+
+# -- cases ---------------------------------------------------------------------------------------
+
+
+def _visible_cases() -> list[dict[str, Any]]:
+    with core().read() as db:
+        rows = reading.list_cases(db)
+    directory = core().directory
+    return [r for r in rows if may_see(g.actor, r["caseworker"], directory)]
+
+
+@bp.route("/")
+def home() -> Response:
+    return redirect(url_for("staff.cases"))
+
+
+@bp.route("/cases")
+def cases() -> Any:
+    if g.actor.role == "administrator":
+        abort(403)
+    today = core().clock.today()
+    query = request.args.get("q", "").strip()[:100]
+    workflow = request.args.get("workflow", "")
+    overdue_only = request.args.get("overdue") == "yes"
+    rows = [r for r in _visible_cases() if r["open"]]
+    workflows = sorted({r["workflow"] for r in rows})
+    if workflow:
+        rows = [r for r in rows if r["workflow"] == workflow]
+    if query:
+        needle = query.lower().removeprefix("case ").strip()
+        rows = [r for r in rows if needle in r["name"].lower() or needle == str(r["id"])]
+    for r in rows:
+        due = date.fromisoformat(r["next_due"]) if r["next_due"] else None
+        r["days_left"] = (due - today).days if due else None
+    if overdue_only:
+        rows = [r for r in rows if r["days_left"] is not None and r["days_left"] < 0]
+    rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] if r["days_left"] is not None else 0, r["id"]))
+    titles = {name: core().catalogue.latest(name).title for name in workflows}
+    audit("listed_cases", detail=f"{len(rows)} shown")
+    return render_template(
+        "cases.html",
+        rows=rows,
+        workflows=workflows,
+        titles=titles,
+        query=query,
+        workflow=workflow,
+        overdue_only=overdue_only,
+    )
+
+
+def _case(case_id: int) -> dict[str, Any]:
+    """The case, if this person may see it; otherwise 404, as for a case that does not exist."""
+    if g.actor.role == "administrator":
+        abort(404)
+    try:
+        with core().read() as db:
+            view = reading.case_view(db, case_id, core().clock.today())
+    except NotFound:
+        abort(404)
+    if not may_see(g.actor, view["caseworker"], core().directory):
+        abort(404)
+    return view
+
+
+def _describe(view: dict[str, Any]) -> None:
+    """Plain words for each workflow's state, and the steps this person may take now."""
+    catalogue = core().catalogue
+    for w in view["workflows"]:
+        definition = catalogue.get(w["workflow"], w["definition_version"])
+        w["title"] = definition.title
+        spec = definition.states.get(w["state"])
+        w["where"] = (spec.for_staff or spec.description) if spec else w["state"]
+        allowed = definition.allowed(w["state"], g.actor.role) if w["closed"] is None and may_change(g.actor) else []
+        w["steps"] = [(t, _step_title(definition, t, w["state"])) for t in allowed]
+
+
+def _step_title(definition: Any, trigger: str, state: str) -> str:
+    spec = definition.transition(trigger, state)
+    title = spec.title if spec is not None and spec.title else trigger.replace("_", " ")
+    return title[:1].upper() + title[1:]
+
+
+@bp.route("/cases/<int:case_id>")
+def case(case_id: int) -> Any:
+    view = _case(case_id)
+    _describe(view)
+    today = core().clock.today()
+    for d in view["deadlines"]:
+        d["days_left"] = (date.fromisoformat(d["due"]) - today).days
+    audit("viewed_case", case_id)
+    return render_template("case.html", case=view, today=today)
+
+
+# -- steps ---------------------------------------------------------------------------------------
+
+
+def _step_spec(view: dict[str, Any], instance_id: int, trigger: str) -> tuple[dict[str, Any], Any, Any]:
+    workflow = next((w for w in view["workflows"] if w["instance"] == instance_id), None)
+    if workflow is None:
+        abort(404)
+    definition = core().catalogue.get(workflow["workflow"], workflow["definition_version"])
+    spec = definition.transition(trigger, workflow["state"])
+    return workflow, definition, spec
+
+
+def _read_inputs(specs: dict[str, InputSpec], form: Any) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+    """The step's inputs as the service takes them, errors by field, and the values to show again."""
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    shown: dict[str, Any] = {}
+    for name, spec in specs.items():
+        label = spec.label or name.replace("_", " ")
+        if spec.type is InputType.DATE:
+            parts = {k: form.get(f"{name}-{k}", "").strip() for k in ("day", "month", "year")}
+            shown[name] = parts
+            if not any(parts.values()):
+                if spec.required and spec.default != "today":
+                    errors[name] = f"Enter {label.lower()}"
+                continue
+            try:
+                values[name] = date(int(parts["year"]), int(parts["month"]), int(parts["day"])).isoformat()
+            except ValueError:
+                errors[name] = f"{label.capitalize()} must be a real date, like 27 3 2026"
+            continue
+        raw = form.get(name, "").strip()
+        shown[name] = raw
+        if not raw:
+            if spec.required and spec.default is None:
+                errors[name] = (
+                    f"{'Select' if spec.type in (InputType.CHOICE, InputType.YES_NO) else 'Enter'} {label.lower()}"
+                )
+            continue
+        values[name] = raw
+    return values, errors, shown
+
+
+def _read_on(form: Any) -> tuple[date | None, str | None, dict[str, str]]:
+    parts = {k: form.get(f"on-{k}", "").strip() for k in ("day", "month", "year")}
+    if not any(parts.values()):
+        return None, None, parts
+    try:
+        return date(int(parts["year"]), int(parts["month"]), int(parts["day"])), None, parts
+    except ValueError:
+        return None, "The date it happened must be a real date, like 27 3 2026", parts
+
+
+@bp.route("/cases/<int:case_id>/workflows/<int:instance_id>/steps/<trigger>", methods=["GET", "POST"])
+def step(case_id: int, instance_id: int, trigger: str) -> Any:
+    view = _case(case_id)
+    if not may_change(g.actor):
+        abort(403)
+    _describe(view)
+    workflow, definition, spec = _step_spec(view, instance_id, trigger)
+    allowed = [t for t, _ in workflow["steps"]]
+    if spec is None or trigger not in allowed:
+        # Not possible now (or not for this role): say why, and what is.
+        return render_template(
+            "refused.html",
+            case=view,
+            workflow=workflow,
+            reason=_refusal(definition, workflow, trigger),
+            allowed=workflow["steps"],
+        ), 409
+    errors: dict[str, str] = {}
+    shown: dict[str, Any] = {}
+    on_parts: dict[str, str] = {}
+    note = ""
+    if request.method == "POST":
+        values, errors, shown = _read_inputs(spec.inputs, request.form)
+        on, on_error, on_parts = _read_on(request.form)
+        if on_error:
+            errors["on"] = on_error
+        note = request.form.get("note", "").strip()
+        version = request.form.get("version", "")
+        if not errors:
+            try:
+                fired = core().cases.fire(
+                    case_id,
+                    trigger,
+                    actor=g.actor,
+                    inputs=values,
+                    note=note or None,
+                    workflow=workflow["workflow"],
+                    expected_version=int(version) if version.isdigit() else None,
+                    on=on,
+                )
+            except (TransitionRefused, NotAuthorised, ConflictError, InvalidInput) as exc:
+                field = next((n for n in spec.inputs if f"'{n}'" in str(exc) or f"{n}:" in str(exc)), None)
+                if field is None and str(exc).startswith("--on"):
+                    field = "on"
+                errors[field or "form"] = _plain(str(exc))
+            else:
+                audit("took_step", case_id, f"{workflow['workflow']}: {trigger} -> {fired.outcome.to_state}")
+                session["done"] = f"{_step_title(definition, trigger, workflow['state'])}: done"
+                return redirect(url_for("staff.case", case_id=case_id))
+    return render_template(
+        "step.html",
+        case=view,
+        workflow=workflow,
+        trigger=trigger,
+        title=_step_title(definition, trigger, workflow["state"]),
+        inputs=spec.inputs,
+        errors=errors,
+        shown=shown,
+        on_parts=on_parts,
+        note=note,
+        input_types=InputType,
+        date_fields=["on", *(n for n, i in spec.inputs.items() if i.type is InputType.DATE)],
+    ), (400 if errors else 200)
+
+
+def _refusal(definition: Any, workflow: dict[str, Any], trigger: str) -> str:
+    if trigger not in definition.triggers():
+        return f"There is no step called ‘{trigger}’ in this workflow."
+    if definition.transition(trigger, workflow["state"]) is None:
+        return f"This step is not possible while the case is here: {workflow['where']}"
+    return f"Your role ({ROLE_WORDS.get(g.actor.role, g.actor.role).lower()}) may not take this step."
+
+
+def _plain(message: str) -> str:
+    message = message.removeprefix("error: ")
+    return message[:1].upper() + message[1:]
+
+
+@bp.app_template_global()
+def flash_done() -> str | None:
+    done = session.pop("done", None)
+    return str(done) if done is not None else None
+
+
+# -- the API: the same people, the same checks, as JSON ----------------------------------------------
+
+
+@bp.route("/api/cases")
+def api_cases() -> Any:
+    """The open workflows of the cases this person may see."""
+    if g.actor.role == "administrator":
+        abort(403)
+    rows = [r for r in _visible_cases() if r["open"]]
+    audit("listed_cases", detail=f"api: {len(rows)} shown")
+    return jsonify(rows)
+
+
+@bp.route("/api/cases/<int:case_id>")
+def api_case(case_id: int) -> Any:
+    """One case, as `ehcp case show --json` gives it; 404 for a case this person may not see."""
+    view = _case(case_id)
+    audit("viewed_case", case_id, "api")
+    return jsonify(view)
+
+
+# -- managers ------------------------------------------------------------------------------------
+
+
+def _team_members() -> list[Any]:
+    """The caseworkers a manager allocates to: their team's (a head of service: every one)."""
+    directory = core().directory
+    workers = directory.with_role("caseworker")
+    if g.actor.role == "head_of_service":
+        return workers
+    mine = g.member.team_name()
+    return [w for w in workers if w.team_name() == mine]
+
+
+@bp.route("/team")
+def team() -> Any:
+    if g.actor.role not in ("team_manager", "head_of_service"):
+        abort(403)
+    today = core().clock.today()
+    visible = {r["id"]: r for r in _visible_cases() if r["open"]}
+    with core().read() as db:
+        due = [d for d in reading.due(db, today + timedelta(days=7), today) if d["case_id"] in visible]
+    for d in due:
+        d["caseworker"] = visible[d["case_id"]]["caseworker"]
+    overdue = [d for d in due if d["days_left"] < 0]
+    this_week = [d for d in due if d["days_left"] >= 0]
+    escalated = [d for d in overdue if d["status"] == "breached"]
+    unallocated = sorted({r["id"]: r for r in visible.values() if not r["caseworker"]}.values(), key=lambda r: r["id"])
+    load = []
+    for member in _team_members():
+        open_cases = {r["id"] for r in visible.values() if r["caseworker"] == member.id}
+        late = {d["case_id"] for d in overdue if d["caseworker"] == member.id}
+        load.append({"member": member, "cases": len(open_cases), "overdue": len(late)})
+    audit("viewed_team_board")
+    return render_template(
+        "team.html",
+        overdue=overdue,
+        this_week=this_week,
+        escalated=escalated,
+        unallocated=unallocated,
+        load=load,
+    )
+
+
+@bp.route("/cases/<int:case_id>/reassign", methods=["GET", "POST"])
+def reassign(case_id: int) -> Any:
+    view = _case(case_id)
+    if g.actor.role not in ("team_manager", "head_of_service"):
+        abort(403)
+    workers = _team_members()
+    errors: dict[str, str] = {}
+    chosen, reason = view["caseworker"] or "", ""
+    if request.method == "POST":
+        chosen = request.form.get("to", "")
+        reason = request.form.get("reason", "").strip()
+        if chosen not in {w.id for w in workers}:
+            errors["to"] = "Select a caseworker from your team"
+        if not reason:
+            errors["reason"] = "Enter why the case is moving"
+        if not errors:
+            try:
+                before = core().cases.reassign(case_id, chosen, reason, actor=g.actor)
+            except (InvalidInput, NotAuthorised, ConflictError) as exc:
+                errors["to"] = _plain(str(exc))
+            else:
+                audit("reassigned_case", case_id, f"{before or 'not allocated'} -> {chosen}")
+                session["done"] = f"Case {case_id} is now {chosen}'s"
+                return redirect(url_for("staff.case", case_id=case_id))
+    return render_template("reassign.html", case=view, workers=workers, chosen=chosen, reason=reason, errors=errors), (
+        400 if errors else 200
+    )
+
+
+@bp.route("/cases/<int:case_id>/correct", methods=["GET", "POST"])
+def correct(case_id: int) -> Any:
+    """Reverse the case's last step, as `ehcp case correct` does (the service decides who may)."""
+    from ..corrections import NOT_STEPS
+    from ..roles import WORKFLOW_ROLE
+
+    view = _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    steps = [h for h in view["history"] if h["trigger"] not in NOT_STEPS and h["role"] != WORKFLOW_ROLE]
+    last = max(steps, key=lambda h: h["at"]) if steps else None
+    errors: dict[str, str] = {}
+    reason = ""
+    if request.method == "POST":
+        reason = request.form.get("reason", "").strip()
+        if not reason:
+            errors["reason"] = "Enter why the step was a mistake"
+        else:
+            try:
+                done = core().corrections.correct(case_id, reason=reason, actor=g.actor)
+            except (InvalidInput, NotAuthorised, ConflictError, TransitionRefused) as exc:
+                errors["reason"] = _plain(str(exc))
+            else:
+                audit("corrected_step", case_id, f"instance {done.instance_id}: entry {done.seq}")
+                session["done"] = "The step was reversed; the history keeps both"
+                return redirect(url_for("staff.case", case_id=case_id))
+    return render_template("correct.html", case=view, last=last, reason=reason, errors=errors), (400 if errors else 200)
+
+
+# -- the audit log -------------------------------------------------------------------------------
+
+
+@bp.route("/audit")
+def audit_log() -> Any:
+    if g.actor.role not in ("auditor", "head_of_service"):
+        abort(403)
+    case_id = request.args.get("case", "").strip()
+    who = request.args.get("who", "").strip()[:100]
+    sql = "SELECT at, actor, role, action, case_id, detail, address FROM audit_event"
+    where: list[str] = []
+    params: dict[str, object] = {}
+    if case_id.isdigit():
+        where.append("case_id = :c")
+        params["c"] = int(case_id)
+    if who:
+        where.append("actor = :w")
+        params["w"] = who
+    sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT 200"
+    with core().engine.connect() as conn:
+        events = [dict(r) for r in conn.execute(text(sql), params).mappings()]
+    audit("searched_audit", int(case_id) if case_id.isdigit() else None, f"who={who}" if who else None)
+    return render_template("audit.html", events=events, case_id=case_id, who=who)
+
+
+__all__ = ["EhcpError", "create_app"]

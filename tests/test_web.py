@@ -1,0 +1,357 @@
+"""The staff web application in a real headless Chromium (Debian's, driven by Playwright through
+``executable_path``) against a real server process (`ehcp serve`) on SQLite and PostgreSQL, with
+axe-core checking every main page. Screenshots of the main pages go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+import yaml
+from conftest import ROOT
+from servers import free_port
+
+from engine.actor import Actor
+from engine.app import App
+from engine.clock import FixedClock, SystemClock
+from engine.config import load_settings
+from engine.store.repository import ContactRecord
+from engine.web.accounts import Accounts
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Two teams: Morgan's (Casey, Jo) and Lee's (Pat).
+STAFF = [
+    {"id": "casey.demo", "name": "Casey Demo", "email": "casey.demo@example.org", "role": "caseworker",
+     "manager": "morgan.demo"},
+    {"id": "jo.demo", "name": "Jo Demo", "email": "jo.demo@example.org", "role": "caseworker",
+     "manager": "morgan.demo"},
+    {"id": "morgan.demo", "name": "Morgan Demo", "email": "morgan.demo@example.org", "role": "team_manager"},
+    {"id": "pat.other", "name": "Pat Other", "email": "pat.other@example.org", "role": "caseworker",
+     "manager": "lee.other"},
+    {"id": "lee.other", "name": "Lee Other", "email": "lee.other@example.org", "role": "team_manager"},
+    {"id": "sam.demo", "name": "Sam Demo", "email": "sam.demo@example.org", "role": "auditor"},
+    {"id": "alex.demo", "name": "Alex Demo", "email": "alex.demo@example.org", "role": "administrator"},
+]  # fmt: skip
+PASSWORD = "a long demo pass phrase"
+
+
+@dataclass
+class Site:
+    url: str
+    config: Path
+    secrets: dict[str, str]
+    ours: int  # a case of Casey's
+    theirs: int  # a case of the other team's
+
+    def code(self, staff_id: str) -> str:
+        return pyotp.TOTP(self.secrets[staff_id]).now()
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if process.poll() is not None:
+            raise RuntimeError(f"ehcp serve stopped: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url + "/sign-in", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("ehcp serve did not start")
+
+
+@pytest.fixture
+def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
+    port = free_port()
+    data = {
+        "database_url": database_url,
+        "workflows_dir": str(ROOT / "workflows"),
+        "templates_dir": str(ROOT / "templates"),
+        "documents_dir": str(tmp_path / "documents"),
+        "staff": STAFF,
+        "accounts": {"*": "casey.demo"},
+        "notifications": {"transport": "folder", "outbox_dir": str(tmp_path / "outbox")},
+        "web": {"port": port},
+    }
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    settings = load_settings(config)
+    app = App(settings, FixedClock(date.today() - timedelta(days=40)), create=True)
+    accounts = Accounts(app.engine, app.directory, SystemClock(), settings.web)
+    secrets = {s["id"]: accounts.set_password(s["id"], PASSWORD) for s in STAFF}
+
+    def open_case(caseworker: str, name: str) -> int:
+        return app.cases.open_case(
+            name=name,
+            date_of_birth=date(2015, 2, 3),
+            workflow="needs_assessment",
+            actor=Actor(caseworker, "caseworker"),
+            inputs={"request_received_on": (date.today() - timedelta(days=40)).isoformat(), "requested_by": "parent"},
+            contacts=[ContactRecord("parent", f"Parent of {name}", "parent@example.org")],
+            caseworker=caseworker,
+        ).case_id
+
+    ours = open_case("casey.demo", "Generated <b>Child</b> O'Neill")
+    theirs = open_case("pat.other", "Other Team Child")
+    app.engine.dispose()
+    env = {**os.environ, "EHCP_CONFIG": str(config)}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ehcp"), "serve", "--port", str(port), "--no-scheduler"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url, process)
+        yield Site(url, config, secrets, ours, theirs)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Any, site: Site, staff_id: str, password: str = PASSWORD) -> None:
+    page.goto(site.url + "/sign-in")
+    page.get_by_label("Staff id or email address").fill(staff_id)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Security code").fill(site.code(staff_id))
+    page.get_by_role("button", name="Sign in").click()
+
+
+def accessible(page: Any, name: str) -> None:
+    """axe-core finds no serious or critical problem on the page; a screenshot is kept."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    results = Axe().run(page, options={"runOnly": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]})
+    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:3]) for v in bad]
+
+
+def test_a_caseworker_signs_in_with_a_code_and_takes_steps_through_the_forms(page: Any, site: Site) -> None:
+    page.goto(site.url + "/cases")
+    assert page.url.endswith("/sign-in")  # nothing without signing in
+    accessible(page, "sign-in")
+    page.get_by_label("Staff id or email address").fill("casey.demo")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    accessible(page, "sign-in-code")
+    page.get_by_label("Security code").fill(site.code("casey.demo"))
+    page.get_by_role("button", name="Sign in").click()
+
+    # My cases: Casey's own, not the other team's; overdue first, each with its next limit.
+    assert page.get_by_role("heading", name="My cases").is_visible()
+    table = page.locator("table").inner_text()
+    assert f"Case {site.ours}" in table and f"Case {site.theirs}" not in table
+    assert "Generated <b>Child</b> O'Neill" in table  # shown as text, never as markup
+    accessible(page, "my-cases")
+
+    page.get_by_role("link", name=f"Case {site.ours}").click()
+    assert page.get_by_role("heading", name="Generated <b>Child</b> O'Neill").is_visible()
+    main = page.locator("main").inner_text()
+    assert "Next: Decide whether to assess, and tell the family" in main and "reg 5(1)" in main
+    accessible(page, "case")
+
+    # A step that asks for a date (the date advice was asked for, today when empty) and a note.
+    page.get_by_role("link", name="Decide to carry out an EHC needs assessment").click()
+    accessible(page, "step-form")
+    page.get_by_label("Note for the record (optional)").fill("Panel agreed")
+    page.get_by_role("button", name="Decide to carry out an EHC needs assessment").click()
+    assert page.get_by_text("Decide to carry out an EHC needs assessment: done").is_visible()
+    main = page.locator("main").inner_text()
+    assert "Panel agreed" in main and "Agree to assess" in main
+
+    # Errors the GOV.UK way: a summary linking to each field, the message on the field, nothing saved.
+    page.get_by_role("link", name="Decide not to issue an EHC plan").click()
+    page.locator("#on-day").fill("31")
+    page.locator("#on-month").fill("2")
+    page.locator("#on-year").fill("2025")
+    page.get_by_role("button", name="Decide not to issue an EHC plan").click()
+    summary = page.locator(".govuk-error-summary")
+    assert summary.is_visible() and "There is a problem" in summary.inner_text()
+    links = summary.locator("a")
+    assert [links.nth(i).get_attribute("href") for i in range(links.count())] == ["#reasons", "#on-day"]
+    assert "Enter the reasons for the decision" in page.locator("#reasons-error").inner_text()
+    links.nth(1).click()  # the summary takes you to the field
+    assert page.evaluate("document.activeElement.id") == "on-day"
+    assert "real date" in page.locator("#on-error").inner_text()
+    assert page.title().startswith("Error:")
+    accessible(page, "step-form-with-errors")
+    # The service's own refusal (a date after today) comes back on its field too.
+    page.get_by_label(re.compile("reasons for the decision", re.I)).fill("Needs can be met from the school's resources")
+    page.locator("#on-day").fill("1")
+    page.locator("#on-month").fill("1")
+    page.locator("#on-year").fill(str(date.today().year + 2))
+    page.get_by_role("button", name="Decide not to issue an EHC plan").click()
+    assert "after today" in page.locator("#on-error").inner_text()
+
+    page.get_by_role("link", name=f"Back to case {site.ours}").click()
+    page.get_by_role("link", name="Record that the advice and information asked for has arrived").click()
+    page.get_by_role("button", name="Record that the advice and information asked for has arrived").click()
+    page.get_by_role("link", name="Decide that an EHC plan is needed").click()
+    page.get_by_role("button", name="Decide that an EHC plan is needed").click()
+    history = page.locator("table").filter(has_text="What happened").inner_text()
+    assert "Agree to assess" in history and "Decide to issue" in history
+
+
+def test_a_step_not_possible_now_says_why_and_what_is(page: Any, site: Site) -> None:
+    sign_in(page, site, "casey.demo")
+    page.goto(f"{site.url}/cases/{site.ours}")
+    instance = page.locator("a[href*='/steps/']").first.get_attribute("href").split("/")[4]
+    response = page.goto(f"{site.url}/cases/{site.ours}/workflows/{instance}/steps/issue_final_plan")
+    assert response.status == 409
+    text = page.locator("main").inner_text()
+    assert "This step is not possible now" in text and "Steps you can take now" in text
+    accessible(page, "refused-step")
+
+
+def test_another_teams_case_is_not_found_exactly_as_a_case_that_does_not_exist(page: Any, site: Site) -> None:
+    sign_in(page, site, "casey.demo")
+    theirs = page.goto(f"{site.url}/cases/{site.theirs}")
+    theirs_text = page.locator("main").inner_text()
+    missing = page.goto(f"{site.url}/cases/999999")
+    assert theirs.status == missing.status == 404
+    assert theirs_text == page.locator("main").inner_text()
+    accessible(page, "not-found")
+    step = page.goto(f"{site.url}/cases/{site.theirs}/workflows/1/steps/agree_to_assess")
+    assert step.status == 404
+
+
+def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(page: Any, site: Site) -> None:
+    sign_in(page, site, "casey.demo")
+    page.goto(f"{site.url}/cases/{site.ours}")
+    link = page.locator("a[href*='/steps/agree_to_assess']").get_attribute("href")
+    before = page.locator("main").inner_text()
+    refused = page.request.post(site.url + link, form={"note": "forged"})
+    assert refused.status == 400 and "The form had expired" in refused.text()
+    page.goto(f"{site.url}/cases/{site.ours}")
+    assert "forged" not in page.locator("main").inner_text() and page.locator("main").inner_text() == before
+
+
+def test_sign_in_reveals_no_accounts_and_locks_after_repeated_failures(page: Any, site: Site) -> None:
+    def attempt(login: str, password: str) -> str:
+        page.goto(site.url + "/sign-in")
+        page.get_by_label("Staff id or email address").fill(login)
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_role("button", name="Continue").click()
+        return " ".join(page.locator("#login-error").inner_text().split())
+
+    unknown = attempt("nobody.here", "whatever it is")
+    wrong = attempt("jo.demo", "not the password")
+    assert unknown == wrong  # the same answer whether or not the account exists
+    for _ in range(3):
+        attempt("jo.demo", "not the password")
+    assert "locked" in attempt("jo.demo", "not the password")
+    assert "locked" in attempt("jo.demo", PASSWORD)  # even the right password, for a while
+
+
+def test_the_auditor_reads_every_view_and_change_and_changes_nothing(page: Any, site: Site, browser: Any) -> None:
+    sign_in(page, site, "casey.demo")
+    page.goto(f"{site.url}/cases/{site.ours}")
+    auditor = browser.new_context().new_page()
+    sign_in(auditor, site, "sam.demo")
+    auditor.goto(f"{site.url}/audit?case={site.ours}")
+    log = auditor.locator("table").inner_text()
+    assert "casey.demo" in log and "viewed case" in log
+    accessible(auditor, "audit-log")
+    auditor.goto(f"{site.url}/cases/{site.ours}")
+    assert auditor.locator("a[href*='/steps/']").count() == 0  # reads, takes no step
+    step = auditor.goto(f"{site.url}/cases/{site.ours}/workflows/1/steps/agree_to_assess")
+    assert step.status == 403
+    admin = browser.new_context().new_page()
+    sign_in(admin, site, "alex.demo")
+    assert admin.goto(f"{site.url}/cases/{site.ours}").status == 404  # no case content
+
+
+def test_a_manager_sees_the_team_board_reassigns_a_case_and_corrects_a_mistaken_step(
+    page: Any, site: Site, browser: Any
+) -> None:
+    caseworker = browser.new_context().new_page()
+    sign_in(caseworker, site, "casey.demo")
+    caseworker.goto(f"{site.url}/cases/{site.ours}")
+    caseworker.get_by_role("link", name="Decide not to carry out an assessment").click()
+    caseworker.get_by_label(re.compile("reasons", re.I)).fill("Recorded on the wrong case")
+    caseworker.get_by_role("button", name="Decide not to carry out an assessment").click()
+
+    sign_in(page, site, "morgan.demo")
+    page.get_by_role("link", name="Team board").click()
+    board = page.locator("main").inner_text()
+    assert "Caseworkers' load" in board and "Casey Demo (casey.demo)" in board and "Pat Other" not in board
+    accessible(page, "team-board")
+
+    page.goto(f"{site.url}/cases/{site.ours}")
+    page.get_by_role("link", name="Reassign the case").click()
+    accessible(page, "reassign")
+    page.get_by_role("button", name="Reassign the case").click()  # no reason: refused on its field
+    assert "Enter why the case is moving" in page.locator("#reason-error").inner_text()
+    page.get_by_label("Jo Demo (jo.demo)").check()
+    page.get_by_label("Why is it moving?").fill("Casey is on leave")
+    page.get_by_role("button", name="Reassign the case").click()
+    assert page.get_by_text(f"Case {site.ours} is now jo.demo's").is_visible()
+
+    page.get_by_role("link", name="Correct the last step, if it was a mistake").click()
+    accessible(page, "correct-step")
+    page.get_by_label("Why was the step a mistake?").fill("The panel has not met yet")
+    page.get_by_role("button", name="Reverse the step").click()
+    main = page.locator("main").inner_text()
+    assert "The step was reversed" in main and "Correct: The panel has not met yet" in main
+    assert "Reassign: Casey is on leave" in main
+    assert "Decide to carry out an EHC needs assessment" in main  # the steps of the state it went back to
+
+
+def test_the_api_answers_as_the_pages_do(page: Any, site: Site) -> None:
+    assert page.request.get(f"{site.url}/api/cases").status == 401
+    sign_in(page, site, "casey.demo")
+    listed = page.request.get(f"{site.url}/api/cases").json()
+    assert {r["id"] for r in listed} == {site.ours}
+    assert page.request.get(f"{site.url}/api/cases/{site.ours}").json()["name"] == "Generated <b>Child</b> O'Neill"
+    theirs = page.request.get(f"{site.url}/api/cases/{site.theirs}")
+    missing = page.request.get(f"{site.url}/api/cases/999999")
+    assert theirs.status == missing.status == 404 and theirs.json() == missing.json() == {"error": "not found"}

@@ -1,0 +1,114 @@
+"""The web application's session rules, in process with the engine's clock: signed out after the
+configured idle time, cookies that scripts cannot read, the pages' security headers, and the
+audit log refusing changes. (The browser tests in test_web.py cover the rest in Chromium.)"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyotp
+import pytest
+from conftest import ROOT, STAFF
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from engine.app import App
+from engine.clock import FixedClock
+from engine.config import Settings, WebSettings
+from engine.web.accounts import Accounts
+from engine.web.views import create_app
+
+
+def test_a_session_idle_too_long_is_signed_out_and_pages_carry_their_security_headers(tmp_path: Path) -> None:
+    clock = FixedClock(date(2025, 1, 6))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'web.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        staff=STAFF,
+        web=WebSettings(idle_minutes=30, secure_cookies=False),  # the test client speaks plain http
+    )
+    core = App(settings, clock, create=True)
+    secret = Accounts(core.engine, core.directory, clock, settings.web).set_password("cw", "a long pass phrase")
+    flask = create_app(settings, clock, engine_app=core)
+    flask.config["WTF_CSRF_ENABLED"] = False  # the browser tests check the tokens
+    client = flask.test_client()
+    assert client.get("/cases").headers["Location"].endswith("/sign-in")
+    signed = client.post("/sign-in", data={"login": "cw@example.org", "password": "a long pass phrase"})
+    assert signed.headers["Location"].endswith("/sign-in/code")
+    cookie = signed.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    done = client.post("/sign-in/code", data={"code": pyotp.TOTP(secret).at(clock.now())})
+    assert done.headers["Location"].endswith("/cases")
+    page = client.get("/cases")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["X-Frame-Options"] == "DENY"
+    # The same code again is refused (a code works once).
+    client.post("/sign-out")
+    client.post("/sign-in", data={"login": "cw", "password": "a long pass phrase"})
+    again = client.post("/sign-in/code", data={"code": pyotp.TOTP(secret).at(clock.now())})
+    assert again.status_code == 400 and b"The code is not right" in again.data
+    # A day without a request: signed out, and told why.
+    clock.advance(1)
+    client.post("/sign-in", data={"login": "cw", "password": "a long pass phrase"})
+    client.post("/sign-in/code", data={"code": pyotp.TOTP(secret).at(clock.now())})
+    assert client.get("/cases").status_code == 200
+    clock.advance(1)
+    timed_out = client.get("/cases")
+    assert timed_out.headers["Location"].endswith("/sign-in?timed_out=1")
+    assert b"signed out because you had not used the service" in client.get(timed_out.headers["Location"]).data
+    with core.engine.begin() as conn:
+        actions = [r[0] for r in conn.execute(text("SELECT action FROM audit_event ORDER BY id"))]
+    assert actions[:3] == ["signed_in", "listed_cases", "signed_out"]
+    with pytest.raises(DBAPIError, match="append-only"), core.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET actor = 'someone else'"))
+
+
+def test_the_production_server_runs_several_workers_of_the_wsgi_application(tmp_path: Path) -> None:
+    """As the README deploys it: gunicorn with two workers over engine.web.wsgi, on one database."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import yaml
+    from servers import free_port
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database_url": f"sqlite:///{tmp_path / 'web.sqlite'}",
+                "workflows_dir": str(ROOT / "workflows"),
+                "staff": [s.model_dump() for s in STAFF],
+            }
+        )
+    )
+    made = App(Settings(database_url=f"sqlite:///{tmp_path / 'web.sqlite'}"), FixedClock(date(2025, 1, 6)), create=True)
+    made.engine.dispose()  # the database, made as 'ehcp db init' makes it
+    port = free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}", "engine.web.wsgi:application"],
+        cwd=ROOT,
+        env={**os.environ, "EHCP_CONFIG": str(config)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        pages = []
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2) as response:
+                    pages.append(response.read().decode())
+                if len(pages) == 4:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert len(pages) == 4 and all("Sign in" in p for p in pages)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
