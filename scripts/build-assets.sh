@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the web application's CSS and copy GOV.UK Frontend's assets into engine/web/static/ (committed,
+# Build the web application's CSS and copy GOV.UK Frontend's script into engine/web/static/ (committed,
 # so a clone runs without Node.js). Run again after changing web.brand_colour or web.font in
 # config.yaml, or the pinned govuk-frontend in web/package.json. Needs Node.js and npm.
 set -euo pipefail
@@ -19,5 +19,5 @@ rm -rf "$static/govuk" && mkdir -p "$static/govuk"
 web/node_modules/.bin/sass --pkg-importer=node --style=compressed --no-source-map --quiet-deps \
   web/scss/app.scss "$static/app.css"
 cp web/node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js "$static/govuk/"
-cp -r web/node_modules/govuk-frontend/dist/govuk/assets "$static/govuk/assets"
-echo "built $static/app.css ($(wc -c < "$static/app.css") bytes) and copied GOV.UK Frontend's assets"
+# GOV.UK's own assets (its font, crown and icons) are for GOV.UK services only: none are copied.
+echo "built $static/app.css ($(wc -c < "$static/app.css") bytes) and copied govuk-frontend.min.js"
