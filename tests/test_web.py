@@ -355,3 +355,62 @@ def test_the_api_answers_as_the_pages_do(page: Any, site: Site) -> None:
     theirs = page.request.get(f"{site.url}/api/cases/{site.theirs}")
     missing = page.request.get(f"{site.url}/api/cases/999999")
     assert theirs.status == missing.status == 404 and theirs.json() == missing.json() == {"error": "not found"}
+
+
+def test_a_caseworker_takes_a_case_from_request_to_final_plan_in_the_browser(page: Any, site: Site) -> None:
+    plan = yaml.safe_load((ROOT / "docs" / "examples" / "plan.yaml").read_text())
+    sign_in(page, site, "casey.demo")
+    page.goto(f"{site.url}/cases/{site.ours}")
+
+    def step(title: str, **fields: str) -> None:
+        page.get_by_role("link", name=title, exact=True).click()
+        for name, value in fields.items():  # by the input's name, as the workflow file declares it
+            if value in ("yes", "no"):
+                page.locator(f"input[name='{name}'][value='{value}']").check()
+            else:
+                page.locator(f"[name='{name}']").fill(value)
+        page.get_by_role("button", name=title, exact=True).click()
+        assert page.get_by_text(f"{title}: done").is_visible(), page.locator("main").inner_text()[:500]
+
+    step("Decide to carry out an EHC needs assessment")
+    # An exception to the 20 weeks, for a reason the regulations allow (reg 13(3)).
+    page.get_by_role("link", name=re.compile("Record an exception to Issue the final EHC plan")).click()
+    accessible(page, "exception")
+    page.get_by_label(re.compile("exceptional personal circumstances", re.I)).check()
+    page.get_by_label("What happened").fill("In hospital for five weeks")
+    page.get_by_role("button", name="Record the exception").click()
+    assert "Exception: personal circumstances: In hospital for five weeks" in page.locator("main").inner_text()
+    step("Record that the advice and information asked for has arrived")
+    step("Decide that an EHC plan is needed")
+
+    # The plan, section by section, with the quality check beside it.
+    page.get_by_role("link", name="The EHC plan, section by section").click()
+    for section, text in plan.items():
+        if not text:
+            continue
+        page.get_by_role("link", name=f"Change section {section}", exact=True).click()
+        page.locator("#text").fill(text)
+        page.get_by_role("button", name=f"Save section {section}").click()
+        assert page.get_by_text(f"Section {section} saved in draft version 1").is_visible()
+    accessible(page, "plan")
+    assert "Speech and language therapy" in page.locator("#section-F").inner_text()
+    page.get_by_role("link", name=f"Back to case {site.ours}").click()
+
+    step("Send the draft plan to the family")
+    step(
+        "Consult the schools or colleges asked for, or that the council intends to name",
+        institutions="Demo Primary School",
+    )
+    step("Issue the final EHC plan", named_institution="Demo Primary School", family_responded="yes")
+    main = page.locator("main").inner_text()
+    assert "Issue final plan" in main and "Annual review" in main  # the final plan starts its first review
+
+    # The documents the steps queued, made by the worker, downloaded (never shown inline here).
+    app = App(load_settings(site.config), SystemClock())
+    assert app.documents.process_in_parallel(1) >= 2
+    app.engine.dispose()
+    page.reload()
+    link = page.get_by_role("link", name=re.compile("Final plan .*PDF", re.I)).first
+    download = page.request.get(site.url + link.get_attribute("href"))
+    assert download.status == 200 and download.body()[:5] == b"%PDF-"
+    assert download.headers["content-disposition"].startswith(f'attachment; filename="case-{site.ours}-final-plan')

@@ -325,8 +325,14 @@ def case(case_id: int) -> Any:
     view = _case(case_id)
     _describe(view)
     today = core().clock.today()
+    versions = {w["instance"]: (w["workflow"], w["definition_version"]) for w in view["workflows"]}
     for d in view["deadlines"]:
         d["days_left"] = (date.fromisoformat(d["due"]) - today).days
+        name, version = versions[d["instance"]]
+        try:
+            d["excusable"] = bool(core().catalogue.get(name, version).deadline(d["name"]).exceptions)
+        except KeyError:
+            d["excusable"] = False
     audit("viewed_case", case_id)
     return render_template("case.html", case=view, today=today)
 
@@ -466,6 +472,140 @@ def _plain(message: str) -> str:
 def flash_done() -> str | None:
     done = session.pop("done", None)
     return str(done) if done is not None else None
+
+
+# -- the plan, documents and exceptions ----------------------------------------------------------
+
+
+@bp.route("/cases/<int:case_id>/plan")
+def plan(case_id: int) -> Any:
+    """The case's latest plan version, section by section, with the quality check's findings."""
+    from ..plandiff import SECTION_TITLES
+    from ..plans import SECTIONS
+    from ..quality import check
+
+    view = _case(case_id)
+    try:
+        record = core().plans.get(case_id, actor=g.actor)
+    except NotFound:
+        record = None
+    findings = check(record.sections, final=False) if record is not None else []
+    by_section: dict[str, list[Any]] = {}
+    for f in findings:
+        by_section.setdefault(f.section, []).append(f)
+    audit("viewed_plan", case_id)
+    return render_template(
+        "plan.html",
+        case=view,
+        plan=record,
+        sections=SECTIONS,
+        titles=SECTION_TITLES,
+        findings=by_section,
+        editable=may_change(g.actor),
+    )
+
+
+@bp.route("/cases/<int:case_id>/plan/<section>", methods=["GET", "POST"])
+def plan_section(case_id: int, section: str) -> Any:
+    """Write one section of the draft (a new draft, based on the latest version, if there is none)."""
+    from ..plandiff import SECTION_TITLES
+    from ..plans import SECTIONS
+
+    view = _case(case_id)
+    if not may_change(g.actor):
+        abort(403)
+    if section not in SECTIONS:
+        abort(404)
+    try:
+        record = core().plans.get(case_id, actor=g.actor)
+        current = record.sections.get(section, "")
+    except NotFound:
+        current = ""
+    errors: dict[str, str] = {}
+    text_ = current
+    if request.method == "POST":
+        text_ = request.form.get("text", "")
+        try:
+            saved = core().plans.edit(case_id, {section: text_}, actor=g.actor)
+        except (InvalidInput, NotAuthorised, ConflictError) as exc:
+            errors["text"] = _plain(str(exc))
+        else:
+            audit("edited_plan", case_id, f"version {saved.version}, section {section}")
+            session["done"] = f"Section {section} saved in draft version {saved.version}"
+            return redirect(url_for("staff.plan", case_id=case_id) + f"#section-{section}")
+    return render_template(
+        "plan_section.html",
+        case=view,
+        section=section,
+        title=SECTION_TITLES[section],
+        text=text_,
+        errors=errors,
+    ), (400 if errors else 200)
+
+
+@bp.route("/cases/<int:case_id>/documents/<sha256>.pdf")
+def document(case_id: int, sha256: str) -> Any:
+    """A document of the case, as a download: never shown inline from this site, named by case and kind."""
+    from ..documents import WORKFLOW_KINDS, read_stored
+
+    _case(case_id)
+    with core().engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT kind, path FROM document WHERE case_id = :c AND sha256 = :h AND status = 'ready' LIMIT 1"),
+            {"c": case_id, "h": sha256},
+        ).first()
+    if row is None:
+        abort(404)
+    try:
+        data = read_stored(row[1], sha256)
+    except EhcpError:
+        abort(404)
+    kind = WORKFLOW_KINDS.get(row[0], (row[0], None))[0]
+    audit("downloaded_document", case_id, kind)
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="case-{case_id}-{kind}.pdf"'
+    return response
+
+
+@bp.route("/cases/<int:case_id>/workflows/<int:instance_id>/deadlines/<name>/exception", methods=["GET", "POST"])
+def exception(case_id: int, instance_id: int, name: str) -> Any:
+    """Record that a time limit need not be met, for one of the reasons the regulations allow."""
+    from ..definition.model import EXCEPTION_HEADS
+
+    view = _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    _describe(view)
+    workflow = next((w for w in view["workflows"] if w["instance"] == instance_id), None)
+    deadline = next(
+        (d for d in view["deadlines"] if d["instance"] == instance_id and d["name"] == name and d["closed"] is None),
+        None,
+    )
+    if workflow is None or deadline is None:
+        abort(404)
+    spec = core().catalogue.get(workflow["workflow"], workflow["definition_version"]).deadline(name)
+    heads = [(h.value, EXCEPTION_HEADS.get(h.value, h.value)) for h in spec.exceptions]
+    errors: dict[str, str] = {}
+    head, reason = "", ""
+    if request.method == "POST":
+        head = request.form.get("head", "")
+        reason = request.form.get("reason", "").strip()
+        if head not in {h for h, _ in heads}:
+            errors["head"] = "Select the reason the regulations allow"
+        if not reason:
+            errors["reason"] = "Enter what happened"
+        if not errors:
+            try:
+                core().cases.record_exception(case_id, name, head, reason, actor=g.actor, workflow=workflow["workflow"])
+            except (InvalidInput, NotAuthorised, ConflictError) as exc:
+                errors["reason"] = _plain(str(exc))
+            else:
+                audit("recorded_exception", case_id, f"{workflow['workflow']}: {name} ({head})")
+                session["done"] = f"Exception recorded: {deadline['title']}"
+                return redirect(url_for("staff.case", case_id=case_id))
+    return render_template(
+        "exception.html", case=view, deadline=deadline, heads=heads, head=head, reason=reason, errors=errors
+    ), (400 if errors else 200)
 
 
 # -- the API: the same people, the same checks, as JSON ----------------------------------------------
