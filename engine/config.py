@@ -128,6 +128,17 @@ class CaseworkSettings(BaseModel):
     team_inbox: str | None = None
 
 
+class OidcSettings(BaseModel):
+    """Sign-in through the council's identity provider (OpenID Connect; Microsoft Entra ID, say)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    issuer: str = Field(min_length=1)  # discovery at {issuer}/.well-known/openid-configuration
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None  # in the environment: EHCP_OIDC_CLIENT_SECRET
+    claim: str = "email"  # the claim naming the member of staff (their email, or staff id, in config.yaml)
+    label: str = "Sign in with your council account"
+
+
 class WebSettings(BaseModel):
     """The staff web application (``ehcp serve``)."""
 
@@ -141,6 +152,7 @@ class WebSettings(BaseModel):
     lockout_after: int = Field(default=5, ge=1, le=50)  # failed sign-ins in a row before a lock-out
     lockout_minutes: int = Field(default=15, ge=1, le=1440)
     secure_cookies: bool = True  # browsers keep Secure cookies on http://localhost too
+    oidc: OidcSettings | None = None  # sign-in through the council's identity provider, beside local accounts
 
 
 class Settings(BaseModel):
@@ -229,6 +241,7 @@ _ENV_NESTED = {
     "EHCP_NOTIFY_BASE_URL": ("notifications", "notify", "base_url"),
     "EHCP_NOTIFY_TEMPLATE_ID": ("notifications", "notify", "template_id"),
     "EHCP_SCHEDULER_INTERVAL_MINUTES": ("scheduler", "interval_minutes"),
+    "EHCP_OIDC_CLIENT_SECRET": ("web", "oidc", "client_secret"),
 }
 
 
@@ -243,6 +256,10 @@ def _secrets_in(data: Mapping[str, Any]) -> tuple[str, ...]:
         part = notifications.get(section) if isinstance(notifications, dict) else None
         if isinstance(part, dict) and part.get(key):
             found.append(f"notifications.{section}.{key}")
+    web = data.get("web")
+    oidc = web.get("oidc") if isinstance(web, dict) else None
+    if isinstance(oidc, dict) and oidc.get("client_secret"):
+        found.append("web.oidc.client_secret")
     for key in ("database_url", "database_owner_url"):
         value = data.get(key)
         # A password in the URL's user part; no URL parser: SQLAlchemy's costs every command 0.1 s to import.

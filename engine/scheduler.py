@@ -149,6 +149,9 @@ class SchedulerLock:
         return False
 
     def release(self) -> None:
-        if self._held is not None:
-            self._held.close()
-            self._held = None
+        if self._held is None:
+            return
+        if hasattr(self._held, "invalidate"):  # a pooled connection: its session (and lock) must end
+            self._held.invalidate()
+        self._held.close()
+        self._held = None

@@ -84,9 +84,12 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
+    yield from _site(database_url, tmp_path, free_port())
+
+
+def _site(database_url: str, tmp_path: Path, port: int, oidc: dict[str, str] | None = None) -> Iterator[Site]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
-    port = free_port()
     data = {
         "database_url": database_url,
         "workflows_dir": str(ROOT / "workflows"),
@@ -95,7 +98,7 @@ def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
         "staff": STAFF,
         "accounts": {"*": "casey.demo"},
         "notifications": {"transport": "folder", "outbox_dir": str(tmp_path / "outbox")},
-        "web": {"port": port},
+        "web": {"port": port, **({"oidc": oidc} if oidc else {})},
     }
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
@@ -119,6 +122,8 @@ def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
     theirs = open_case("pat.other", "Other Team Child")
     app.engine.dispose()
     env = {**os.environ, "EHCP_CONFIG": str(config)}
+    if oidc:
+        env["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the test provider speaks http on loopback; a council's, https
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "ehcp"), "serve", "--port", str(port), "--no-scheduler"],
         cwd=ROOT,
@@ -414,3 +419,43 @@ def test_a_caseworker_takes_a_case_from_request_to_final_plan_in_the_browser(pag
     download = page.request.get(site.url + link.get_attribute("href"))
     assert download.status == 200 and download.body()[:5] == b"%PDF-"
     assert download.headers["content-disposition"].startswith(f'attachment; filename="case-{site.ours}-final-plan')
+
+
+@pytest.fixture
+def council_sign_in(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, Any]]:
+    """The site, signing staff in through a real OpenID provider on loopback."""
+    from oidc_provider import Client, Provider
+
+    port, provider_port = free_port(), free_port()
+    client = Client("ehcp-web", "a-client-secret", f"http://127.0.0.1:{port}/sign-in/council/return")
+    provider = Provider(provider_port, client, {"jo.demo@example.org": "Jo Demo", "stranger@example.org": "A Stranger"})
+    provider.start()
+    oidc = {"issuer": provider.issuer, "client_id": client.client_id, "client_secret": client.client_secret}
+    try:
+        for site_ in _site(database_url, tmp_path, port, oidc):
+            yield site_, provider
+    finally:
+        provider.stop()
+
+
+def test_staff_sign_in_through_the_councils_identity_provider(page: Any, council_sign_in: tuple[Site, Any]) -> None:
+    site, provider = council_sign_in
+    page.goto(site.url + "/sign-in")
+    accessible(page, "sign-in-with-council-account")
+    page.get_by_role("button", name="Sign in with your council account").click()
+    assert page.url.startswith(provider.issuer + "/authorize")
+    page.get_by_label("Work email").fill("jo.demo@example.org")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/cases") and "Signed in as Jo Demo (caseworker)" in page.locator("body").inner_text()
+    assert f"Case {site.ours}" in page.locator("table").inner_text()  # Jo is on Casey's team
+    assert provider.codes == {}  # the code was used, once
+    # Someone the provider knows but this service's staff list does not: no one is signed in.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in with your council account").click()
+    page.get_by_label("Work email").fill("stranger@example.org")
+    page.get_by_role("button", name="Sign in").click()
+    assert "not on this service's staff list" in page.locator("#login-error").inner_text()
+    assert page.goto(site.url + "/cases").url.endswith("/sign-in")
+    # A forged return (no state, no code) signs no one in.
+    forged = page.goto(site.url + "/sign-in/council/return?code=made-up&state=made-up")
+    assert forged.status == 403 and page.goto(site.url + "/cases").url.endswith("/sign-in")

@@ -112,3 +112,32 @@ def test_the_production_server_runs_several_workers_of_the_wsgi_application(tmp_
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_one_process_runs_the_scheduler_for_a_database_however_many_serve_it(database_url: str) -> None:
+    from engine.scheduler import SchedulerLock
+
+    clock = FixedClock(date(2025, 1, 6))
+    first = App(Settings(database_url=database_url), clock, create=True)
+    second = App(Settings(database_url=database_url), clock)
+    one, other = SchedulerLock(first), SchedulerLock(second)
+    try:
+        assert one.acquire()
+        assert not other.acquire()  # this one only serves
+        one.release()
+        assert other.acquire()  # and takes over when the first stops
+    finally:
+        one.release()
+        other.release()
+        first.engine.dispose()
+        second.engine.dispose()
+
+
+def test_the_stylesheet_carries_the_councils_colour_and_font_from_its_configuration() -> None:
+    """scripts/build-assets.sh builds them in; a changed config.yaml without a rebuild fails here."""
+    from engine.config import load_settings
+
+    web = load_settings(ROOT / "config.yaml").web
+    css = (ROOT / "engine" / "web" / "static" / "app.css").read_text()
+    assert web.brand_colour.lower() in css.lower()
+    assert web.font.split(",")[0] in css and "GDS Transport" not in css

@@ -82,6 +82,18 @@ def create_app(settings: Settings, clock: Clock | None = None, engine_app: App |
     flask.extensions["ehcp"] = core
     flask.extensions["ehcp_accounts"] = Accounts(core.engine, core.directory, core.clock, web)
     CSRFProtect(flask)
+    if web.oidc is not None:
+        from authlib.integrations.flask_client import OAuth  # type: ignore[import-untyped]
+
+        oauth = OAuth(flask)
+        oauth.register(
+            "council",
+            client_id=web.oidc.client_id,
+            client_secret=web.oidc.client_secret,
+            server_metadata_url=web.oidc.issuer.rstrip("/") + "/.well-known/openid-configuration",
+            client_kwargs={"scope": "openid email profile"},
+        )
+        flask.extensions["ehcp_oauth"] = oauth
     flask.register_blueprint(bp)
     flask.after_request(_headers)
     for code in (403, 404, 405):
@@ -154,7 +166,7 @@ def audit(action: str, case_id: int | None = None, detail: str | None = None, wh
 
 # -- signing in ----------------------------------------------------------------------------------
 
-OPEN = {"staff.sign_in", "staff.sign_in_code", "static"}
+OPEN = {"staff.sign_in", "staff.sign_in_code", "staff.sign_in_council", "staff.sign_in_council_return", "static"}
 
 
 @bp.before_app_request
@@ -203,9 +215,56 @@ def sign_in() -> Any:
                 if checked.locked
                 else "The staff id, email address or password is not right"
             )
-    return render_template("sign_in.html", errors=errors, login=login, timed_out=bool(request.args.get("timed_out"))), (
-        400 if errors else 200
+    return _sign_in_page(errors, login, timed_out=bool(request.args.get("timed_out"))), (400 if errors else 200)
+
+
+def _sign_in_page(errors: dict[str, str], login: str, timed_out: bool = False) -> str:
+    oidc = core().settings.web.oidc
+    return render_template(
+        "sign_in.html",
+        errors=errors,
+        login=login,
+        timed_out=timed_out,
+        council_sign_in=oidc.label if oidc is not None else None,
     )
+
+
+@bp.route("/sign-in/council")
+def sign_in_council() -> Any:
+    """Off to the council's identity provider (OpenID Connect: code flow, state and nonce)."""
+    oauth = current_app.extensions.get("ehcp_oauth")
+    if oauth is None:
+        abort(404)
+    session.clear()
+    return oauth.council.authorize_redirect(url_for("staff.sign_in_council_return", _external=True))
+
+
+@bp.route("/sign-in/council/return")
+def sign_in_council_return() -> Any:
+    """Back from the identity provider: the ID token is checked (signature, issuer, audience, nonce),
+    and its claim names a member of staff on this service's list, or no one is signed in."""
+    from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
+
+    oauth = current_app.extensions.get("ehcp_oauth")
+    oidc = core().settings.web.oidc
+    if oauth is None or oidc is None:
+        abort(404)
+    try:
+        token = oauth.council.authorize_access_token()
+    except (AuthlibBaseError, OSError, ValueError):
+        session.clear()
+        return _sign_in_page({"login": "The council's sign-in did not complete. Try again."}, ""), 403
+    claims = token.get("userinfo") or {}
+    member = core().directory.find(str(claims.get(oidc.claim) or ""))
+    if member is None:
+        session.clear()
+        refused = "Your council account is not on this service's staff list. Ask your team manager."
+        return _sign_in_page({"login": refused}, ""), 403
+    session.clear()
+    session.permanent = True
+    session.update(staff_id=member.id, stage="signed_in", seen=core().clock.now().timestamp())
+    audit("signed_in", detail="through the council's identity provider", who=Actor(member.id, member.role))
+    return redirect(url_for("staff.cases"))
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
