@@ -197,6 +197,9 @@ def test_a_caseworker_signs_in_with_a_code_and_takes_steps_through_the_forms(pag
     assert f"Case {site.ours}" in table and f"Case {site.theirs}" not in table
     assert "Generated <b>Child</b> O'Neill" in table  # shown as text, never as markup
     accessible(page, "my-cases")
+    page.get_by_label("Stage").select_option("request_received")
+    page.get_by_role("button", name="Filter cases").click()
+    assert f"Case {site.ours}" in page.locator("table").inner_text() and "stage=request_received" in page.url
 
     page.get_by_role("link", name=f"Case {site.ours}").click()
     assert page.get_by_role("heading", name="Generated <b>Child</b> O'Neill").is_visible()
@@ -295,6 +298,19 @@ def test_sign_in_reveals_no_accounts_and_locks_after_repeated_failures(page: Any
         attempt("jo.demo", "not the password")
     assert "locked" in attempt("jo.demo", "not the password")
     assert "locked" in attempt("jo.demo", PASSWORD)  # even the right password, for a while
+
+    # An administrator sees who is locked out, unlocks them, and sees no case content.
+    sign_in(page, site, "alex.demo")
+    assert page.get_by_role("heading", name="Staff and sign-in").is_visible()
+    accessible(page, "admin-staff")
+    row = page.locator("tr", has_text="jo.demo@example.org")
+    assert "Locked" in row.inner_text()
+    row.get_by_role("button", name="Unlock Jo Demo").click()
+    assert "Active" in page.locator("tr", has_text="jo.demo@example.org").inner_text()
+    assert page.goto(f"{site.url}/cases").status == 403
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, site, "jo.demo")
+    assert "Signed in as Jo Demo" in page.locator("body").inner_text()
 
 
 def test_the_auditor_reads_every_view_and_change_and_changes_nothing(page: Any, site: Site, browser: Any) -> None:

@@ -66,6 +66,19 @@ class Accounts:
     def exists(self, staff_id: str) -> bool:
         return self._row(staff_id) is not None
 
+    def states(self) -> dict[str, dict[str, object]]:
+        """Each local account: whether it is locked, and until when."""
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(text("SELECT * FROM staff_account")).mappings()]
+        return {str(r["staff_id"]): {"locked": self._locked(r, now), "changed_at": r["changed_at"]} for r in rows}
+
+    def unlock(self, staff_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE staff_account SET failed = 0, locked_until = NULL WHERE staff_id = :id"), {"id": staff_id}
+            )
+
     def provisioning_uri(self, staff_id: str, secret: str, issuer: str) -> str:
         return pyotp.TOTP(secret).provisioning_uri(name=staff_id, issuer_name=issuer)
 

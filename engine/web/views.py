@@ -264,7 +264,7 @@ def sign_in_council_return() -> Any:
     session.permanent = True
     session.update(staff_id=member.id, stage="signed_in", seen=core().clock.now().timestamp())
     audit("signed_in", detail="through the council's identity provider", who=Actor(member.id, member.role))
-    return redirect(url_for("staff.cases"))
+    return redirect(url_for("staff.home"))
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
@@ -283,7 +283,7 @@ def sign_in_code() -> Any:
             session.permanent = True
             session.update(staff_id=staff_id, stage="signed_in", seen=core().clock.now().timestamp())
             audit("signed_in", who=Actor(member.id, member.role))
-            return redirect(url_for("staff.cases"))
+            return redirect(url_for("staff.home"))
         if checked.locked:
             session.clear()
             return redirect(url_for("staff.sign_in"))
@@ -310,7 +310,7 @@ def _visible_cases() -> list[dict[str, Any]]:
 
 @bp.route("/")
 def home() -> Response:
-    return redirect(url_for("staff.cases"))
+    return redirect(url_for("staff.admin_staff" if g.actor.role == "administrator" else "staff.cases"))
 
 
 @bp.route("/cases")
@@ -321,10 +321,22 @@ def cases() -> Any:
     query = request.args.get("q", "").strip()[:100]
     workflow = request.args.get("workflow", "")
     overdue_only = request.args.get("overdue") == "yes"
+    stage = request.args.get("stage", "")
+    team_ = request.args.get("team", "")
     rows = [r for r in _visible_cases() if r["open"]]
     workflows = sorted({r["workflow"] for r in rows})
+    stages = sorted({r["state"] for r in rows if not workflow or r["workflow"] == workflow})
+    directory = core().directory
+    for r in rows:
+        holder = directory.find(r["caseworker"]) if r["caseworker"] else None
+        r["team"] = holder.team_name() if holder is not None else ""
+    teams = sorted({r["team"] for r in rows if r["team"]})
     if workflow:
         rows = [r for r in rows if r["workflow"] == workflow]
+    if stage:
+        rows = [r for r in rows if r["state"] == stage]
+    if team_:
+        rows = [r for r in rows if r["team"] == team_]
     if query:
         needle = query.lower().removeprefix("case ").strip()
         rows = [r for r in rows if needle in r["name"].lower() or needle == str(r["id"])]
@@ -344,6 +356,10 @@ def cases() -> Any:
         query=query,
         workflow=workflow,
         overdue_only=overdue_only,
+        stages=stages,
+        stage=stage,
+        teams=teams if len(teams) > 1 else [],
+        team=team_,
     )
 
 
@@ -787,6 +803,51 @@ def correct(case_id: int) -> Any:
                 session["done"] = "The step was reversed; the history keeps both"
                 return redirect(url_for("staff.case", case_id=case_id))
     return render_template("correct.html", case=view, last=last, reason=reason, errors=errors), (400 if errors else 200)
+
+
+# -- administrators: staff accounts, no case content ----------------------------------------------
+
+
+@bp.route("/admin/staff")
+def admin_staff() -> Any:
+    if g.actor.role != "administrator":
+        abort(403)
+    states = accounts().states()
+    audit("viewed_staff")
+    return render_template("admin_staff.html", staff=core().settings.staff, states=states, made=None)
+
+
+@bp.route("/admin/staff/<staff_id>/unlock", methods=["POST"])
+def admin_unlock(staff_id: str) -> Any:
+    if g.actor.role != "administrator":
+        abort(403)
+    if core().directory.member(staff_id) is None:
+        abort(404)
+    accounts().unlock(staff_id)
+    audit("unlocked_account", detail=staff_id)
+    return redirect(url_for("staff.admin_staff"))
+
+
+@bp.route("/admin/staff/<staff_id>/reset", methods=["POST"])
+def admin_reset(staff_id: str) -> Any:
+    """A new password and authenticator secret, shown once, for the administrator to give the person."""
+    import secrets as random
+
+    if g.actor.role != "administrator":
+        abort(403)
+    member = core().directory.member(staff_id)
+    if member is None:
+        abort(404)
+    password = "-".join(random.token_urlsafe(4) for _ in range(4))
+    secret = accounts().set_password(staff_id, password)
+    audit("reset_account", detail=staff_id)
+    made = {
+        "member": member,
+        "password": password,
+        "secret": secret,
+        "uri": accounts().provisioning_uri(staff_id, secret, core().settings.council.name),
+    }
+    return render_template("admin_staff.html", staff=core().settings.staff, states=accounts().states(), made=made)
 
 
 # -- the audit log -------------------------------------------------------------------------------
