@@ -141,3 +141,39 @@ def test_the_stylesheet_carries_the_councils_colour_and_font_from_its_configurat
     css = (ROOT / "engine" / "web" / "static" / "app.css").read_text()
     assert web.brand_colour.lower() in css.lower()
     assert web.font.split(",")[0] in css and "GDS Transport" not in css
+
+
+def test_a_message_that_could_not_be_delivered_is_on_the_managers_board(tmp_path: Path) -> None:
+    """The failure alert does not depend on the failing transport alone: the board shows it."""
+    from engine.actor import Actor
+    from engine.store.repository import ContactRecord
+
+    clock = FixedClock(date(2025, 1, 6))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'web.sqlite'}",
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        staff=[STAFF[0].model_copy(update={"manager": "tm"}), STAFF[2]],  # cw is in tm's team
+        web=WebSettings(secure_cookies=False),
+    )
+    core = App(settings, clock, create=True)
+    case_id = core.cases.open_case(
+        name="Generated Child",
+        date_of_birth=date(2015, 2, 3),
+        workflow="needs_assessment",
+        actor=Actor("cw", "caseworker"),
+        inputs={"request_received_on": "2025-01-06", "requested_by": "parent"},
+        contacts=[ContactRecord("parent", "Generated Parent", "parent@example.org")],
+        caseworker="cw",
+    ).case_id
+    with core.engine.begin() as conn:
+        conn.execute(text("UPDATE outbox SET status = 'failed', last_error = '550 mailbox unavailable' WHERE id = 1"))
+    secret = Accounts(core.engine, core.directory, clock, settings.web).set_password("tm", "a long pass phrase")
+    flask = create_app(settings, clock, engine_app=core)
+    flask.config["WTF_CSRF_ENABLED"] = False
+    client = flask.test_client()
+    client.post("/sign-in", data={"login": "tm", "password": "a long pass phrase"})
+    client.post("/sign-in/code", data={"code": pyotp.TOTP(secret).at(clock.now())})
+    board = client.get("/team").data.decode()
+    assert "1 message(s) could not be delivered" in board and f"Case {case_id}" in board
+    assert "550 mailbox unavailable" in board

@@ -736,9 +736,21 @@ def team() -> Any:
         open_cases = {r["id"] for r in visible.values() if r["caseworker"] == member.id}
         late = {d["case_id"] for d in overdue if d["caseworker"] == member.id}
         load.append({"member": member, "cases": len(open_cases), "overdue": len(late)})
+    with core().engine.connect() as conn:
+        failed = [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    "SELECT id, case_id, template, recipient_role, channel, last_error FROM outbox "
+                    "WHERE status = 'failed' ORDER BY id DESC LIMIT 500"
+                )
+            ).mappings()
+            if r["case_id"] in visible or (r["case_id"] is None and g.actor.role == "head_of_service")
+        ]
     audit("viewed_team_board")
     return render_template(
         "team.html",
+        failed=failed,
         overdue=overdue,
         this_week=this_week,
         escalated=escalated,
