@@ -40,7 +40,7 @@ def test_a_session_idle_too_long_is_signed_out_and_pages_carry_their_security_he
     cookie = signed.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     done = client.post("/sign-in/code", data={"code": pyotp.TOTP(secret).at(clock.now())})
-    assert done.headers["Location"].endswith("/cases")
+    assert done.headers["Location"].endswith("/")  # home: the cases (an administrator: the staff)
     page = client.get("/cases")
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
