@@ -1077,19 +1077,39 @@ app.add_typer(staff_app, name="staff")
 
 @staff_app.command("password")
 def staff_password(staff_id: str = typer.Argument(..., help="A staff id from config.yaml.")) -> None:
-    """Set a member of staff's password (asked twice, never echoed) and a new authenticator secret."""
+    """Set your own password (asked twice, never echoed) and a new authenticator secret."""
     from .web.accounts import Accounts
 
     def go() -> None:
         a = _app()
         who = _actor(a)
-        if who.role != "administrator" and who.id != staff_id:
-            raise InvalidInput("only an administrator sets another member of staff's password")
+        if who.id != staff_id:
+            raise InvalidInput(
+                "a password is set by its owner only; an administrator sends a set-up link instead: "
+                f"ehcp staff setup {staff_id}"
+            )
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
         accounts = Accounts(a.engine, a.directory, a.clock, a.settings.web)
         secret = accounts.set_password(staff_id, password)
         typer.echo(f"password set for {staff_id}; add this to their authenticator app:")
         typer.echo(accounts.provisioning_uri(staff_id, secret, a.settings.council.name))
+
+    _run(go)
+
+
+@staff_app.command("setup")
+def staff_setup(staff_id: str = typer.Argument(..., help="A staff id from config.yaml.")) -> None:
+    """Reset a member of staff's sign-in (an administrator): they are signed out everywhere and sent a
+    link, to their own address, to set a new password and authenticator key."""
+    from .web.accounts import send_setup_link
+
+    def go() -> None:
+        a = _app()
+        who = _actor(a)
+        if who.role != "administrator":
+            raise InvalidInput(f"resetting a sign-in is for an administrator; you are {who.id} ({who.role})")
+        sent_to = send_setup_link(a, staff_id)
+        typer.echo(f"{staff_id} is signed out everywhere; a set-up link goes to {sent_to} with the next sweep")
 
     _run(go)
 

@@ -149,10 +149,18 @@ class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     idle_minutes: int = Field(default=30, ge=1, le=480)  # signed out after this long without a request
+    session_hours: int = Field(default=10, ge=1, le=24)  # the longest a session lasts, however busy
+    # The address staff reach the service at (https://...): links in emails and the single sign-on
+    # return address are built from it, never from a request's Host header.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
     lockout_after: int = Field(default=5, ge=1, le=50)  # failed sign-ins in a row before a lock-out
     lockout_minutes: int = Field(default=15, ge=1, le=1440)
     secure_cookies: bool = True  # browsers keep Secure cookies on http://localhost too
     oidc: OidcSettings | None = None  # sign-in through the council's identity provider, beside local accounts
+
+    def address(self) -> str:
+        """The service's own address, for links it sends."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 class Settings(BaseModel):

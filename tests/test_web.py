@@ -294,10 +294,10 @@ def test_sign_in_reveals_no_accounts_and_locks_after_repeated_failures(page: Any
     unknown = attempt("nobody.here", "whatever it is")
     wrong = attempt("jo.demo", "not the password")
     assert unknown == wrong  # the same answer whether or not the account exists
-    for _ in range(3):
+    for _ in range(4):
         attempt("jo.demo", "not the password")
-    assert "locked" in attempt("jo.demo", "not the password")
-    assert "locked" in attempt("jo.demo", PASSWORD)  # even the right password, for a while
+    # Locked now: even the right password gets the same answer as a wrong one, or an unknown name.
+    assert attempt("jo.demo", PASSWORD) == unknown == attempt("nobody.here", "whatever it is")
 
     # An administrator sees who is locked out, unlocks them, and sees no case content.
     sign_in(page, site, "alex.demo")
@@ -311,6 +311,45 @@ def test_sign_in_reveals_no_accounts_and_locks_after_repeated_failures(page: Any
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, site, "jo.demo")
     assert "Signed in as Jo Demo" in page.locator("body").inner_text()
+
+
+def test_a_signed_out_session_is_over_on_the_server_and_a_reset_sends_the_person_a_link(
+    page: Any, site: Site, browser: Any
+) -> None:
+    sign_in(page, site, "jo.demo")
+    copied = page.context.cookies()
+    page.get_by_role("button", name="Sign out").click()
+    thief = browser.new_context()
+    thief.add_cookies(copied)  # the cookie as it was before signing out
+    assert thief.new_page().goto(f"{site.url}/cases").url.endswith("/sign-in?timed_out=1")
+    # A session in use when an administrator resets the account ends with the reset.
+    sign_in(page, site, "casey.demo")
+    admin = browser.new_context().new_page()
+    sign_in(admin, site, "alex.demo")
+    admin.locator("tr", has_text="casey.demo@example.org").get_by_role("button", name="Send a set-up link").click()
+    banner = admin.locator(".govuk-notification-banner").inner_text()
+    assert "a link to set up their sign-in was sent to c***@example.org" in banner
+    assert PASSWORD not in admin.content() and "Set-up link sent" in admin.locator("main").inner_text()
+    assert page.goto(f"{site.url}/cases").url.endswith("/sign-in?timed_out=1")
+    # The link goes to the person's own address (the demo's transport writes it to a folder).
+    app = App(load_settings(site.config), SystemClock())
+    app.dispatcher().dispatch()
+    app.engine.dispose()
+    sent = [p.read_text() for p in (site.config.parent / "outbox").glob("*.eml")]
+    mail = next(m for m in sent if "Set up your sign-in" in m)
+    assert "casey.demo@example.org" in mail
+    link = re.search(r"http://127\.0\.0\.1:\d+/sign-in/setup/\S+", mail.replace("=\n", ""))
+    assert link is not None
+    page.goto(link.group(0))
+    accessible(page, "set-up-sign-in")
+    page.get_by_label("New password", exact=True).fill("a brand new pass phrase")
+    page.get_by_label("The new password again").fill("a brand new pass phrase")
+    page.get_by_role("button", name="Continue").click()
+    key = page.locator("#key").inner_text()
+    assert page.goto(link.group(0)).status == 404  # the link works once
+    site.secrets["casey.demo"] = key
+    sign_in(page, site, "casey.demo", "a brand new pass phrase")
+    assert "Signed in as Casey Demo" in page.locator("body").inner_text()
 
 
 def test_the_auditor_reads_every_view_and_change_and_changes_nothing(page: Any, site: Site, browser: Any) -> None:
@@ -444,7 +483,11 @@ def council_sign_in(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, A
 
     port, provider_port = free_port(), free_port()
     client = Client("ehcp-web", "a-client-secret", f"http://127.0.0.1:{port}/sign-in/council/return")
-    provider = Provider(provider_port, client, {"jo.demo@example.org": "Jo Demo", "stranger@example.org": "A Stranger"})
+    provider = Provider(
+        provider_port,
+        client,
+        {"jo.demo@example.org": "Jo Demo", "stranger@example.org": "A Stranger", "alex.demo": "Not An Address"},
+    )
     provider.start()
     oidc = {"issuer": provider.issuer, "client_id": client.client_id, "client_secret": client.client_secret}
     try:
@@ -470,7 +513,13 @@ def test_staff_sign_in_through_the_councils_identity_provider(page: Any, council
     page.get_by_role("button", name="Sign in with your council account").click()
     page.get_by_label("Work email").fill("stranger@example.org")
     page.get_by_role("button", name="Sign in").click()
-    assert "not on this service's staff list" in page.locator("#login-error").inner_text()
+    assert "could not be signed in with your council account" in page.locator("#login-error").inner_text()
+    assert page.goto(site.url + "/cases").url.endswith("/sign-in")
+    # An email claim that is a staff id, not an address, names no one (the administrator here).
+    page.get_by_role("button", name="Sign in with your council account").click()
+    page.get_by_label("Work email").fill("alex.demo")
+    page.get_by_role("button", name="Sign in").click()
+    assert "could not be signed in" in page.locator("#login-error").inner_text()
     assert page.goto(site.url + "/cases").url.endswith("/sign-in")
     # A forged return (no state, no code) signs no one in.
     forged = page.goto(site.url + "/sign-in/council/return?code=made-up&state=made-up")

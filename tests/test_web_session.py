@@ -177,3 +177,45 @@ def test_a_message_that_could_not_be_delivered_is_on_the_managers_board(tmp_path
     board = client.get("/team").data.decode()
     assert "1 message(s) could not be delivered" in board and f"Case {case_id}" in board
     assert "550 mailbox unavailable" in board
+
+
+def test_failed_sign_ins_at_once_still_lock_the_account_and_a_code_works_once_however_it_is_sent(
+    database_url: str,
+) -> None:
+    import threading
+
+    clock = FixedClock(date(2025, 1, 6))
+    settings = Settings(database_url=database_url, staff=STAFF, web=WebSettings(lockout_after=5))
+    core = App(settings, clock, create=True)
+    accounts = Accounts(core.engine, core.directory, clock, settings.web)
+    secret = accounts.set_password("cw", "a long pass phrase")
+    accounts.set_password("tm", "a long pass phrase")
+    barrier = threading.Barrier(12)
+
+    def guess() -> None:
+        barrier.wait()
+        accounts.check_password("tm", "a wrong guess")
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert accounts.states()["tm"]["locked"]  # no failure that raced the locking one unlocked it
+    assert accounts.check_password("tm", "a long pass phrase").staff_id is None
+
+    code = pyotp.TOTP(secret).at(clock.now())
+    results: list[str | None] = []
+    barrier = threading.Barrier(4)
+
+    def use() -> None:
+        barrier.wait()
+        results.append(accounts.check_code("cw", code).staff_id)
+
+    threads = [threading.Thread(target=use) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("cw") == 1 and results.count(None) == 3
+    core.engine.dispose()

@@ -239,6 +239,7 @@ KEPT_DATA = (
     "contact",
     "staff_account",
     "audit_event",
+    "web_session",
 )
 
 

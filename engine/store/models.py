@@ -270,6 +270,20 @@ class StaffAccount(SQLModel, table=True):
     locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     last_code_step: int = 0  # the TOTP time step last used: a code works once
     changed_at: datetime = Field(sa_column=_moment())
+    setup_hash: str | None = Field(default=None, max_length=64)  # a set-up link sent to the person
+    setup_expires: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in session of the web application, ended on the server (sign-out, a reset, idle)."""
+
+    __tablename__ = "web_session"
+    id: str = Field(primary_key=True, max_length=64)  # the SHA-256 of the token in the cookie
+    staff_id: str = Field(max_length=100, index=True)
+    how: str = Field(max_length=20)  # password or council
+    created_at: datetime = Field(sa_column=_moment())
+    last_seen: datetime = Field(sa_column=_moment())
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):

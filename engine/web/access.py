@@ -29,8 +29,8 @@ def may_see(actor: Actor, caseworker: str | None, directory: Directory) -> bool:
     if actor.role not in ("caseworker", "team_manager"):
         return False
     holder = directory.find(caseworker) if caseworker else None
-    if holder is None:  # not allocated: the managers allocate it
-        return actor.role == "team_manager"
+    if holder is None:  # not allocated: the managers allocate it (one held by someone since removed
+        return actor.role == "team_manager" and not caseworker  # from the list: the head of service)
     if holder.id == actor.id:
         return True
     return team_of(directory, holder.id) == team_of(directory, actor.id)

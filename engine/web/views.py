@@ -96,7 +96,7 @@ def create_app(settings: Settings, clock: Clock | None = None, engine_app: App |
         flask.extensions["ehcp_oauth"] = oauth
     flask.register_blueprint(bp)
     flask.after_request(_headers)
-    for code in (403, 404, 405):
+    for code in (403, 404, 405, 500):
         flask.register_error_handler(code, _error_page)
     flask.register_error_handler(CSRFError, _csrf_error)
     flask.jinja_env.filters["first_upper"] = lambda text: str(text)[:1].upper() + str(text)[1:]
@@ -118,6 +118,7 @@ def _headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Strict-Transport-Security"] = "max-age=31536000"  # ignored over http (a local demo)
     if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -125,10 +126,11 @@ def _headers(response: Response) -> Response:
 
 def _error_page(exc: Any) -> Any:
     code = getattr(exc, "code", 500) or 500
+    headers = {"Allow": ", ".join(exc.valid_methods)} if code == 405 and getattr(exc, "valid_methods", None) else {}
     if request.path.startswith("/api/"):
-        words = {403: "forbidden", 404: "not found", 405: "method not allowed"}
-        return jsonify({"error": words.get(code, "error")}), code
-    return render_template("error.html", code=code), code
+        words = {403: "forbidden", 404: "not found", 405: "method not allowed", 500: "error"}
+        return jsonify({"error": words.get(code, "error")}), code, headers
+    return render_template("error.html", code=code), code, headers
 
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int]:
@@ -166,7 +168,14 @@ def audit(action: str, case_id: int | None = None, detail: str | None = None, wh
 
 # -- signing in ----------------------------------------------------------------------------------
 
-OPEN = {"staff.sign_in", "staff.sign_in_code", "staff.sign_in_council", "staff.sign_in_council_return", "static"}
+OPEN = {
+    "staff.sign_in",
+    "staff.sign_in_code",
+    "staff.sign_in_council",
+    "staff.sign_in_council_return",
+    "staff.sign_in_setup",
+    "static",
+}
 
 
 @bp.before_app_request
@@ -174,20 +183,15 @@ def _guard() -> Response | None:
     g.actor = None
     if request.endpoint in OPEN:
         return None
-    staff_id, seen = session.get("staff_id"), session.get("seen")
-    now = core().clock.now().timestamp()
-    if not staff_id or session.get("stage") != "signed_in" or not isinstance(seen, int | float):
+    token = session.get("token")
+    staff_id = accounts().session(token) if isinstance(token, str) else None
+    member = core().directory.member(staff_id) if staff_id else None  # removed from the list: out
+    if member is None:
+        if token:  # a session that has ended (only then: a stray request must not drop a form's token)
+            session.clear()
         if request.path.startswith("/api/"):
             return jsonify({"error": "sign in first"}), 401  # type: ignore[return-value]
-        return redirect(url_for("staff.sign_in"))
-    if now - seen > core().settings.web.idle_minutes * 60:
-        session.clear()
-        return redirect(url_for("staff.sign_in", timed_out=1))
-    member = core().directory.member(staff_id)
-    if member is None:  # removed from the staff list since signing in
-        session.clear()
-        return redirect(url_for("staff.sign_in"))
-    session["seen"] = now
+        return redirect(url_for("staff.sign_in", timed_out=1) if token else url_for("staff.sign_in"))
     g.actor = Actor(member.id, member.role)
     g.member = member
     return None
@@ -208,13 +212,11 @@ def sign_in() -> Any:
             checked = accounts().check_password(login, password)
             if checked.staff_id is not None:
                 session.clear()
-                session["staff_id"], session["stage"] = checked.staff_id, "password"
+                session.update(staff_id=checked.staff_id, stage="password", at=core().clock.now().timestamp())
                 return redirect(url_for("staff.sign_in_code"))
-            errors["login"] = (
-                "Your account is locked for a while after too many attempts. Try again later."
-                if checked.locked
-                else "The staff id, email address or password is not right"
-            )
+            # The same words whatever was wrong, and whether or not the account exists or is locked.
+            errors["login"] = NOT_RIGHT
+            audit("sign_in_refused", detail="password", who=NOBODY)
     return _sign_in_page(errors, login, timed_out=bool(request.args.get("timed_out"))), (400 if errors else 200)
 
 
@@ -236,7 +238,7 @@ def sign_in_council() -> Any:
     if oauth is None:
         abort(404)
     session.clear()
-    return oauth.council.authorize_redirect(url_for("staff.sign_in_council_return", _external=True))
+    return oauth.council.authorize_redirect(core().settings.web.address() + url_for("staff.sign_in_council_return"))
 
 
 @bp.route("/sign-in/council/return")
@@ -250,27 +252,44 @@ def sign_in_council_return() -> Any:
     if oauth is None or oidc is None:
         abort(404)
     try:
-        token = oauth.council.authorize_access_token()
-    except (AuthlibBaseError, OSError, ValueError):
-        session.clear()
-        return _sign_in_page({"login": "The council's sign-in did not complete. Try again."}, ""), 403
+        token = oauth.council.authorize_access_token()  # with the return address it was sent
+    except (AuthlibBaseError, OSError, ValueError, KeyError) as exc:
+        return _council_refused(f"did not complete ({type(exc).__name__})")
+    except Exception as exc:  # noqa: BLE001 - a token that fails any check (joserfc's claims errors) signs no one in
+        return _council_refused(f"token refused ({type(exc).__name__})")
     claims = token.get("userinfo") or {}
-    member = core().directory.find(str(claims.get(oidc.claim) or ""))
+    value = str(claims.get(oidc.claim) or "").strip().lower()
+    if oidc.claim == "email":
+        # An address the provider has not verified names no one; and an email claim matches an email only.
+        member = core().directory.find(value) if "@" in value and claims.get("email_verified") is not False else None
+        member = member if member is not None and member.email.strip().lower() == value else None
+    else:
+        member = core().directory.member(value)
     if member is None:
-        session.clear()
-        refused = "Your council account is not on this service's staff list. Ask your team manager."
-        return _sign_in_page({"login": refused}, ""), 403
-    session.clear()
-    session.permanent = True
-    session.update(staff_id=member.id, stage="signed_in", seen=core().clock.now().timestamp())
-    audit("signed_in", detail="through the council's identity provider", who=Actor(member.id, member.role))
+        return _council_refused("not on the staff list")
+    _signed_in(member, "council")
     return redirect(url_for("staff.home"))
+
+
+def _council_refused(why: str) -> tuple[str, int]:
+    session.clear()
+    audit("sign_in_refused", detail=f"council sign-in: {why}", who=NOBODY)
+    refused = "You could not be signed in with your council account. If you should be, ask your team manager."
+    return _sign_in_page({"login": refused}, ""), 403
+
+
+NOT_RIGHT = (
+    "The staff id, email address or password is not right. After 5 tries in a row an account is locked for 15 minutes."
+)
+NOBODY = Actor("-", "none")  # the audit log's actor for a sign-in that proved no one
 
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 def sign_in_code() -> Any:
-    staff_id = session.get("staff_id")
-    if not staff_id or session.get("stage") != "password":
+    staff_id, at = session.get("staff_id"), session.get("at")
+    fresh = isinstance(at, int | float) and core().clock.now().timestamp() - at < core().settings.web.idle_minutes * 60
+    if not staff_id or session.get("stage") != "password" or not fresh:
+        session.clear()
         return redirect(url_for("staff.sign_in"))
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -279,23 +298,54 @@ def sign_in_code() -> Any:
         if checked.staff_id is not None:
             member = core().directory.member(staff_id)
             assert member is not None
-            session.clear()
-            session.permanent = True
-            session.update(staff_id=staff_id, stage="signed_in", seen=core().clock.now().timestamp())
-            audit("signed_in", who=Actor(member.id, member.role))
+            _signed_in(member, "password")
             return redirect(url_for("staff.home"))
-        if checked.locked:
-            session.clear()
-            return redirect(url_for("staff.sign_in"))
+        audit("sign_in_refused", detail=f"code for {staff_id}", who=NOBODY)
         errors["code"] = "The code is not right: enter the 6 numbers your authenticator app shows now"
     return render_template("sign_in_code.html", errors=errors), (400 if errors else 200)
+
+
+def _signed_in(member: Any, how: str) -> None:
+    """A new session on the server, and a new cookie naming it (nothing from before carries over)."""
+    token = accounts().start_session(member.id, how)
+    session.clear()
+    session.permanent = True
+    session["token"] = token
+    audit("signed_in", detail=how, who=Actor(member.id, member.role))
 
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out() -> Response:
     audit("signed_out")
+    accounts().end_session(session.get("token", ""))
     session.clear()
     return redirect(url_for("staff.sign_in"))
+
+
+@bp.route("/sign-in/setup/<token>", methods=["GET", "POST"])
+def sign_in_setup(token: str) -> Any:
+    """A set-up link sent after a reset: the person chooses their password and gets a new key."""
+    token = token[:100]
+    if accounts().setup_for(token) is None:
+        return render_template("error.html", code=404, reason="This link has been used, or is out of date."), 404
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        password, again = request.form.get("password", "")[:1000], request.form.get("again", "")[:1000]
+        if password != again:
+            errors["again"] = "The two passwords are not the same"
+        else:
+            try:
+                done = accounts().use_setup(token, password)
+            except InvalidInput as exc:
+                errors["password"] = _plain(str(exc))
+            else:
+                if done is None:
+                    abort(404)
+                staff_id, secret = done
+                audit("set_up_sign_in", who=Actor(staff_id, "-"))
+                uri = accounts().provisioning_uri(staff_id, secret, core().settings.council.name)
+                return render_template("setup_done.html", secret=secret, uri=uri)
+    return render_template("setup.html", errors=errors), (400 if errors else 200)
 
 
 # -- cases ---------------------------------------------------------------------------------------
@@ -370,10 +420,12 @@ def _case(case_id: int) -> dict[str, Any]:
     try:
         with core().read() as db:
             view = reading.case_view(db, case_id, core().clock.today())
-    except NotFound:
+    except (NotFound, OverflowError):  # a number too big for the database is no case either
         abort(404)
     if not may_see(g.actor, view["caseworker"], core().directory):
         abort(404)
+    if request.method == "GET":  # every page showing a case is a view of it, on the record
+        audit("viewed_case", case_id, (request.endpoint or "").removeprefix("staff."))
     return view
 
 
@@ -408,7 +460,6 @@ def case(case_id: int) -> Any:
             d["excusable"] = bool(core().catalogue.get(name, version).deadline(d["name"]).exceptions)
         except KeyError:
             d["excusable"] = False
-    audit("viewed_case", case_id)
     return render_template("case.html", case=view, today=today)
 
 
@@ -440,7 +491,7 @@ def _read_inputs(specs: dict[str, InputSpec], form: Any) -> tuple[dict[str, str]
                 continue
             try:
                 values[name] = date(int(parts["year"]), int(parts["month"]), int(parts["day"])).isoformat()
-            except ValueError:
+            except (ValueError, OverflowError):
                 errors[name] = f"{label.capitalize()} must be a real date, like 27 3 2026"
             continue
         raw = form.get(name, "").strip()
@@ -461,7 +512,7 @@ def _read_on(form: Any) -> tuple[date | None, str | None, dict[str, str]]:
         return None, None, parts
     try:
         return date(int(parts["year"]), int(parts["month"]), int(parts["day"])), None, parts
-    except ValueError:
+    except (ValueError, OverflowError):
         return None, "The date it happened must be a real date, like 27 3 2026", parts
 
 
@@ -568,7 +619,6 @@ def plan(case_id: int) -> Any:
     by_section: dict[str, list[Any]] = {}
     for f in findings:
         by_section.setdefault(f.section, []).append(f)
-    audit("viewed_plan", case_id)
     return render_template(
         "plan.html",
         case=view,
@@ -699,9 +749,7 @@ def api_cases() -> Any:
 @bp.route("/api/cases/<int:case_id>")
 def api_case(case_id: int) -> Any:
     """One case, as `ehcp case show --json` gives it; 404 for a case this person may not see."""
-    view = _case(case_id)
-    audit("viewed_case", case_id, "api")
-    return jsonify(view)
+    return jsonify(_case(case_id))
 
 
 # -- managers ------------------------------------------------------------------------------------
@@ -842,24 +890,18 @@ def admin_unlock(staff_id: str) -> Any:
 
 @bp.route("/admin/staff/<staff_id>/reset", methods=["POST"])
 def admin_reset(staff_id: str) -> Any:
-    """A new password and authenticator secret, shown once, for the administrator to give the person."""
-    import secrets as random
+    """End a member of staff's password and sessions, and send them a link to set up their sign-in
+    again: the administrator never sees or chooses it (nor can use it to act as them)."""
+    from .accounts import send_setup_link
 
     if g.actor.role != "administrator":
         abort(403)
-    member = core().directory.member(staff_id)
-    if member is None:
+    if core().directory.member(staff_id) is None:
         abort(404)
-    password = "-".join(random.token_urlsafe(4) for _ in range(4))
-    secret = accounts().set_password(staff_id, password)
-    audit("reset_account", detail=staff_id)
-    made = {
-        "member": member,
-        "password": password,
-        "secret": secret,
-        "uri": accounts().provisioning_uri(staff_id, secret, core().settings.council.name),
-    }
-    return render_template("admin_staff.html", staff=core().settings.staff, states=accounts().states(), made=made)
+    sent_to = send_setup_link(core(), staff_id)
+    audit("reset_sign_in", detail=f"{staff_id}: set-up link sent")
+    session["done"] = f"{staff_id} is signed out everywhere; a link to set up their sign-in was sent to {sent_to}"
+    return redirect(url_for("staff.admin_staff"))
 
 
 # -- the audit log -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The web application's local accounts (argon2 password hashes, a TOTP secret, failed sign-ins and
-lock-outs) and its audit log: every sign-in, view of a case and change, who, what, when and from
+lock-outs, a set-up link's hash), its sessions (ended on the server at sign-out), and its audit
+log: every sign-in, view of a case and change, who, what, when and from
 where. The audit log is append-only, as history is.
 
 Revision ID: 0011
@@ -29,7 +30,20 @@ def upgrade() -> None:
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_code_step", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        # A set-up link sent to the person (an administrator never sees a password): its hash, its end.
+        sa.Column("setup_hash", sa.String(64), nullable=True),
+        sa.Column("setup_expires", sa.DateTime(timezone=True), nullable=True),
     )
+    op.create_table(
+        "web_session",
+        sa.Column("id", sa.String(64), primary_key=True),  # the SHA-256 of the token in the cookie
+        sa.Column("staff_id", sa.String(100), nullable=False),
+        sa.Column("how", sa.String(20), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_web_session_staff_id", "web_session", ["staff_id"])
     op.create_table(
         "audit_event",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -72,4 +86,6 @@ def downgrade() -> None:
     op.drop_index("ix_audit_event_actor", "audit_event")
     op.drop_index("ix_audit_event_case_id", "audit_event")
     op.drop_table("audit_event")
+    op.drop_index("ix_web_session_staff_id", "web_session")
+    op.drop_table("web_session")
     op.drop_table("staff_account")
