@@ -12,7 +12,7 @@ from engine.catalogue import Catalogue
 from engine.messages import Messages, long_date
 
 STAFF_MESSAGES = {"deadline_reminder", "deadline_escalation", "daily_digest", "delivery_failed"}
-ENGINE_MESSAGES = {"step_corrected"}  # queued by the service itself (a correction), not by a workflow
+ENGINE_MESSAGES = {"step_corrected", "sign_in_setup"}  # queued by the service itself (a correction, a reset sign-in)
 CHALLENGEABLE = {
     "decision_not_to_assess",
     "decision_not_to_issue",
