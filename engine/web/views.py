@@ -562,9 +562,12 @@ def step(case_id: int, instance_id: int, trigger: str) -> Any:
                     field = "on"
                 errors[field or "form"] = _plain(str(exc))
             else:
-                audit("took_step", case_id, f"{workflow['workflow']}: {trigger} -> {fired.outcome.to_state}")
-                session["done"] = f"{_step_title(definition, trigger, workflow['state'])}: done"
-                return redirect(url_for("staff.case", case_id=case_id))
+                return _done(
+                    case_id,
+                    f"{_step_title(definition, trigger, workflow['state'])}: done",
+                    "took_step",
+                    f"{workflow['workflow']}: {trigger} -> {fired.outcome.to_state}",
+                )
     return render_template(
         "step.html",
         case=view,
@@ -587,6 +590,13 @@ def _refusal(definition: Any, workflow: dict[str, Any], trigger: str) -> str:
     if definition.transition(trigger, workflow["state"]) is None:
         return f"This step is not possible while the case is here: {workflow['where']}"
     return f"Your role ({ROLE_WORDS.get(g.actor.role, g.actor.role).lower()}) may not take this step."
+
+
+def _done(case_id: int, message: str, action: str, detail: str | None = None) -> Response:
+    """A change made: on the audit log, said on the case page it goes back to."""
+    audit(action, case_id, detail)
+    session["done"] = message
+    return redirect(url_for("staff.case", case_id=case_id))
 
 
 def _plain(message: str) -> str:
@@ -725,9 +735,12 @@ def exception(case_id: int, instance_id: int, name: str) -> Any:
             except (InvalidInput, NotAuthorised, ConflictError) as exc:
                 errors["reason"] = _plain(str(exc))
             else:
-                audit("recorded_exception", case_id, f"{workflow['workflow']}: {name} ({head})")
-                session["done"] = f"Exception recorded: {deadline['title']}"
-                return redirect(url_for("staff.case", case_id=case_id))
+                return _done(
+                    case_id,
+                    f"Exception recorded: {deadline['title']}",
+                    "recorded_exception",
+                    f"{workflow['workflow']}: {name} ({head})",
+                )
     return render_template(
         "exception.html", case=view, deadline=deadline, heads=heads, head=head, reason=reason, errors=errors
     ), (400 if errors else 200)
@@ -828,9 +841,12 @@ def reassign(case_id: int) -> Any:
             except (InvalidInput, NotAuthorised, ConflictError) as exc:
                 errors["to"] = _plain(str(exc))
             else:
-                audit("reassigned_case", case_id, f"{before or 'not allocated'} -> {chosen}")
-                session["done"] = f"Case {case_id} is now {chosen}'s"
-                return redirect(url_for("staff.case", case_id=case_id))
+                return _done(
+                    case_id,
+                    f"Case {case_id} is now {chosen}'s",
+                    "reassigned_case",
+                    f"{before or 'not allocated'} -> {chosen}",
+                )
     return render_template("reassign.html", case=view, workers=workers, chosen=chosen, reason=reason, errors=errors), (
         400 if errors else 200
     )
@@ -859,9 +875,12 @@ def correct(case_id: int) -> Any:
             except (InvalidInput, NotAuthorised, ConflictError, TransitionRefused) as exc:
                 errors["reason"] = _plain(str(exc))
             else:
-                audit("corrected_step", case_id, f"instance {done.instance_id}: entry {done.seq}")
-                session["done"] = "The step was reversed; the history keeps both"
-                return redirect(url_for("staff.case", case_id=case_id))
+                return _done(
+                    case_id,
+                    "The step was reversed; the history keeps both",
+                    "corrected_step",
+                    f"instance {done.instance_id}: entry {done.seq}",
+                )
     return render_template("correct.html", case=view, last=last, reason=reason, errors=errors), (400 if errors else 200)
 
 
