@@ -27,8 +27,6 @@ from .store.chain import CHAIN_FORMAT, FIELDS, GENESIS, entry_hash
 
 SEAL_FORMAT = "ehcp-seal-1"
 
-_COLUMNS = FIELDS
-
 
 @dataclass
 class Verified:
@@ -67,7 +65,7 @@ def _entries(conn: Connection, batch: int = 5000) -> Iterator[dict[str, Any]]:
     in memory at once)."""
     after = (-1, -1)
     sql = text(
-        f"SELECT {', '.join(_COLUMNS)}, hash FROM history WHERE instance_id > :i OR (instance_id = :i AND seq > :s) "
+        f"SELECT {', '.join(FIELDS)}, hash FROM history WHERE instance_id > :i OR (instance_id = :i AND seq > :s) "
         "ORDER BY instance_id, seq LIMIT :n"
     )
     while True:
@@ -105,7 +103,7 @@ def _verify(conn: Connection, seal: dict[str, Any] | None, progress: Callable[[i
             progress(1)
         iid = row["instance_id"]
         previous = last.get(iid, GENESIS)
-        fields = {k: row[k] for k in _COLUMNS}
+        fields = {k: row[k] for k in FIELDS}
         expected = entry_hash(previous, **fields)
         if row["hash"] != expected:
             # Its own content changed, or an entry before it was changed, removed or added: the

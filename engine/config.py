@@ -253,7 +253,7 @@ _ENV_NESTED = {
 }
 
 
-_URL_PASSWORD = re.compile(r"://[^/@\s:]+:[^@\s/]+@")
+URL_PASSWORD = re.compile(r"://[^/@\s:]+:[^@\s]+@")  # a password in a URL (ehcp doctor too)
 
 
 def _secrets_in(data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -271,7 +271,7 @@ def _secrets_in(data: Mapping[str, Any]) -> tuple[str, ...]:
     for key in ("database_url", "database_owner_url"):
         value = data.get(key)
         # A password in the URL's user part; no URL parser: SQLAlchemy's costs every command 0.1 s to import.
-        if isinstance(value, str) and _URL_PASSWORD.search(value):
+        if isinstance(value, str) and URL_PASSWORD.search(value):
             found.append(key)
     return tuple(found)
 

@@ -14,11 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Settings
+from .config import URL_PASSWORD, Settings
 
 PRIVATE_UMASK = 0o077
 _SECRET_KEY = re.compile(r"^\s*(password|api_key|secret|token)\s*:\s*(?!null\b|~|$|''|\"\")\S", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"://[^/@\s:]+:[^@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def _tracked_secrets(config_file: Path | None) -> list[Finding]:
         return []
     found = []
     for number, line in enumerate(config_file.read_text(encoding="utf-8").splitlines(), start=1):
-        if _SECRET_KEY.match(line) or _URL_PASSWORD.search(line):
+        if _SECRET_KEY.match(line) or URL_PASSWORD.search(line):
             tracked = _tracked_by_git(config_file)
             severity = "problem" if tracked else "warning"
             where = "a file git keeps" if tracked else "a file"

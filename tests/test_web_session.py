@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -15,25 +16,38 @@ from sqlalchemy.exc import DBAPIError
 
 from engine.app import App
 from engine.clock import FixedClock
-from engine.config import Settings, WebSettings
+from engine.config import Settings, StaffMember, WebSettings
 from engine.web.accounts import Accounts
 from engine.web.views import create_app
 
 
-def test_a_session_idle_too_long_is_signed_out_and_pages_carry_their_security_headers(tmp_path: Path) -> None:
-    clock = FixedClock(date(2025, 1, 6))
+def _web(tmp_path: Path, clock: FixedClock, staff: list[StaffMember] = STAFF, **web: Any) -> tuple[App, Any]:
+    """The engine on a new SQLite file, and the web application over it for Flask's test client
+    (plain http: no Secure cookies; no CSRF tokens, which the browser tests check)."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'web.sqlite'}",
         workflows_dir=str(ROOT / "workflows"),
         templates_dir=str(ROOT / "templates"),
-        staff=STAFF,
-        web=WebSettings(idle_minutes=30, secure_cookies=False),  # the test client speaks plain http
+        staff=staff,
+        web=WebSettings(secure_cookies=False, **web),
     )
     core = App(settings, clock, create=True)
-    secret = Accounts(core.engine, core.directory, clock, settings.web).set_password("cw", "a long pass phrase")
     flask = create_app(settings, clock, engine_app=core)
-    flask.config["WTF_CSRF_ENABLED"] = False  # the browser tests check the tokens
-    client = flask.test_client()
+    flask.config["WTF_CSRF_ENABLED"] = False
+    return core, flask.test_client()
+
+
+def _password(core: App, staff_id: str) -> str:
+    """A password for ``staff_id``; the authenticator secret that goes with it."""
+    return Accounts(core.engine, core.directory, core.clock, core.settings.web).set_password(
+        staff_id, "a long pass phrase"
+    )
+
+
+def test_a_session_idle_too_long_is_signed_out_and_pages_carry_their_security_headers(tmp_path: Path) -> None:
+    clock = FixedClock(date(2025, 1, 6))
+    core, client = _web(tmp_path, clock, idle_minutes=30)
+    secret = _password(core, "cw")
     assert client.get("/cases").headers["Location"].endswith("/sign-in")
     signed = client.post("/sign-in", data={"login": "cw@example.org", "password": "a long pass phrase"})
     assert signed.headers["Location"].endswith("/sign-in/code")
@@ -149,14 +163,7 @@ def test_a_message_that_could_not_be_delivered_is_on_the_managers_board(tmp_path
     from engine.store.repository import ContactRecord
 
     clock = FixedClock(date(2025, 1, 6))
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'web.sqlite'}",
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        staff=[STAFF[0].model_copy(update={"manager": "tm"}), STAFF[2]],  # cw is in tm's team
-        web=WebSettings(secure_cookies=False),
-    )
-    core = App(settings, clock, create=True)
+    core, client = _web(tmp_path, clock, [STAFF[0].model_copy(update={"manager": "tm"}), STAFF[2]])  # cw in tm's team
     case_id = core.cases.open_case(
         name="Generated Child",
         date_of_birth=date(2015, 2, 3),
@@ -168,10 +175,7 @@ def test_a_message_that_could_not_be_delivered_is_on_the_managers_board(tmp_path
     ).case_id
     with core.engine.begin() as conn:
         conn.execute(text("UPDATE outbox SET status = 'failed', last_error = '550 mailbox unavailable' WHERE id = 1"))
-    secret = Accounts(core.engine, core.directory, clock, settings.web).set_password("tm", "a long pass phrase")
-    flask = create_app(settings, clock, engine_app=core)
-    flask.config["WTF_CSRF_ENABLED"] = False
-    client = flask.test_client()
+    secret = _password(core, "tm")
     client.post("/sign-in", data={"login": "tm", "password": "a long pass phrase"})
     client.post("/sign-in/code", data={"code": pyotp.TOTP(secret).at(clock.now())})
     board = client.get("/team").data.decode()

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from ..actor import Actor
 from ..directory import Directory
+from ..roles import CASEWORK_ROLES
 
 SEES_ALL = ("head_of_service", "auditor")
-CHANGES_CASES = ("caseworker", "team_manager", "head_of_service")
 
 
 def team_of(directory: Directory, staff_id: str | None) -> str | None:
@@ -37,4 +37,4 @@ def may_see(actor: Actor, caseworker: str | None, directory: Directory) -> bool:
 
 
 def may_change(actor: Actor) -> bool:
-    return actor.role in CHANGES_CASES
+    return actor.role in CASEWORK_ROLES

@@ -67,14 +67,27 @@ class Accounts:
         self._store(staff_id, _HASHER.hash(password), secret, demo=demo)
         return secret
 
-    def _store(self, staff_id: str, password_hash: str, secret: str, *, demo: bool = False) -> None:
-        row = {"id": staff_id, "h": password_hash, "s": secret, "demo": demo, "at": self.clock.now()}
+    def _store(
+        self, staff_id: str, password_hash: str, secret: str, *, demo: bool = False, setup: str | None = None
+    ) -> None:
+        """The account as given (and, for a reset, the hash of its set-up link's token), its sessions
+        ended, in one transaction."""
+        now = self.clock.now()
+        row = {
+            "id": staff_id,
+            "h": password_hash,
+            "s": secret,
+            "demo": demo,
+            "at": now,
+            "setup": _digest(setup) if setup else None,
+            "until": now + timedelta(hours=SETUP_HOURS) if setup else None,
+        }
         with self.engine.begin() as conn:
             conn.execute(text("DELETE FROM staff_account WHERE staff_id = :id"), row)
             conn.execute(
                 text(
                     "INSERT INTO staff_account (staff_id, password_hash, totp_secret, demo, failed, last_code_step, "
-                    "changed_at) VALUES (:id, :h, :s, :demo, 0, 0, :at)"
+                    "changed_at, setup_hash, setup_expires) VALUES (:id, :h, :s, :demo, 0, 0, :at, :setup, :until)"
                 ),
                 row,
             )
@@ -86,12 +99,7 @@ class Accounts:
         if self.directory.member(staff_id) is None:
             raise InvalidInput(f"'{staff_id}' is not a member of staff in config.yaml")
         token = secrets.token_urlsafe(32)
-        self._store(staff_id, UNUSABLE, pyotp.random_base32())
-        with self.engine.begin() as conn:
-            conn.execute(
-                text("UPDATE staff_account SET setup_hash = :h, setup_expires = :e WHERE staff_id = :id"),
-                {"h": _digest(token), "e": self.clock.now() + timedelta(hours=SETUP_HOURS), "id": staff_id},
-            )
+        self._store(staff_id, UNUSABLE, pyotp.random_base32(), setup=token)
         return token
 
     def setup_for(self, token: str) -> str | None:

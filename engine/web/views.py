@@ -483,16 +483,14 @@ def _read_inputs(specs: dict[str, InputSpec], form: Any) -> tuple[dict[str, str]
     for name, spec in specs.items():
         label = spec.label or name.replace("_", " ")
         if spec.type is InputType.DATE:
-            parts = {k: form.get(f"{name}-{k}", "").strip() for k in ("day", "month", "year")}
-            shown[name] = parts
-            if not any(parts.values()):
+            day, shown[name] = _date_field(form, name)
+            if day is None and not any(shown[name].values()):
                 if spec.required and spec.default != "today":
                     errors[name] = f"Enter {label.lower()}"
-                continue
-            try:
-                values[name] = date(int(parts["year"]), int(parts["month"]), int(parts["day"])).isoformat()
-            except (ValueError, OverflowError):
+            elif day is None:
                 errors[name] = f"{label.capitalize()} must be a real date, like 27 3 2026"
+            else:
+                values[name] = day.isoformat()
             continue
         raw = form.get(name, "").strip()
         shown[name] = raw
@@ -506,14 +504,21 @@ def _read_inputs(specs: dict[str, InputSpec], form: Any) -> tuple[dict[str, str]
     return values, errors, shown
 
 
-def _read_on(form: Any) -> tuple[date | None, str | None, dict[str, str]]:
-    parts = {k: form.get(f"on-{k}", "").strip() for k in ("day", "month", "year")}
-    if not any(parts.values()):
-        return None, None, parts
+def _date_field(form: Any, name: str) -> tuple[date | None, dict[str, str]]:
+    """A GOV.UK date input's day, month and year as a date (None when empty or not a real date),
+    and the parts as typed, to show again."""
+    parts = {k: form.get(f"{name}-{k}", "").strip() for k in ("day", "month", "year")}
     try:
-        return date(int(parts["year"]), int(parts["month"]), int(parts["day"])), None, parts
+        return date(int(parts["year"]), int(parts["month"]), int(parts["day"])), parts
     except (ValueError, OverflowError):
+        return None, parts
+
+
+def _read_on(form: Any) -> tuple[date | None, str | None, dict[str, str]]:
+    on, parts = _date_field(form, "on")
+    if on is None and any(parts.values()):
         return None, "The date it happened must be a real date, like 27 3 2026", parts
+    return on, None, parts
 
 
 @bp.route("/cases/<int:case_id>/workflows/<int:instance_id>/steps/<trigger>", methods=["GET", "POST"])
