@@ -239,6 +239,12 @@ def test_a_caseworker_signs_in_with_a_code_and_takes_steps_through_the_forms(pag
     page.locator("#on-year").fill(str(date.today().year + 2))
     page.get_by_role("button", name="Decide not to issue an EHC plan").click()
     assert "after today" in page.locator("#on-error").inner_text()
+    for part in ("day", "month", "year"):
+        page.locator(f"#on-{part}").fill("")
+    page.get_by_label("Note for the record (optional)").fill("x" * 10_000)  # over the limit: on its field
+    page.get_by_role("button", name="Decide not to issue an EHC plan").click()
+    assert "the limit is 2,000" in page.locator("#note-error").inner_text()
+    assert "--note" not in page.locator(".govuk-error-summary").inner_text()
 
     page.get_by_role("link", name=f"Back to case {site.ours}").click()
     page.get_by_role("link", name="Record that the advice and information asked for has arrived").click()

@@ -562,10 +562,12 @@ def step(case_id: int, instance_id: int, trigger: str) -> Any:
                     on=on,
                 )
             except (TransitionRefused, NotAuthorised, ConflictError, InvalidInput) as exc:
-                field = next((n for n in spec.inputs if f"'{n}'" in str(exc) or f"{n}:" in str(exc)), None)
-                if field is None and str(exc).startswith("--on"):
-                    field = "on"
-                errors[field or "form"] = _plain(str(exc))
+                message = str(exc)
+                field = next((n for n in spec.inputs if f"'{n}'" in message or f"{n}:" in message), None)
+                for option in ("on", "note"):  # the service names the command line's option: the form's field
+                    if field is None and message.startswith(f"--{option}:"):
+                        field, message = option, message.removeprefix(f"--{option}:").strip()
+                errors[field or "form"] = _plain(message)
             else:
                 return _done(
                     case_id,
