@@ -127,7 +127,9 @@ class App:
     def messages(self) -> Messages:
         from .messages import Messages
 
-        return Messages(self.settings.templates_path(), self.settings.council.name)
+        return Messages(
+            self.settings.templates_path(), self.settings.council.name, self.settings.web.address() + "/portal"
+        )
 
     @cached_property
     def sweeper(self) -> Sweeper:

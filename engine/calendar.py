@@ -167,6 +167,17 @@ def end_of_academic_year_at_age(born: date, years: int) -> date:
     return date(day.year if day.month <= 7 else day.year + 1, 7, 31)
 
 
+def end_of_compulsory_school_age(born: date) -> date:
+    """The last day of compulsory school age: the last Friday in June of the school year (1 September to
+    31 August) in which the child turns 16 (Education Act 1996 s.8 and the Education (School Leaving
+    Date) Order 1997). From the next day they are a young person, who holds the rights under Part 3 of
+    the Children and Families Act 2014 themselves (s.83(2))."""
+    sixteen = birthday(born, 16)
+    year = sixteen.year + 1 if sixteen.month >= 9 else sixteen.year
+    last = date(year, 6, 30)
+    return last - timedelta(days=(last.weekday() - 4) % 7)
+
+
 def subtract(end: date, duration: Duration) -> date:
     """The day ``duration`` before ``end`` (for reminders and notice periods counted backwards)."""
     if duration.unit is Unit.WORKING_DAYS:

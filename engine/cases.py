@@ -536,6 +536,29 @@ class Cases:
         done = [FollowOn("signalled", target.workflow, target.id, trigger, result.to_state)]
         return done + self._follow(unit, case_id, target.id, target.parent_id, result, info, depth + 1)
 
+    def step_within(
+        self, unit: Unit, case_id: int, instance_id: int, trigger: str, actor_id: str, on: date, note: str
+    ) -> FollowOn:
+        """Take ``trigger`` on an instance inside the caller's transaction, as the service itself (the role
+        ``workflow``, as a signal is): the step the law's own event makes, such as the last advice asked
+        for arriving online. A workflow that cannot take it now is left as it is, and the result says why."""
+        record = unit.load(instance_id)
+        machine = self.catalogue.machine(record.workflow, record.definition_version)
+        if record.closed_on is not None or machine.transition(trigger, record.state) is None:
+            return FollowOn("not_signalled", record.workflow, record.id, trigger, f"not possible in '{record.state}'")
+        try:
+            outcome = machine.decide(record.snapshot(), trigger, {}, Actor(actor_id, WORKFLOW_ROLE), on)
+        except TransitionRefused as refused:
+            return FollowOn("not_signalled", record.workflow, record.id, trigger, refused.reason)
+        info = unit.case_info(case_id)
+        recipients = self._recipients(outcome.messages, info.caseworker, info.contacts)
+        seq = unit.apply(record, outcome, note, recipients, self.clock.now())
+        if outcome.documents:
+            self._plan_documents(unit, case_id, record.id, seq, outcome)
+        if outcome.starts or outcome.signal or outcome.signal_children or outcome.signal_case:
+            self._follow(unit, case_id, record.id, record.parent_id, outcome, info, 1)
+        return FollowOn("signalled", record.workflow, record.id, trigger, outcome.to_state)
+
     def _plan_documents(
         self, unit: Unit, case_id: int, instance_id: int, seq: int, outcome: Outcome, accept_quality: str | None = None
     ) -> None:

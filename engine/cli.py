@@ -1126,6 +1126,21 @@ def staff_code(staff_id: str = typer.Argument(..., help="A demo account's staff 
     _run(go)
 
 
+portal_app = typer.Typer(help="The online service for families and advisers (links and codes by email).")
+app.add_typer(portal_app, name="portal")
+
+
+@portal_app.command("code")
+def portal_code(email: str = typer.Argument(..., help="A demo person's email address.")) -> None:
+    """A sign-in code for a person the demo made (after their link was used); no real person's."""
+    from .portal import Portal
+
+    def go() -> None:
+        typer.echo(Portal(_app()).demo_code(email))
+
+    _run(go)
+
+
 @app.command("serve")
 def serve(
     host: str | None = typer.Option(None, "--host", help="Default: web.host in config.yaml (127.0.0.1)."),
@@ -1317,6 +1332,18 @@ def demo(
             if not accounts.exists(member.id):
                 accounts.set_password(member.id, password, demo=True)
             typer.echo(f"  {member.id:13} {member.role:16} password {password}")
+        from .demo import portal_sign_ins
+
+        found = portal_sign_ins(a)
+        if settings.notifications.transport == "folder":
+            a.dispatcher().dispatch()  # the adviser's invitation, beside the day's other messages
+        if found:
+            typer.echo(
+                "\nThe online service for families and advisers (each link works once; after it, the code is "
+                f"emailed (in the demo: a .eml file in {settings.outbox_path()}) or printed by ehcp portal code EMAIL):"
+            )
+            for who, email, link in found:
+                typer.echo(f"  {who}: {email}\n    {link}")
 
     _run(sign_ins)
 

@@ -163,6 +163,27 @@ class WebSettings(BaseModel):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+class UploadSettings(BaseModel):
+    """Files sent through the online service (engine.uploads): checked by their content, stored by hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_megabytes: int = Field(default=10, ge=1, le=100)
+    # A malware scan before a file is kept: clamd at "unix:///var/run/clamav/clamd.ctl" or
+    # "tcp://127.0.0.1:3310". Unset: no scan. Set and unreachable: the file is refused, never kept unscanned.
+    clamd: str | None = Field(default=None, pattern=r"^(unix://\S+|tcp://[^\s:/]+:\d+)$")
+    clamd_timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+
+class PortalSettings(BaseModel):
+    """The online service for families and the professionals who give advice (engine.portal)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    invitation_days: int = Field(default=7, ge=1, le=28)  # how long the link in an invitation works
+    link_minutes: int = Field(default=30, ge=5, le=1440)  # a link asked for on the sign-in page
+    code_minutes: int = Field(default=10, ge=2, le=60)  # the code sent after the link is used
+    code_tries: int = Field(default=5, ge=1, le=10)  # wrong codes before the sign-in starts again
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     casework: CaseworkSettings = Field(default_factory=CaseworkSettings)
@@ -183,6 +204,8 @@ class Settings(BaseModel):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
+    uploads: UploadSettings = Field(default_factory=UploadSettings)
     templates_dir: str = "templates"
     documents_dir: str = "data/documents"  # rendered PDFs, named by the SHA-256 of their bytes
     # Each document is rendered in a child process with these limits; one that fails twice is failed.

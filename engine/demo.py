@@ -589,3 +589,58 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     clock.set(today)
     cases.phase_transfers(phases.academic_year_starting(today), actor=caseworkers[0], apply=True)
     return len(plan)
+
+
+def portal_sign_ins(app: App) -> list[tuple[str, str, str]]:
+    """A family's and an educational psychologist's sign-in links for the demo: the parent of a case
+    whose draft plan is out for comment, and an adviser asked for advice on a case being assessed.
+    Returns (who, email, link) for each found."""
+    from .portal import Portal
+
+    portal = Portal(app)
+    found: list[tuple[str, str, str]] = []
+    rows = queries.list_cases(app.engine)
+    today = app.clock.today()
+
+    def first(workflow: str, state: str) -> dict[str, object] | None:
+        for r in rows:
+            if r["workflow"] == workflow and r["state"] == state and r["open"]:
+                with app.store.unit() as unit:
+                    contacts = unit.fetch(
+                        "SELECT id, role, email FROM contact WHERE case_id = :c ORDER BY id", {"c": r["id"]}
+                    )
+                    born = unit.fetch("SELECT date_of_birth FROM ehc_case WHERE id = :c", {"c": r["id"]})[0][0]
+                parent = next((c for c in contacts if c[1] == "parent" and c[2]), None)
+                if parent is not None and portal.rights_holder(_as_date(born), today) == "parent":
+                    return {"case": r, "parent": parent, "contacts": contacts}
+        return None
+
+    family = first("needs_assessment", "draft_issued")
+    if family is not None:
+        case = family["case"]
+        actor = app.directory.actor(str(case["caseworker"]))  # type: ignore[index]
+        contact = family["parent"]
+        link = portal.demo_link(int(case["id"]), int(contact[0]), "family", actor=actor)  # type: ignore[index]
+        found.append((f"Parent, case {case['id']} (draft plan out for comment)", str(contact[2]), link))  # type: ignore[index]
+    adviser = first("needs_assessment", "assessing")
+    if adviser is not None:
+        case = adviser["case"]
+        case_id = int(case["id"])  # type: ignore[index]
+        actor = app.directory.actor(str(case["caseworker"]))  # type: ignore[index]
+        email = f"ep.demo{case_id}@demo-psychology.example.org"
+        app.cases.add_contact(case_id, ContactRecord("educational_psychologist", "Demo Educational Psychology", email),
+                              actor=actor)  # fmt: skip
+        with app.store.unit() as unit:
+            contact_id = int(unit.fetch(
+                "SELECT id FROM contact WHERE case_id = :c AND email = :e", {"c": case_id, "e": email}
+            )[0][0])  # fmt: skip
+            waiting = unit.fetch("SELECT 1 FROM advice_request WHERE contact_id = :t", {"t": contact_id})
+        link = portal.demo_link(case_id, contact_id, "adviser", actor=actor)  # the demo person first
+        if not waiting:
+            portal.request_advice(case_id, contact_id, actor=actor)
+        found.append((f"Educational psychologist, case {case_id} (advice asked for)", email, link))
+    return found
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

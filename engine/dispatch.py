@@ -44,6 +44,11 @@ from .store.repository import Recipient, Store, as_date
 log = logging.getLogger(__name__)
 
 
+SECRET_KINDS = ("account", "sign_in")
+"""Messages holding a sign-in link or code (a staff set-up link; the online service's links and codes)."""
+SECRET_REMOVED = "(This message held a sign-in link or code, removed once it was sent.)\n"
+
+
 def make_transport(settings: Settings) -> Transport:
     # Each transport's module (and its libraries: requests for Notify) is imported when it is chosen.
     n = settings.notifications
@@ -181,6 +186,11 @@ class Dispatcher:
                 close()
         return report
 
+    def send_now(self, message_id: int) -> Attempt | None:
+        """Send one queued message at once (a sign-in link or code, which cannot wait for the next sweep);
+        None when another dispatcher has it. It fails, and is retried, as any message is."""
+        return self._one(message_id)
+
     def _one(self, message_id: int) -> Attempt | None:
         now = self.clock.now()
         with self.store.unit() as unit:
@@ -215,8 +225,10 @@ class Dispatcher:
             return self._failed(
                 mid, key, email or name or "", rendered, attempts, str(exc), permanent=permanent, row=row
             )
+        # A sign-in link or code is not kept once it has gone: the outbox is no way into anyone's account.
+        kept = SECRET_REMOVED if kind in SECRET_KINDS else rendered.text
         with self.store.unit() as unit:
-            unit.mark_sent(mid, self.clock.now(), provider_id, rendered.subject, rendered.text)
+            unit.mark_sent(mid, self.clock.now(), provider_id, rendered.subject, kept)
         return Attempt(mid, key, email or name or "", rendered.subject, "sent")
 
     def _email(self, key: str, template: str, to: str, name: str | None, rendered: Rendered) -> Email:

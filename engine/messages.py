@@ -40,10 +40,13 @@ def plural(count: int, word: str) -> str:
 
 
 class Messages:
-    def __init__(self, templates_dir: Path, council: str):
+    def __init__(self, templates_dir: Path, council: str, portal_url: str | None = None):
+        """``portal_url``: where a family signs in to the online service; every template sees it as
+        ``portal_url`` (None when there is no online service), so a family's message can point there."""
         folder = templates_dir / "messages"
         self.folder = folder
         self.council = council
+        self.portal_url = portal_url
         self._env = Environment(
             loader=FileSystemLoader(str(folder)),
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
@@ -54,6 +57,7 @@ class Messages:
         )
         self._env.filters["long_date"] = long_date
         self._env.filters["plural"] = plural
+        self._env.globals["portal_url"] = portal_url
 
     def exists(self, template: str) -> bool:
         return (self.folder / f"{template}.txt").is_file()

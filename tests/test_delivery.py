@@ -469,7 +469,9 @@ def test_a_contact_without_an_email_address_gets_a_letter_to_print(database_url:
     assert "appeal" in words and "Tribunal" in words
     # The appeal deadline the engine computed is in the letter: two months from the decision.
     assert "until Thursday 5 March 2026" in words and "by 5pm" in words
-    assert reader.metadata is not None and "Eve Elm" in str(reader.metadata.title)
+    # Titled with the message's subject, which a print queue shows: the case, never the child.
+    assert reader.metadata is not None and str(reader.metadata.title).startswith("Case 1: a new letter")
+    assert "Eve" not in str(reader.metadata.title)
 
 
 def test_a_caseworker_who_asks_for_a_digest_gets_one_a_working_day_instead_of_single_reminders(
@@ -523,9 +525,15 @@ def test_notify_is_used_when_configured_and_sends_what_the_template_says(
     assert report.count("sent") == 1
     (request,) = stub.requests
     assert request["email_address"] == "hal.parent@example.org" and request["template_id"] == template_id
-    assert request["personalisation"]["subject"] == "We will assess Hal Hart's special educational needs"
+    # No name or decision where a shared mailbox shows it: the subject and the body's first lines.
+    assert request["personalisation"]["subject"] == "Case 1: a new letter from the Demo County Council SEND service"
     body = request["personalisation"]["body"]
+    assert body.startswith(
+        "This message is from Demo County Council's SEND service about case 1. It says what has happened,"
+    )
+    assert "when you sign in at http://127.0.0.1:8080/portal\n" in body
     assert "Dear Parent of Hal Hart," in body
+    assert "We have decided to carry out an education, health and care needs assessment for Hal Hart." in body
     assert "- Advice and information from each adviser: by Monday 16 February 2026" in body
     assert "contact Case Worker at cw@example.org" in body
     # The reference is the outbox key: it names the step and template, never the address.

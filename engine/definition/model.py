@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -381,6 +381,10 @@ class DeadlineSpec(Strict):
     reminders: list[Reminder] | None = None  # None: the workflow's defaults apply
     escalations: list[Escalation] | None = None
     note: str = ""
+    # What the online service lets the party do while this limit is open (engine.portal): "comments",
+    # the family's comments on a draft or proposed amendments and the school they ask for; "advice",
+    # advisers answering advice requests, each with this limit's duration from their own request.
+    online: Literal["comments", "advice"] | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> DeadlineSpec:

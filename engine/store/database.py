@@ -453,7 +453,7 @@ def upgrade(url: str, service_url: str | None = None) -> Initialised:
 
 
 # Tables the service may only add rows to: the legal record, and what was decided from it.
-APPEND_ONLY = ("history", "plan_edit", "workflow_definition", "audit_event")
+APPEND_ONLY = ("history", "plan_edit", "workflow_definition", "audit_event", "portal_contribution", "portal_upload")
 # Tables only migrations write.
 OWNER_ONLY = ("alembic_version", "installation")
 
@@ -484,7 +484,7 @@ def grant_rows(owner: Engine, service_url: str | None) -> str | None:
     return role
 
 
-# The triggers that keep the record append-only (migrations 0001, 0004, 0008, 0011 make them).
+# The triggers that keep the record append-only (migrations 0001, 0004, 0008, 0011, 0012 make them).
 GUARDS = {
     "sqlite": (
         "history_no_update",
@@ -499,8 +499,21 @@ GUARDS = {
         "audit_no_update",
         "audit_no_delete",
         "audit_no_replace",
+        "portal_contribution_no_update",
+        "portal_contribution_no_delete",
+        "portal_contribution_no_replace",
+        "portal_upload_no_update",
+        "portal_upload_no_delete",
+        "portal_upload_no_replace",
     ),
-    "postgresql": ("history_append_only", "plan_edit_append_only", "plan_issued_is_final", "audit_append_only"),
+    "postgresql": (
+        "history_append_only",
+        "plan_edit_append_only",
+        "plan_issued_is_final",
+        "audit_append_only",
+        "portal_contribution_append_only",
+        "portal_upload_append_only",
+    ),
 }
 
 

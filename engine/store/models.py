@@ -299,3 +299,102 @@ class AuditEvent(SQLModel, table=True):
     case_id: int | None = Field(default=None, index=True)
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     address: str | None = Field(default=None, max_length=64)
+
+
+class PortalPerson(SQLModel, table=True):
+    """Someone outside the council who signs in to the online service: by an emailed link, then a
+    code sent to them (no password). Known by their email address; what they may see is their access."""
+
+    __tablename__ = "portal_person"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    created_at: datetime = Field(sa_column=_moment())
+    demo: bool = False  # made by 'ehcp demo': its code may be printed ('ehcp portal code')
+    code_hash: str | None = Field(default=None, max_length=64)
+    code_expires: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    code_tries: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class PortalAccess(SQLModel, table=True):
+    """A person's role on one case (a parent; an adviser asked for advice): it ends when the role does."""
+
+    __tablename__ = "portal_access"
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True)
+    person_id: int = Field(foreign_key="portal_person.id", index=True)
+    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    role: str = Field(max_length=40)
+    kind: str = Field(max_length=10)
+    invited_by: str = Field(max_length=100)
+    invited_at: datetime = Field(sa_column=_moment())
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    ended_by: str | None = Field(default=None, max_length=100)
+    end_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class PortalLink(SQLModel, table=True):
+    """A sign-in link sent by email: single use, short-lived; only its hash is kept."""
+
+    __tablename__ = "portal_link"
+    id: str = Field(primary_key=True, max_length=64)
+    person_id: int = Field(foreign_key="portal_person.id", index=True)
+    purpose: str = Field(max_length=20)
+    created_at: datetime = Field(sa_column=_moment())
+    expires_at: datetime = Field(sa_column=_moment())
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class AdviceRequest(SQLModel, table=True):
+    """A request for advice and information to one adviser, with its own due date (reg 8(1))."""
+
+    __tablename__ = "advice_request"
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True)
+    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    instance_id: int = Field(foreign_key="workflow_instance.id")
+    contact_id: int = Field(foreign_key="contact.id")
+    access_id: int | None = Field(default=None, foreign_key="portal_access.id")
+    deadline: str = Field(max_length=80)
+    requested_on: date
+    due_on: date
+    requested_by: str = Field(max_length=100)
+    received_on: date | None = None
+    received_how: str | None = Field(default=None, max_length=20)
+    withdrawn_on: date | None = None
+
+
+class PortalContribution(SQLModel, table=True):
+    """Append-only: what a family member or adviser sent, and the day it reached the council."""
+
+    __tablename__ = "portal_contribution"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    access_id: int = Field(foreign_key="portal_access.id")
+    instance_id: int | None = Field(default=None, foreign_key="workflow_instance.id")
+    kind: str = Field(max_length=20)
+    received_on: date
+    received_at: datetime = Field(sa_column=_moment())
+    period: str | None = Field(default=None, max_length=80)
+    period_due_on: date | None = None
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    history_seq: int | None = None
+
+
+class PortalUpload(SQLModel, table=True):
+    """Append-only: a file sent with a contribution, checked by its content and stored by its hash."""
+
+    __tablename__ = "portal_upload"
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=32, unique=True)
+    case_id: int = Field(foreign_key="ehc_case.id", index=True)
+    access_id: int = Field(foreign_key="portal_access.id")
+    contribution_id: int = Field(foreign_key="portal_contribution.id")
+    sha256: str = Field(max_length=64)
+    size: int
+    media_type: str = Field(max_length=100)
+    extension: str = Field(max_length=10)
+    original_name: str = Field(max_length=255)
+    path: str = Field(max_length=500)
+    scanned: bool
+    received_at: datetime = Field(sa_column=_moment())

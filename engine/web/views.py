@@ -16,6 +16,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
+    Request,
     abort,
     current_app,
     g,
@@ -57,6 +58,7 @@ def create_app(settings: Settings, clock: Clock | None = None, engine_app: App |
     """The web application on the configured database (made by 'ehcp db init' beforehand)."""
     core = engine_app or App(settings, clock or SystemClock())
     flask = Flask(__name__, static_folder="static", static_url_path="/static")
+    flask.request_class = _Request
     flask.jinja_loader = ChoiceLoader(
         [
             PackageLoader("engine.web", "templates"),
@@ -94,14 +96,35 @@ def create_app(settings: Settings, clock: Clock | None = None, engine_app: App |
             client_kwargs={"scope": "openid email profile"},
         )
         flask.extensions["ehcp_oauth"] = oauth
+    from ..portal import Portal
+    from .portal import bp as portal_bp
+
+    flask.extensions["ehcp_portal"] = Portal(core)
     flask.register_blueprint(bp)
+    flask.register_blueprint(portal_bp)
     flask.after_request(_headers)
-    for code in (403, 404, 405, 500):
+    for code in (403, 404, 405, 413, 500):
         flask.register_error_handler(code, _error_page)
     flask.register_error_handler(CSRFError, _csrf_error)
     flask.jinja_env.filters["first_upper"] = lambda text: str(text)[:1].upper() + str(text)[1:]
     flask.jinja_env.globals.update(council=settings.council.name, role_words=ROLE_WORDS, long_date=_long)
     return flask
+
+
+class _Request(Request):
+    """Forms are small (1 MB); a form of the online service may carry files (engine.uploads' limit each)."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        from ..portal import MAX_FILES
+
+        if self.path.startswith("/portal/") and self.method == "POST":
+            return (core().settings.uploads.max_megabytes * MAX_FILES + 1) * 1024 * 1024
+        return 1_000_000
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        pass
 
 
 def _long(value: Any) -> str:
@@ -127,10 +150,16 @@ def _headers(response: Response) -> Response:
 def _error_page(exc: Any) -> Any:
     code = getattr(exc, "code", 500) or 500
     headers = {"Allow": ", ".join(exc.valid_methods)} if code == 405 and getattr(exc, "valid_methods", None) else {}
+    if code == 413:
+        limit = core().settings.uploads.max_megabytes
+        reason = f"The files were too big to send together. Each file can be up to {limit} MB: send fewer at a time."
+        page = "portal/error.html" if request.path.startswith("/portal") else "error.html"
+        return render_template(page, code=413, reason=reason), 413
     if request.path.startswith("/api/"):
         words = {403: "forbidden", 404: "not found", 405: "method not allowed", 500: "error"}
         return jsonify({"error": words.get(code, "error")}), code, headers
-    return render_template("error.html", code=code), code, headers
+    page = "portal/error.html" if request.path.startswith("/portal") else "error.html"
+    return render_template(page, code=code), code, headers
 
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int]:
@@ -181,8 +210,8 @@ OPEN = {
 @bp.before_app_request
 def _guard() -> Response | None:
     g.actor = None
-    if request.endpoint in OPEN:
-        return None
+    if request.endpoint in OPEN or request.blueprint == "portal":
+        return None  # the online service for families and advisers signs its own people in
     token = session.get("token")
     staff_id = accounts().session(token) if isinstance(token, str) else None
     member = core().directory.member(staff_id) if staff_id else None  # removed from the list: out
@@ -460,7 +489,15 @@ def case(case_id: int) -> Any:
             d["excusable"] = bool(core().catalogue.get(name, version).deadline(d["name"]).exceptions)
         except KeyError:
             d["excusable"] = False
-    return render_template("case.html", case=view, today=today)
+    online = portal_service().for_case(case_id)
+    return render_template(
+        "case.html",
+        case=view,
+        today=today,
+        online=online,
+        advice=portal_service().advice_requests(case_id),
+        online_error=session.pop("online_error", None),
+    )
 
 
 # -- steps ---------------------------------------------------------------------------------------
@@ -751,6 +788,103 @@ def exception(case_id: int, instance_id: int, name: str) -> Any:
     return render_template(
         "exception.html", case=view, deadline=deadline, heads=heads, head=head, reason=reason, errors=errors
     ), (400 if errors else 200)
+
+
+# -- the online service, seen from the case ----------------------------------------------------------
+
+
+def portal_service() -> Any:
+    return current_app.extensions["ehcp_portal"]
+
+
+@bp.route("/cases/<int:case_id>/online/invite", methods=["POST"])
+def online_invite(case_id: int) -> Any:
+    """Invite a parent or young person on the case's contacts to the online service."""
+    _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    contact = request.form.get("contact", "")
+    try:
+        sent_to = portal_service().invite(case_id, int(contact) if contact.isdigit() else -1, actor=g.actor)
+    except NotFound:
+        abort(404)
+    except (InvalidInput, NotAuthorised) as exc:
+        session["done"] = None
+        session["online_error"] = _plain(str(exc))
+        return redirect(url_for("staff.case", case_id=case_id) + "#online")
+    return _done(case_id, f"Invitation sent to {sent_to}", "invited_online", "family")
+
+
+@bp.route("/cases/<int:case_id>/online/<access_id>/end", methods=["POST"])
+def online_end(case_id: int, access_id: str) -> Any:
+    _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    try:
+        reason = request.form.get("reason", "") or "ended by the caseworker"
+        portal_service().end_access(case_id, access_id[:40], reason, actor=g.actor)
+    except NotFound:
+        abort(404)
+    return _done(case_id, "Their access to the case has ended", "ended_online_access")
+
+
+@bp.route("/cases/<int:case_id>/advice", methods=["GET", "POST"])
+def ask_advice(case_id: int) -> Any:
+    """Ask an adviser on the case's contacts for advice: online when they have an email address."""
+    view = _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    online = portal_service().for_case(case_id)
+    errors: dict[str, str] = {}
+    chosen = ""
+    on_parts: dict[str, str] = {}
+    if request.method == "POST":
+        chosen = request.form.get("contact", "")
+        on, on_error, on_parts = _read_on(request.form)
+        if not chosen.isdigit():
+            errors["contact"] = "Select who to ask for advice"
+        elif on_error:
+            errors["on"] = on_error
+        else:
+            try:
+                due = portal_service().request_advice(case_id, int(chosen), actor=g.actor, requested_on=on)
+            except NotFound:
+                abort(404)
+            except (InvalidInput, NotAuthorised) as exc:
+                errors["contact"] = _plain(str(exc))
+            else:
+                return _done(case_id, f"Advice asked for: due by {_long(due)}", "asked_for_advice")
+    return render_template(
+        "ask_advice.html", case=view, advisers=online["advisers"], chosen=chosen, errors=errors, on_parts=on_parts,
+        date_fields=["on"],
+    ), (400 if errors else 200)  # fmt: skip
+
+
+@bp.route("/cases/<int:case_id>/advice/<request_id>/received", methods=["POST"])
+def advice_received(case_id: int, request_id: str) -> Any:
+    _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    try:
+        portal_service().record_advice_outside(case_id, request_id[:40], actor=g.actor)
+    except NotFound:
+        abort(404)
+    return _done(case_id, "Advice recorded as received today", "recorded_advice")
+
+
+@bp.route("/cases/<int:case_id>/files/<file_id>")
+def online_file(case_id: int, file_id: str) -> Any:
+    """A file sent through the online service: a download only, sandboxed, never shown from this site."""
+    _case(case_id)
+    try:
+        extension, data = portal_service().upload(case_id, file_id[:40])
+    except (NotFound, EhcpError):
+        abort(404)
+    audit("downloaded_file", case_id)
+    response = Response(data, mimetype="application/octet-stream")
+    response.headers["Content-Disposition"] = f'attachment; filename="case-{case_id}-file.{extension}"'
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
 
 
 # -- the API: the same people, the same checks, as JSON ----------------------------------------------
