@@ -268,6 +268,8 @@ class Dispatcher:
             return Attempt(mid, key, to, subject, "retry", error)
         with self.store.unit() as unit:
             unit.mark_failed(mid, error)
+            if row[2] in SECRET_KINDS:  # a link or code that was never delivered is not kept either
+                unit.execute("UPDATE outbox SET body = :b WHERE id = :id", {"b": SECRET_REMOVED, "id": mid})
             if row[2] != "alert":
                 self._alert(unit, row, subject, attempts, error, now)
         log.warning("message %d failed after %d attempt(s): %s", mid, attempts, error)

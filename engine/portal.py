@@ -28,6 +28,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .actor import Actor
@@ -109,6 +110,16 @@ HISTORY_TRIGGER = {
     "review": "review_views_received_online",
     "advice": "advice_received_online",
 }
+
+
+# An advice request still waiting for its answer: not answered or withdrawn, on a workflow that is still
+# open and still gathering advice (its advice limit open). An adviser's access lasts only while one does.
+_ADVICE_OPEN = (
+    "JOIN workflow_instance i ON i.id = a.instance_id AND i.closed_on IS NULL AND a.received_on IS NULL "
+    "AND a.withdrawn_on IS NULL JOIN deadline d ON d.instance_id = a.instance_id AND d.name = a.deadline "
+    "AND d.closed_on IS NULL AND d.status <> 'cancelled' "
+)
+DAILY_LIMIT = 30  # contributions one person may send about one case in a day: plenty, and no flood
 
 
 def _hash(token: str) -> str:
@@ -347,6 +358,22 @@ class Portal:
                           today, rows[0][1])  # fmt: skip
             self._all_in(unit, case_id, rows[0][1], actor.id, received)
 
+    def withdraw_advice_request(self, case_id: int, public_id: str, *, actor: Actor) -> None:
+        """No longer wait for an adviser's advice (asked of the wrong person, or no longer needed): their
+        access to the case ends with it."""
+        self._staff(actor, "withdraw an advice request")
+        today = self.clock.today()
+        with self.core.store.unit() as unit:
+            rows = unit.fetch(
+                "SELECT id, instance_id FROM advice_request WHERE public_id = :p AND case_id = :c "
+                "AND received_on IS NULL AND withdrawn_on IS NULL",
+                {"p": public_id, "c": case_id},
+            )
+            if not rows:
+                raise NotFound(f"case {case_id} has no such advice request waiting")
+            unit.execute("UPDATE advice_request SET withdrawn_on = :on WHERE id = :id", {"on": today, "id": rows[0][0]})
+            self._history(unit, case_id, actor, "advice_request_withdrawn", {}, None, today, rows[0][1])
+
     def _all_in(self, unit: Unit, case_id: int, instance_id: int, actor_id: str, on: date) -> None:
         """Once every advice request of the instance is answered, the advice has arrived: the service
         takes the workflow's step itself, which meets its advice limit on the day the last arrived."""
@@ -429,7 +456,7 @@ class Portal:
             if not rows or not [a for a in self._accesses(unit, int(rows[0][0])) if a.closed is None]:
                 return None
             recent = unit.fetch(
-                "SELECT COUNT(*) FROM portal_link WHERE person_id = :p AND created_at > :since",
+                "SELECT COUNT(*) FROM portal_link WHERE person_id = :p AND purpose = 'sign_in' AND created_at > :since",
                 {"p": rows[0][0], "since": now - timedelta(hours=1)},
             )[0][0]
             if int(recent) >= 5:  # a mailbox is not flooded by someone typing the address again and again
@@ -568,8 +595,7 @@ class Portal:
             elif r[6] == "family" and self.rights_holder(as_date(r[12]), today) != r[5]:
                 closed = "rights passed" if r[5] == "parent" else "not yet"
             elif r[6] == "adviser" and not unit.fetch(
-                "SELECT 1 FROM advice_request a JOIN workflow_instance i ON i.id = a.instance_id WHERE "
-                "a.access_id = :a AND a.received_on IS NULL AND a.withdrawn_on IS NULL AND i.closed_on IS NULL",
+                "SELECT 1 FROM advice_request a " + _ADVICE_OPEN + "WHERE a.access_id = :a",
                 {"a": r[0]},
             ):
                 closed = "nothing waiting"
@@ -611,7 +637,7 @@ class Portal:
             )
             documents = unit.fetch(
                 "SELECT sha256, kind, decision, created_at, plan_version FROM document "
-                "WHERE case_id = :c AND status = 'ready' "
+                "WHERE case_id = :c AND status = 'ready' AND instance_id IS NOT NULL AND history_seq IS NOT NULL "
                 "ORDER BY id DESC",
                 {"c": access.case_id},
             )
@@ -621,6 +647,13 @@ class Portal:
                 "WHERE n.access_id = :a ORDER BY n.id DESC",
                 {"a": access.id},
             )
+            own_files = unit.fetch(
+                "SELECT contribution_id, public_id, original_name FROM portal_upload WHERE access_id = :a ORDER BY id",
+                {"a": access.id},
+            )
+        files_of: dict[int, list[dict[str, str]]] = {}
+        for contribution, public_id, original in own_files:
+            files_of.setdefault(contribution, []).append({"id": public_id, "name": original})
         definitions = {}
         for iid, name, version, state, closed in instances:
             definition = catalogue.get(name, version)
@@ -662,7 +695,7 @@ class Portal:
             )
         view.sent = [
             {"kind": KIND_WORDS.get(r[1], r[1]), "received_on": as_date(r[2]),
-             "late": bool(r[4]) and as_date(r[2]) > as_date(r[4]), "files": int(r[5])}
+             "late": bool(r[4]) and as_date(r[2]) > as_date(r[4]), "files": files_of.get(r[0], [])}
             for r in sent
         ]  # fmt: skip
         holder = self.core.directory.find(case[1]) if case[1] else None
@@ -680,14 +713,16 @@ class Portal:
                 continue
             with self.core.store.unit() as unit:
                 rows = unit.fetch(
-                    "SELECT r.public_id, r.requested_on, r.due_on, c.name, c.date_of_birth FROM advice_request r "
-                    "JOIN ehc_case c ON c.id = r.case_id WHERE r.access_id = :a AND r.received_on IS NULL "
-                    "AND r.withdrawn_on IS NULL ORDER BY r.id",
+                    "SELECT a.public_id, a.requested_on, a.due_on, c.name, c.date_of_birth, t.role "
+                    "FROM advice_request a "
+                    "JOIN ehc_case c ON c.id = a.case_id JOIN contact t ON t.id = a.contact_id "
+                    + _ADVICE_OPEN
+                    + "WHERE a.access_id = :a ORDER BY a.id",
                     {"a": a.id},
                 )
             for r in rows:
                 out.append({"access": a, "id": r[0], "requested_on": as_date(r[1]), "due_on": as_date(r[2]),
-                            "case_name": r[3], "born": as_date(r[4]), "case_id": a.case_id})  # fmt: skip
+                            "case_name": r[3], "born": as_date(r[4]), "case_id": a.case_id, "role": r[5]})  # fmt: skip
         return out
 
     def advice_request(self, person: int, public_id: str) -> dict[str, Any]:
@@ -710,6 +745,36 @@ class Portal:
         if not rows:
             raise NotFound("no such document")
         return str(rows[0][0]), read_stored(rows[0][1], sha256)
+
+    # -- how the family hears from the council ------------------------------------------------------
+
+    def contact_preference(self, access: Access) -> dict[str, Any]:
+        with self.core.store.unit() as unit:
+            row = unit.fetch("SELECT prefers, address FROM contact WHERE id = :t", {"t": access.contact_id})[0]
+        return {"prefers": row[0] or "email", "address": row[1] or ""}
+
+    def set_contact_preference(self, access: Access, prefers: str, address: str) -> None:
+        """Email or post, as the family chooses (letters need an address). Text messages need a transport
+        that sends them, which this installation has not: they are not offered."""
+        if access.kind != "family":
+            raise NotAuthorised("not yours to change")
+        if prefers not in ("email", "post"):
+            raise InvalidInput("prefers: choose email or post")
+        try:
+            address = free_text(address or "", "the address", 500).strip()
+        except ValueError as exc:
+            raise InvalidInput(f"address: {exc}") from None
+        with self.core.store.unit() as unit:
+            if prefers == "post" and not address:
+                stored = unit.fetch("SELECT address FROM contact WHERE id = :t", {"t": access.contact_id})[0][0]
+                if not (stored or "").strip():
+                    raise InvalidInput("address: enter the address for letters")
+            unit.execute(
+                "UPDATE contact SET prefers = :p, address = COALESCE(:a, address) WHERE id = :t",
+                {"p": prefers, "a": address or None, "t": access.contact_id},
+            )
+            self._history(unit, access.case_id, access.actor, "contact_preference_changed", {"prefers": prefers},
+                          f"chosen online by {access.name}", self.clock.today())  # fmt: skip
 
     # -- contributions ----------------------------------------------------------------------------
 
@@ -745,6 +810,7 @@ class Portal:
             raise InvalidInput(f"files: send at most {MAX_FILES} files at a time")
         checked = []
         for filename, data in files:
+            filename = "".join(ch for ch in filename if ch.isprintable()).strip()[-255:] or "file"
             try:
                 found = uploads.check(data, filename, self.settings.uploads)
             except InvalidInput as exc:
@@ -752,10 +818,48 @@ class Portal:
             checked.append((filename, data, found))
         if not clean and not checked:
             raise InvalidInput("answers: write something, or choose a file to send")
-        folder = self.settings.base_dir / self.settings.documents_dir
-        stored = [(name[-255:], found, *uploads.store(data, folder), len(data)) for name, data, found in checked]
         now, today = self.clock.now(), self.clock.today()
         case = self.family_case(access) if access.kind == "family" else None
+        if kind == "comments" and (case is None or case.comment_period is None):
+            raise InvalidInput("there is no draft plan waiting for your comments now")
+        if kind == "review" and (case is None or not case.review_open):
+            raise InvalidInput("there is no annual review under way now")
+        with self.core.store.unit() as unit:
+            sent_today = unit.fetch(
+                "SELECT COUNT(*) FROM portal_contribution WHERE access_id = :a AND received_on = :on",
+                {"a": access.id, "on": today},
+            )[0][0]
+        if int(sent_today) >= DAILY_LIMIT:
+            raise InvalidInput(f"answers: you have sent {DAILY_LIMIT} times today; send more tomorrow")
+        folder = self.settings.base_dir / self.settings.documents_dir
+        stored = []
+        for name, data, found in checked:  # by hash: the same bytes twice are one file
+            sha, path = uploads.store(data, folder)
+            stored.append((name, found, sha, path, len(data)))
+        try:
+            return self._keep(access, kind, clean, stored, case, request_id, now, today)
+        except BaseException:
+            written = [path for _n, _f, sha, path, _s in stored if not self._referenced(sha)]
+            for path in written:  # a file no row refers to is not kept
+                Path(path).unlink(missing_ok=True)
+            raise
+
+    def _referenced(self, sha: str) -> bool:
+        with self.core.store.unit() as unit:
+            return bool(unit.fetch("SELECT 1 FROM portal_upload WHERE sha256 = :h LIMIT 1", {"h": sha}))
+
+    def _keep(
+        self,
+        access: Access,
+        kind: str,
+        clean: dict[str, str],
+        stored: list[tuple[str, Any, str, str, int]],
+        case: CaseForFamily | None,
+        request_id: str | None,
+        now: datetime,
+        today: date,
+    ) -> dict[str, Any]:
+        """The contribution, its files' rows, its history entry and what follows, in one transaction."""
         with self.core.store.unit() as unit:
             period, due, instance_id = None, None, None
             if kind == "comments":
@@ -768,8 +872,9 @@ class Portal:
                 )
             elif kind == "advice":
                 rows = unit.fetch(
-                    "SELECT id, instance_id, deadline, due_on FROM advice_request WHERE public_id = :r AND "
-                    "access_id = :a AND received_on IS NULL AND withdrawn_on IS NULL",
+                    "SELECT a.id, a.instance_id, a.deadline, a.due_on FROM advice_request a "
+                    + _ADVICE_OPEN
+                    + "WHERE a.public_id = :r AND a.access_id = :a",
                     {"r": request_id or "", "a": access.id},
                 )
                 if not rows:

@@ -107,7 +107,17 @@ def identify(data: bytes, filename: str) -> Kind:
         raise InvalidInput(f"The file ‘{name}’ is not {expected.words}: its content is {_refused(data)}")
     if not _same(kind.extension, extension):
         raise InvalidInput(f"The file ‘{name}’ is not {expected.words}: its content is {kind.words}")
+    if kind is PDF and any(marker in data for marker in ACTIVE_PDF):
+        raise InvalidInput(
+            f"The file ‘{name}’ has a script or a program inside it, so we cannot accept it. "
+            "Save or print it as a PDF again, or send it as a Word document"
+        )
     return kind
+
+
+# What makes a PDF run something when opened (a script, or launching a program): such a file is refused.
+# Long names only: a short one (/JS) turns up by chance in compressed data.
+ACTIVE_PDF = (b"/JavaScript", b"/Launch")
 
 
 def scan(data: bytes, settings: UploadSettings) -> None:

@@ -279,7 +279,8 @@ def test_the_last_advice_to_arrive_meets_the_limit(core: App, clock: FixedClock)
     clock.set(clock.today() + timedelta(days=10))
     [health_request] = [r for r in portal.advice_requests(case_id) if r["role"] == "health"]
     portal.record_advice_outside(case_id, health_request["id"], actor=CW)
-    assert core.cases.store.unit  # still gathering: the psychologist's advice is missing
+    with core.store.unit() as unit:  # still gathering: the psychologist's advice is missing
+        assert unit.fetch("SELECT state FROM workflow_instance WHERE case_id = :c", {"c": case_id})[0][0] == "assessing"
     missing = [r for r in portal.advice_requests(case_id) if r["missing"]]
     assert [r["role"] for r in missing] == ["educational_psychologist"]
     clock.set(clock.today() + timedelta(days=5))
@@ -342,3 +343,90 @@ def test_a_sent_link_or_code_is_not_kept_in_the_outbox(core: App, tmp_path: Path
     subject, body, _ = last_message(core, "portal_invitation")
     assert body == SECRET_REMOVED and token not in body
     assert any(token in p.read_text() for p in (tmp_path / "out").glob("*.eml")), "it was sent, with its link"
+
+
+def test_a_family_sees_only_what_a_step_sent_them_never_a_staff_preview(core: App) -> None:
+    portal = Portal(core)
+    case_id = open_case(core)
+    portal.invite(case_id, contact_id(core, case_id, "parent"), actor=CW)
+    [access] = portal.accesses(sign_in(core, portal, last_message(core, "portal_invitation")[1]))
+    core.cases.fire(case_id, "agree_to_assess", actor=CW)
+    core.documents.process()
+    titles = [d["title"] for d in portal.family_case(access).documents]
+    assert "Letter: we will carry out an assessment" in titles
+    # A caseworker's preview of a decision not yet made, and of a draft not yet sent, stay with staff.
+    core.documents.render(case_id, "decision-letter", decision="not-to-issue", actor=CW)
+    core.plans.edit(case_id, generated_plan(__import__("random").Random(1), "Ada"), actor=CW)
+    core.documents.render(case_id, "draft-plan", actor=CW)
+    assert [d["title"] for d in portal.family_case(access).documents] == titles
+    hidden = [d for d in portal.family_case(access).documents if "not" in d["title"] or "Draft" in d["title"]]
+    assert hidden == []
+
+
+def test_an_advisers_access_ends_when_the_advice_limit_is_met_or_their_request_withdrawn(core: App) -> None:
+    portal = Portal(core)
+    case_id = open_case(core)
+    core.cases.fire(case_id, "agree_to_assess", actor=CW)
+    portal.request_advice(case_id, contact_id(core, case_id, "educational_psychologist"), actor=CW)
+    person = sign_in(core, portal, last_message(core, "portal_advice_request")[1])
+    [waiting] = portal.adviser_requests(person)
+    portal.withdraw_advice_request(case_id, waiting["id"], actor=CW)
+    assert portal.adviser_requests(person) == []
+    with pytest.raises(NotFound):
+        portal.contribute(waiting["access"], "advice", {"advice": "late"}, [], request_id=waiting["id"])
+    # Asked again, then the caseworker decides without it: the limit is met, and the adviser is out.
+    portal.request_advice(case_id, contact_id(core, case_id, "educational_psychologist"), actor=CW)
+    [again] = portal.adviser_requests(person)
+    core.cases.fire(case_id, "decide_to_issue", actor=CW)
+    assert portal.adviser_requests(person) == []
+    assert all(a.closed is not None for a in portal.accesses(person))
+    with pytest.raises(NotFound):
+        portal.contribute(again["access"], "advice", {"advice": "too late"}, [], request_id=again["id"])
+
+
+def test_a_refused_contribution_leaves_no_file_and_odd_file_names_are_cleaned(core: App, tmp_path: Path) -> None:
+    portal = Portal(core)
+    case_id = open_case(core)
+    portal.invite(case_id, contact_id(core, case_id, "parent"), actor=CW)
+    [access] = portal.accesses(sign_in(core, portal, last_message(core, "portal_invitation")[1]))
+    uploads = Path(core.settings.documents_dir) / "uploads"
+    with pytest.raises(InvalidInput, match="no draft plan"):
+        portal.contribute(access, "comments", {"comments": "x"}, [("big.pdf", PDF + b"0" * 100_000)])
+    assert not uploads.exists() or not any(p.is_file() for p in uploads.rglob("*"))
+    portal.contribute(access, "views", {"about": "Loves trains."}, [("a\x00b\u202e.png", png())])
+    [sent] = portal.for_case(case_id)["sent"]
+    assert sent["files"][0]["name"] == "ab.png"
+
+
+def test_a_family_chooses_email_or_post(core: App) -> None:
+    portal = Portal(core)
+    case_id = open_case(core)
+    portal.invite(case_id, contact_id(core, case_id, "parent"), actor=CW)
+    [access] = portal.accesses(sign_in(core, portal, last_message(core, "portal_invitation")[1]))
+    with pytest.raises(InvalidInput, match="address"):
+        portal.set_contact_preference(access, "post", "")
+    portal.set_contact_preference(access, "post", "1 Demo Street\nDemotown")
+    assert portal.contact_preference(access) == {"prefers": "post", "address": "1 Demo Street\nDemotown"}
+    info = core.store
+    with info.unit() as unit:
+        [contact] = [c for c in unit.case_info(case_id).contacts if c.role == "parent"]
+    assert contact.by_post, "the council's next letter goes by post"
+    [access] = portal.accesses(access.person_id)
+    assert access.closed is None, "choosing post does not end their access online"
+
+
+def test_a_sign_in_message_that_could_not_be_sent_keeps_no_link(core: App) -> None:
+    from engine.dispatch import SECRET_REMOVED
+    from notifications.message import PermanentFailure
+
+    class Refusing:
+        def send(self, message: object) -> str:
+            raise PermanentFailure("550 no such mailbox")
+
+    portal = Portal(core)
+    case_id = open_case(core)
+    portal.invite(case_id, contact_id(core, case_id, "parent"), actor=CW)
+    core.dispatcher(Refusing()).dispatch()  # type: ignore[arg-type]
+    with core.store.unit() as unit:
+        status, body = unit.fetch("SELECT status, body FROM outbox WHERE template = 'portal_invitation'", {})[0]
+    assert status == "failed" and body == SECRET_REMOVED

@@ -280,6 +280,11 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
     finally:
         app.engine.dispose()
     public_id = case_url.rsplit("/", 1)[1]
+    app = App(load_settings(site.config), FixedClock(date.today()))
+    try:  # the psychologist's request on case c: another person's, so not b's either
+        request_id = Portal(app).advice_requests(site.cases["c"])[0]["id"]
+    finally:
+        app.engine.dispose()
     a_link = site.link("parent.a@example.org")  # a's invitation, already used above
     page.context.clear_cookies()
 
@@ -287,7 +292,8 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
     sign_in_by_link(page, site, "parent.b@example.org")
     assert NAMES[0] not in page.locator("main").inner_text()
     for url in (case_url, site.url + str(document_url), views_url, f"{case_url}/files/{file_id}",
-                f"{site.url}/portal/cases/{public_id}/comments", f"{site.url}/portal/advice/{public_id}"):  # fmt: skip
+                f"{site.url}/portal/cases/{public_id}/comments", f"{site.url}/portal/advice/{request_id}",
+                f"{site.url}/portal/advice/{request_id}/letter.pdf"):  # fmt: skip
         response = page.goto(url)
         assert response.status == 404, url
         assert page.get_by_role("heading", name="Page not found").is_visible()
@@ -297,6 +303,14 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
     assert response.status == 401
     page.goto(f"{site.url}/cases/{site.cases['a']}")
     assert page.url.endswith("/sign-in")
+    # Nobody sends a big body to a page that takes no files (nor to any page before signing in).
+    import urllib.error
+    import urllib.request
+
+    big = urllib.request.Request(f"{site.url}/portal/code", data=b"x" * 2_000_000, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(big, timeout=10)
+    assert refused.value.code == 413
     # A link already used (a's) signs no one in, whoever has it.
     page.goto(a_link)
     assert page.get_by_role("heading", name="This link cannot be used").is_visible()

@@ -445,3 +445,11 @@ def test_a_file_refused_by_its_content_never_reaches_the_virus_check_and_no_clam
         check(png(), "drawing.pdf", settings)
     assert server.connections == 0
     assert check(PDF, "letter.pdf", UploadSettings(clamd=None)).extension == "pdf"
+
+
+@pytest.mark.parametrize("marker", [b"/JavaScript", b"/Launch"])
+def test_a_pdf_that_would_run_something_when_opened_is_refused(marker: bytes) -> None:
+    active = PDF.replace(b"trailer", b"<< /OpenAction << /S " + marker + b" /JS (app.alert(1)) >> >>\ntrailer")
+    with pytest.raises(InvalidInput, match="script or a program inside it"):
+        identify(active, "letter.pdf")
+    assert identify(PDF, "letter.pdf").extension == "pdf"

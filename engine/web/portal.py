@@ -9,6 +9,8 @@ are random (144 bits), never counts. Files go out as downloads only, with a sand
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
@@ -16,10 +18,19 @@ from werkzeug.wrappers import Response
 
 from ..actor import Actor
 from ..app import App
-from ..errors import EhcpError, InvalidInput, NotAuthorised, NotFound
+from ..documents import read_stored
+from ..errors import ConflictError, EhcpError, InvalidInput, NotAuthorised, NotFound
 from ..portal import FIELDS, KIND_WORDS, MAX_FILES, Access, Portal
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
+log = logging.getLogger(__name__)
+OWN_KEYS = ("portal", "portal_pending", "at", "portal_done")  # the staff side's keys are left alone
+
+
+def _forget() -> None:
+    for key in OWN_KEYS:
+        session.pop(key, None)
+
 
 OPEN = {"portal.sign_in", "portal.link", "portal.code", "portal.sent_link"}
 
@@ -43,10 +54,16 @@ def _send(message_id: int | None) -> None:
     sweep, as any message is; the person sees the same page either way."""
     if message_id is None:
         return
-    try:
-        core().dispatcher().send_now(message_id)
-    except EhcpError:
-        current_app.logger.warning("a sign-in message could not be sent now; the sweep will retry it")
+    app = core()
+
+    def send() -> None:
+        try:
+            app.dispatcher().send_now(message_id)
+        except Exception:  # noqa: BLE001 - the sweep sends it again; the page has already answered
+            log.warning("a sign-in message could not be sent now; the sweep will retry it")
+
+    # Off the request: the page answers as fast whether or not the address is known.
+    threading.Thread(target=send, name="send-sign-in", daemon=True).start()
 
 
 @bp.before_request
@@ -110,7 +127,7 @@ def link(token: str) -> Any:
     person = portal().use_link(token)
     if person is None:
         return _dead_link()
-    session.clear()
+    _forget()
     session.update(portal_pending=person, at=core().clock.now().timestamp())
     _send(portal().send_code(person))
     return redirect(url_for("portal.code"))
@@ -126,18 +143,18 @@ def code() -> Any:
     person, at = session.get("portal_pending"), session.get("at")
     limit = core().settings.portal.code_minutes * 60
     if not isinstance(person, int) or not isinstance(at, int | float) or core().clock.now().timestamp() - at > limit:
-        session.clear()
+        _forget()
         return redirect(url_for("portal.sign_in", timed_out=1))
     errors: dict[str, str] = {}
     if request.method == "POST":
         checked = portal().check_code(person, request.form.get("code", "")[:20])
         if checked is None:
-            session.clear()
+            _forget()
             _audit("portal_code_refused", detail="no tries left or out of date", who=Actor(f"portal:{person}", "-"))
             return redirect(url_for("portal.sign_in", start_again=1))
         if checked:
             token = current_app.extensions["ehcp_accounts"].start_session(f"portal:{person}", "portal")
-            session.clear()
+            _forget()
             session.permanent = True
             session["portal"] = token
             _audit("portal_signed_in", who=Actor(f"portal:{person}", "family or adviser"))
@@ -151,7 +168,7 @@ def code() -> Any:
 def sign_out() -> Response:
     _audit("portal_signed_out")
     current_app.extensions["ehcp_accounts"].end_session(session.get("portal", ""))
-    session.clear()
+    _forget()
     return redirect(url_for("portal.sign_in"))
 
 
@@ -191,10 +208,19 @@ def _form(access: Access, kind: str, template: str, **extra: Any) -> Any:
         answers = {name: request.form.get(name, "") for name in answers}
         if kind == "comments" and request.form.get("meeting_wanted") == "yes" and not answers["meeting"].strip():
             answers["meeting"] = "Yes, I would like a meeting"
+        files = _files()
         try:
-            done = portal().contribute(access, kind, answers, _files(), request_id=extra.get("request_id"))
+            try:
+                done = portal().contribute(access, kind, answers, files, request_id=extra.get("request_id"))
+            except ConflictError:  # a caseworker's step on the case at the same moment: once more, on top
+                done = portal().contribute(access, kind, answers, files, request_id=extra.get("request_id"))
         except NotFound:
             abort(404)
+        except ConflictError:
+            errors[next(iter(answers))] = (
+                "The case changed just as you sent this, so it was not saved. "
+                "Your words are still here: send it again, with any files"
+            )
         except (InvalidInput, NotAuthorised) as exc:
             field, _, message = str(exc).removeprefix("error: ").partition(": ")
             if field not in answers and field not in ("files", "answers"):
@@ -247,6 +273,25 @@ def review(public_id: str) -> Any:
     if not view.review_open:
         abort(404)
     return _form(access, "review", "portal/review.html", view=view)
+
+
+@bp.route("/cases/<public_id>/contact", methods=["GET", "POST"])
+def contact(public_id: str) -> Any:
+    """How the family hears from the council: email or post."""
+    access = _access(public_id)
+    errors: dict[str, str] = {}
+    chosen = portal().contact_preference(access)
+    if request.method == "POST":
+        chosen = {"prefers": request.form.get("prefers", ""), "address": request.form.get("address", "")[:600]}
+        try:
+            portal().set_contact_preference(access, chosen["prefers"], chosen["address"])
+        except (InvalidInput, NotAuthorised) as exc:
+            field, _, message = str(exc).partition(": ")
+            errors[field if field in ("prefers", "address") else "prefers"] = message[:1].upper() + message[1:]
+        else:
+            _audit("portal_contact_preference", access.case_id, chosen["prefers"])
+            return redirect(url_for("portal.case", public_id=public_id))
+    return render_template("portal/contact.html", access=access, chosen=chosen, errors=errors), (400 if errors else 200)
 
 
 @bp.route("/sent")
@@ -304,29 +349,29 @@ def advice(request_id: str) -> Any:
     return _form(access, "advice", "portal/advice.html", request_id=found["id"], found=found, kind_words=KIND_WORDS)
 
 
+ADVISER_LETTER = {  # the letter asking each kind of adviser (engine.documents.ADVISERS)
+    "educational_psychologist": "psychological",
+    "health": "health",
+    "social_care": "social-care",
+}
+
+
 @bp.route("/advice/<request_id>/letter.pdf")
 def advice_letter(request_id: str) -> Response:
-    """The council's letter asking for advice (it says what the advice is for)."""
-    from ..documents import read_stored
-
+    """The council's letter asking this adviser for advice (it says what the advice is for)."""
     try:
         found = portal().advice_request(g.person, request_id[:40])
     except NotFound:
         abort(404)
     access: Access = found["access"]
-    with core().store.unit() as unit:
-        rows = unit.fetch(
-            "SELECT sha256, path FROM document WHERE case_id = :c AND kind IN ('advice_request', 'advice-request') "
-            "AND status = 'ready' "
-            "ORDER BY id DESC LIMIT 1",
-            {"c": access.case_id},
+    g.portal_actor = access.actor
+    adviser = ADVISER_LETTER.get(found["role"], "educational")
+    try:  # made on demand, as staff make it: not a document sent to the family
+        record, _ = core().documents.render(
+            access.case_id, "advice-request", adviser=adviser, actor=Actor("online-service", "caseworker")
         )
-    if not rows:
-        abort(404)
-    try:
-        data = read_stored(rows[0][1], rows[0][0])
+        data = read_stored(record.path, record.sha256)
     except EhcpError:
         abort(404)
-    g.portal_actor = access.actor
     _audit("portal_downloaded_document", access.case_id, "advice-request")
     return _download(data, f"case-{access.case_id}-advice-request.pdf", "application/pdf")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -111,6 +112,9 @@ def create_app(settings: Settings, clock: Clock | None = None, engine_app: App |
     return flask
 
 
+_FILE_FORMS = re.compile(r"^/portal/(cases/[A-Za-z0-9_-]{1,40}/(views|comments|review)|advice/[A-Za-z0-9_-]{1,40})$")
+
+
 class _Request(Request):
     """Forms are small (1 MB); a form of the online service may carry files (engine.uploads' limit each)."""
 
@@ -118,7 +122,8 @@ class _Request(Request):
     def max_content_length(self) -> int | None:
         from ..portal import MAX_FILES
 
-        if self.path.startswith("/portal/") and self.method == "POST":
+        # Only a signed-in person's form that takes files; every other form, and anyone not signed in: 1 MB.
+        if self.method == "POST" and _FILE_FORMS.match(self.path) and "portal" in session:
             return (core().settings.uploads.max_megabytes * MAX_FILES + 1) * 1024 * 1024
         return 1_000_000
 
@@ -134,9 +139,10 @@ def _long(value: Any) -> str:
 
 
 def _headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = (
+    response.headers.setdefault(  # a download's own policy (a sandbox) is kept
+        "Content-Security-Policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -870,6 +876,18 @@ def advice_received(case_id: int, request_id: str) -> Any:
     except NotFound:
         abort(404)
     return _done(case_id, "Advice recorded as received today", "recorded_advice")
+
+
+@bp.route("/cases/<int:case_id>/advice/<request_id>/withdraw", methods=["POST"])
+def advice_withdraw(case_id: int, request_id: str) -> Any:
+    _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    try:
+        portal_service().withdraw_advice_request(case_id, request_id[:40], actor=g.actor)
+    except NotFound:
+        abort(404)
+    return _done(case_id, "The advice request was withdrawn; the adviser's access has ended", "withdrew_advice_request")
 
 
 @bp.route("/cases/<int:case_id>/files/<file_id>")
