@@ -845,21 +845,27 @@ def ask_advice(case_id: int) -> Any:
     chosen = ""
     on_parts: dict[str, str] = {}
     if request.method == "POST":
-        chosen = request.form.get("contact", "")
+        # Everyone at once: the advice has arrived when every adviser asked has answered.
+        picked = [c for c in request.form.getlist("contact") if c.isdigit()]
+        chosen = ",".join(picked)
         on, on_error, on_parts = _read_on(request.form)
-        if not chosen.isdigit():
+        if not picked:
             errors["contact"] = "Select who to ask for advice"
         elif on_error:
             errors["on"] = on_error
         else:
-            try:
-                due = portal_service().request_advice(case_id, int(chosen), actor=g.actor, requested_on=on)
-            except NotFound:
-                abort(404)
-            except (InvalidInput, NotAuthorised) as exc:
-                errors["contact"] = _plain(str(exc))
-            else:
-                return _done(case_id, f"Advice asked for: due by {_long(due)}", "asked_for_advice")
+            asked, due = 0, ""
+            for contact in picked:
+                try:
+                    due = portal_service().request_advice(case_id, int(contact), actor=g.actor, requested_on=on)
+                    asked += 1
+                except NotFound:
+                    abort(404)
+                except (InvalidInput, NotAuthorised) as exc:
+                    errors["contact"] = _plain(str(exc))
+                    break
+            if asked and not errors:
+                return _done(case_id, f"Advice asked of {asked}: due by {_long(due)}", "asked_for_advice")
     return render_template(
         "ask_advice.html", case=view, advisers=online["advisers"], chosen=chosen, errors=errors, on_parts=on_parts,
         date_fields=["on"],
