@@ -918,14 +918,24 @@ def transfers(
     _run(go)
 
 
-@app.command("report")
+report_app = typer.Typer(
+    help="Reports: one limit's timeliness (no subcommand), or 'timeliness' for the whole picture.",
+    invoke_without_command=True,
+)
+app.add_typer(report_app, name="report")
+
+
+@report_app.callback()
 def report(
+    ctx: typer.Context,
     deadline: str = typer.Option("final_plan", "--deadline", help="Which limit to count (default the 20 weeks)."),
     since: str | None = typer.Option(None, "--since", help="Closed on or after this date."),
     until: str | None = typer.Option(None, "--until", help="Closed on or before this date."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Timeliness of one time limit, with and without exceptions, as the DfE's SEN2 return counts it."""
+    if ctx.invoked_subcommand is not None:
+        return
 
     def go() -> None:
         a = _app()
@@ -943,6 +953,103 @@ def report(
         )
 
     _run(go)
+
+
+@report_app.command("timeliness")
+def report_timeliness(
+    from_: str | None = typer.Option(None, "--from", help="Limits closed on or after this date (default: a year ago)."),
+    to: str | None = typer.Option(None, "--to", help="Limits closed on or before this date (default: today)."),
+    chart: Path | None = typer.Option(None, "--chart", help="Write the charts to this SVG file (or folder)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the chart file."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """New plans within 20 weeks (with and without exceptions, as the DfE counts them), the weeks they
+    took and where those weeks went, every other time limit kept, and advice by adviser."""
+    from datetime import timedelta
+
+    from .reports import timeliness
+
+    def go() -> None:
+        a = _app()
+        _actor(a)
+        until = _date_arg(to, "--to") or a.clock.today()
+        since = _date_arg(from_, "--from") or until - timedelta(days=365)
+        if since > until:
+            raise InvalidInput(f"--from: {since.isoformat()} is after --to ({until.isoformat()})")
+        found = timeliness(a, since, until)
+        if chart is not None:
+            from .web.report_pages import timeliness_charts
+
+            target = chart if chart.suffix == ".svg" else chart / "timeliness.svg"
+            _not_over_the_service(a.settings, target)
+            if target.exists() and not force:
+                raise InvalidInput(f"--chart: {target} exists; add --force to overwrite it")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(_stack(timeliness_charts(found, a.settings.reports)), encoding="utf-8")
+        if as_json:
+            _print_json(found.as_dict())
+            return
+        for line in timeliness_lines(found):
+            typer.echo(line)
+        if chart is not None:
+            typer.echo(f"charts written to {target}")
+
+    _run(go)
+
+
+def _stack(svgs: list[str]) -> str:
+    """Several charts as one SVG file, one under another."""
+    import re
+
+    heights = [int(re.search(r'height="(\d+)"', s).group(1)) for s in svgs]  # type: ignore[union-attr]
+    width = max(int(re.search(r'width="(\d+)"', s).group(1)) for s in svgs)  # type: ignore[union-attr]
+    parts, y = [], 0
+    for svg, h in zip(svgs, heights, strict=True):
+        parts.append(f'<g transform="translate(0,{y})">{svg.split(">", 1)[1].rsplit("</svg>", 1)[0]}</g>')
+        y += h + 20
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" viewBox="0 0 {width} {y}">' + (
+        "".join(parts) + "</svg>\n"
+    )
+
+
+def timeliness_lines(found: Any) -> list[str]:
+    """The report as text a manager reads."""
+    d = found.as_dict()
+    new = d["new_plans"]
+
+    def pc(value: float | None) -> str:
+        return "-" if value is None else f"{value}%"
+
+    ex = new["excluding_exceptions"]
+    lines = [
+        f"Timeliness, limits closed {d['from']} to {d['to']}",
+        "",
+        f"New EHC plans issued: {new['issued']}; within 20 weeks: {new['within_20_weeks']} ({pc(new['percent'])})",
+        f"  excluding the {new['with_exception']} with an exception: {ex['on_time']} of {ex['count']} "
+        f"({pc(ex['percent'])})",
+        f"  median weeks from request to plan: {new['median_weeks'] if new['median_weeks'] is not None else '-'}",
+        "  weeks taken: " + ", ".join(f"{b['weeks']}: {b['plans']}" for b in new["weeks_bands"]),
+        "",
+        "Where the weeks go (median days in each stage, for the plans above):",
+    ]
+    lines += [f"  {s['words']:28} {s['median_days']:>6} days (longest {s['longest_days']})" for s in d["stages"]]
+    lines += ["", "By team:"]
+    lines += [
+        f"  {t['team']:28} {t['on_time']} of {t['count']} within 20 weeks ({pc(t['percent'])})" for t in d["by_team"]
+    ]
+    lines += ["", "Every time limit closed in the period (on time / late / late with an exception):"]
+    for limit in d["limits"]:
+        lines.append(
+            f"  {limit['title'][:70]:70} {limit['on_time']:>4} / {limit['late']:>3} / {limit['late_with_exception']:>3}"
+            f"  {pc(limit['percent']):>6}  ({limit['source']})"
+        )
+    if d["advice"]:
+        lines += ["", "Advice returned by its due date, by adviser (SEND Regulations 2014 reg 8(1)):"]
+        lines += [
+            f"  {a['words']:28} {a['on_time']} of {a['answered']} ({pc(a['percent'])}), median {a['median_days']} days"
+            for a in d["advice"]
+        ]
+    return lines
 
 
 # -- database and demo -------------------------------------------------------------------------

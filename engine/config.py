@@ -184,6 +184,16 @@ class PortalSettings(BaseModel):
     code_tries: int = Field(default=5, ge=1, le=10)  # wrong codes before the sign-in starts again
 
 
+class ReportSettings(BaseModel):
+    """What the reports compare the council with (engine.reports)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The national share of new plans issued within 20 weeks (excluding exceptions), from the DfE's
+    # "Education, health and care plans" statistics, and what it is (its year): drawn on the chart.
+    national_percent: float | None = Field(default=None, ge=0, le=100)
+    national_label: str = Field(default="England", max_length=80)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     casework: CaseworkSettings = Field(default_factory=CaseworkSettings)
@@ -206,6 +216,7 @@ class Settings(BaseModel):
     web: WebSettings = Field(default_factory=WebSettings)
     portal: PortalSettings = Field(default_factory=PortalSettings)
     uploads: UploadSettings = Field(default_factory=UploadSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     templates_dir: str = "templates"
     documents_dir: str = "data/documents"  # rendered PDFs, named by the SHA-256 of their bytes
     # Each document is rendered in a child process with these limits; one that fails twice is failed.

@@ -481,6 +481,19 @@ def test_a_caseworker_takes_a_case_from_request_to_final_plan_in_the_browser(pag
     assert download.status == 200 and download.body()[:5] == b"%PDF-"
     assert download.headers["content-disposition"].startswith(f'attachment; filename="case-{site.ours}-final-plan')
 
+    # The team manager's report counts it: issued within 20 weeks, with an exception on record.
+    page.context.clear_cookies()
+    sign_in(page, site, "morgan.demo")
+    page.get_by_role("link", name="Reports").click()
+    accessible(page, "reports")
+    summary = page.locator(".govuk-summary-list").inner_text()
+    assert re.search(r"Issued\s+1\b", summary) and "1 (100.0%)" in summary
+    assert "0 of 0 (–); 1 with an exception left out" in summary
+    charts = page.locator("svg[role='img']")
+    assert charts.count() == 3 and "New plans within 20 weeks" in charts.nth(0).locator("title").text_content()
+    month = date.today().strftime("%Y-%m")
+    assert month in page.get_by_role("table", name="By month issued").inner_text()
+
 
 @pytest.fixture
 def council_sign_in(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, Any]]:

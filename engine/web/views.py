@@ -1049,6 +1049,52 @@ def correct(case_id: int) -> Any:
     return render_template("correct.html", case=view, last=last, reason=reason, errors=errors), (400 if errors else 200)
 
 
+# -- reports -------------------------------------------------------------------------------------
+
+
+@bp.route("/reports")
+def reports() -> Any:
+    """Timeliness from the record, for the cases this person may see, with charts beside their tables."""
+    from markupsafe import Markup
+
+    from ..reports import timeliness
+    from .report_pages import timeliness_charts
+
+    if g.actor.role not in ("team_manager", "head_of_service", "auditor"):
+        abort(403)
+    today = core().clock.today()
+    errors: dict[str, str] = {}
+    since_parts = {k: request.args.get(f"from-{k}", "") for k in ("day", "month", "year")}
+    until_parts = {k: request.args.get(f"to-{k}", "") for k in ("day", "month", "year")}
+    since, _ = _date_field(request.args, "from")
+    until, _ = _date_field(request.args, "to")
+    if any(since_parts.values()) and since is None:
+        errors["from"] = "The first day must be a real date, like 1 4 2026"
+    if any(until_parts.values()) and until is None:
+        errors["to"] = "The last day must be a real date, like 31 3 2027"
+    until = until or today
+    since = since or until - timedelta(days=365)
+    if since > until:
+        errors["from"] = "The first day must be before the last day"
+        since = until - timedelta(days=365)
+    directory = core().directory
+    found = timeliness(core(), since, until, lambda caseworker: may_see(g.actor, caseworker, directory))
+    charts = [Markup(svg) for svg in timeliness_charts(found, core().settings.reports)]  # our own escaped SVG
+    audit("viewed_report", detail=f"timeliness {since.isoformat()} to {until.isoformat()}")
+    return render_template(
+        "reports.html",
+        report=found.as_dict(),
+        charts=charts,
+        since=since,
+        until=until,
+        errors=errors,
+        since_parts=since_parts,
+        until_parts=until_parts,
+        date_fields=["from", "to"],
+        national=core().settings.reports,
+    ), (400 if errors else 200)
+
+
 # -- administrators: staff accounts, no case content ----------------------------------------------
 
 
