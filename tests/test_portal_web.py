@@ -174,12 +174,12 @@ def sign_in_by_link(page: Any, site: Site, address: str, link: str | None = None
         accessible(page, "portal-link")
     before = len(site.mail_to(address))
     page.get_by_role("button", name="Continue").click()
-    assert page.get_by_role("heading", name="Check your email for a code").is_visible()
+    page.get_by_role("heading", name="Check your email for a code").wait_for()  # raises unless it shows
     if check:
         accessible(page, "portal-code")
     page.get_by_label("Code").fill(site.code(address, before))
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("heading", name="Your page").is_visible()
+    page.get_by_role("heading", name="Your page").wait_for()  # raises unless it shows
 
 
 def words(text: str) -> list[str]:
@@ -232,7 +232,7 @@ def test_a_parent_signs_in_sees_their_case_and_sends_views_and_comments(page: An
     page.get_by_label("Your child’s own words").fill("I like the red trains best.")
     page.locator("#files").set_input_files([{"name": "drawing.png", "mimeType": "image/png", "buffer": png()}])
     page.get_by_role("button", name="Send").click()
-    assert page.get_by_role("heading", name="Sent").is_visible()
+    page.get_by_role("heading", name="Sent").wait_for()  # raises unless it shows
     accessible(page, "portal-sent")
     page.get_by_role("link", name="Back to the case").click()
 
@@ -275,7 +275,7 @@ def test_a_parent_signs_in_sees_their_case_and_sends_views_and_comments(page: An
     # The first link, used, signs no one in again.
     page.context.clear_cookies()
     page.goto(first_link)
-    assert page.get_by_role("heading", name="This link cannot be used").is_visible()
+    page.get_by_role("heading", name="This link cannot be used").wait_for()  # raises unless it shows
     accessible(page, "portal-dead-link")
 
 
@@ -315,7 +315,7 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
                 f"{site.url}/portal/advice/{request_id}/letter.pdf"):  # fmt: skip
         response = page.goto(url)
         assert response.status == 404, url
-        assert page.get_by_role("heading", name="Page not found").is_visible()
+        page.get_by_role("heading", name="Page not found").wait_for()  # raises unless it shows
         assert NAMES[0] not in page.content()
     # The staff API and pages are not theirs either: a family's sign-in is no staff sign-in.
     response = page.goto(f"{site.url}/api/cases/{site.cases['a']}")
@@ -332,7 +332,7 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
     assert refused.value.code == 413
     # A link already used (a's) signs no one in, whoever has it.
     page.goto(a_link)
-    assert page.get_by_role("heading", name="This link cannot be used").is_visible()
+    page.get_by_role("heading", name="This link cannot be used").wait_for()  # raises unless it shows
     accessible(page, "portal-not-found")
 
 
@@ -345,7 +345,7 @@ def test_an_old_link_is_refused_and_a_new_one_can_be_asked_for(page: Any, site: 
     finally:
         app.engine.dispose()
     page.goto(link)
-    assert page.get_by_role("heading", name="This link cannot be used").is_visible()
+    page.get_by_role("heading", name="This link cannot be used").wait_for()  # raises unless it shows
     page.get_by_role("link", name="Ask for a new link").click()
     before = len(site.mail_to("nobody@example.org"))
     page.get_by_label("Email address").fill("nobody@example.org")
@@ -382,7 +382,7 @@ def test_an_educational_psychologist_answers_and_the_limit_is_met(page: Any, sit
     page.get_by_label("Your advice and information").fill("Needs a quiet space and visual timetables.")
     page.locator("#files").set_input_files([{"name": "ep-report.pdf", "mimeType": "application/pdf", "buffer": PDF}])
     page.get_by_role("button", name="Send advice").click()
-    assert page.get_by_role("heading", name="Sent").is_visible()
+    page.get_by_role("heading", name="Sent").wait_for()  # raises unless it shows
     assert "This was on time" in page.locator("main").inner_text()
     page.get_by_role("link", name="Back to your page").click()
     assert "There is nothing for you here now" in page.locator("main").inner_text(), "access ends with the request"
@@ -436,7 +436,7 @@ def test_a_caseworker_asks_advisers_at_once_and_sees_what_is_missing(page: Any, 
     page.get_by_label(re.compile("Demo ICB")).check()
     page.get_by_role("button", name="Ask for advice").click()
     due = date.today() + timedelta(weeks=6)
-    assert page.get_by_text(f"Advice asked of 2: due by {due:%A} {due.day} {due:%B %Y}").is_visible()
+    page.get_by_text(f"Advice asked of 2: due by {due:%A} {due.day} {due:%B %Y}").wait_for()  # raises unless it shows
     table = page.get_by_role("table", name=re.compile("Advice asked for")).inner_text()
     assert table.count("Missing") == 2 and "by post or email" in table
     accessible(page, "staff-case-online")
