@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from .actor import Actor
@@ -36,7 +36,7 @@ from .machine import PastStep
 from .recipients import resolve
 from .roles import WORKFLOW_ROLE
 from .store.chain import entry_hash
-from .store.repository import Store, Unit, as_date
+from .store.repository import Store, Unit, as_date, as_moment
 
 CORRECT = "correct"
 NOT_STEPS = ("start", CORRECT, "deadline_breached", "reassign")  # not steps of the workflow (reassign again to undo)
@@ -171,7 +171,7 @@ class Corrections:
             {"i": instance_id},
         )
         return [
-            Entry(r[0], r[1], r[2], _moment(r[3]), as_date(r[4]), r[5], r[6], r[7], json.loads(r[8] or "{}"), r[9])
+            Entry(r[0], r[1], r[2], as_moment(r[3]), as_date(r[4]), r[5], r[6], r[7], json.loads(r[8] or "{}"), r[9])
             for r in rows
         ]
 
@@ -446,9 +446,3 @@ class Corrections:
         for r in recipients:
             unit.queue_step_message(instance_id, case_id, seq, "step_corrected", r, now)
         return len([r for r in recipients if r.status == "queued"])
-
-
-def _moment(value: Any) -> datetime:
-    """A stored moment, aware (SQLite keeps UTC without its zone)."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -93,3 +93,10 @@ def resolve(specs: Mapping[str, InputSpec], given: Mapping[str, Any], today: dat
 def to_json(values: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs as JSON-ready values (dates as ISO strings)."""
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+
+
+def masked_email(email: str) -> str:
+    """An address partly hidden ("p***@example.org"), for a confirmation shown to someone who may not
+    see the whole of it."""
+    user, _, domain = email.partition("@")
+    return f"{user[:1]}***@{domain}"

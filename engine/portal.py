@@ -27,7 +27,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +35,8 @@ from .actor import Actor
 from .calendar import add, end_of_compulsory_school_age
 from .clock import LONDON, london_date
 from .errors import InvalidInput, NotAuthorised, NotFound
-from .inputs import free_text
-from .store.repository import Recipient, Unit, as_date
+from .inputs import free_text, masked_email
+from .store.repository import Recipient, Unit, as_date, as_moment
 
 if TYPE_CHECKING:
     from .app import App
@@ -124,12 +124,6 @@ DAILY_LIMIT = 30  # contributions one person may send about one case in a day: p
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _moment(value: Any) -> datetime:
-    """A stored moment (SQLite keeps them as UTC without a zone) as an aware datetime."""
-    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _public_id() -> str:
@@ -230,7 +224,7 @@ class Portal:
             self._access(unit, person, case_id, contact, "family", actor, now)
             self._history(unit, case_id, actor, "portal_invited", {"role": contact["role"]}, None, today)
             self._send_link(unit, person, contact, "invitation", now, access_word="family")
-        return _masked(contact["email"])
+        return masked_email(contact["email"])
 
     def _person(self, unit: Unit, email: str, now: datetime, demo: bool = False) -> int:
         rows = unit.fetch("SELECT id FROM portal_person WHERE email = :e", {"e": email})
@@ -343,20 +337,14 @@ class Portal:
         if received > today:
             raise InvalidInput("the day the advice arrived cannot be after today")
         with self.core.store.unit() as unit:
-            rows = unit.fetch(
-                "SELECT id, instance_id FROM advice_request WHERE public_id = :p AND case_id = :c "
-                "AND received_on IS NULL AND withdrawn_on IS NULL",
-                {"p": public_id, "c": case_id},
-            )
-            if not rows:
-                raise NotFound(f"case {case_id} has no such advice request waiting")
+            request_id, instance_id = self._waiting_request(unit, case_id, public_id)
             unit.execute(
                 "UPDATE advice_request SET received_on = :on, received_how = 'outside' WHERE id = :id",
-                {"on": received, "id": rows[0][0]},
+                {"on": received, "id": request_id},
             )
             self._history(unit, case_id, actor, "advice_recorded", {"received_on": received.isoformat()}, None,
-                          today, rows[0][1])  # fmt: skip
-            self._all_in(unit, case_id, rows[0][1], actor.id, received)
+                          today, instance_id)  # fmt: skip
+            self._all_in(unit, case_id, instance_id, actor.id, received)
 
     def withdraw_advice_request(self, case_id: int, public_id: str, *, actor: Actor) -> None:
         """No longer wait for an adviser's advice (asked of the wrong person, or no longer needed): their
@@ -364,15 +352,21 @@ class Portal:
         self._staff(actor, "withdraw an advice request")
         today = self.clock.today()
         with self.core.store.unit() as unit:
-            rows = unit.fetch(
-                "SELECT id, instance_id FROM advice_request WHERE public_id = :p AND case_id = :c "
-                "AND received_on IS NULL AND withdrawn_on IS NULL",
-                {"p": public_id, "c": case_id},
-            )
-            if not rows:
-                raise NotFound(f"case {case_id} has no such advice request waiting")
-            unit.execute("UPDATE advice_request SET withdrawn_on = :on WHERE id = :id", {"on": today, "id": rows[0][0]})
-            self._history(unit, case_id, actor, "advice_request_withdrawn", {}, None, today, rows[0][1])
+            request_id, instance_id = self._waiting_request(unit, case_id, public_id)
+            unit.execute("UPDATE advice_request SET withdrawn_on = :on WHERE id = :id", {"on": today, "id": request_id})
+            self._history(unit, case_id, actor, "advice_request_withdrawn", {}, None, today, instance_id)
+
+    @staticmethod
+    def _waiting_request(unit: Unit, case_id: int, public_id: str) -> tuple[int, int]:
+        """(id, instance) of the case's advice request still waiting for its answer; NotFound otherwise."""
+        rows = unit.fetch(
+            "SELECT id, instance_id FROM advice_request WHERE public_id = :p AND case_id = :c "
+            "AND received_on IS NULL AND withdrawn_on IS NULL",
+            {"p": public_id, "c": case_id},
+        )
+        if not rows:
+            raise NotFound(f"case {case_id} has no such advice request waiting")
+        return int(rows[0][0]), int(rows[0][1])
 
     def _all_in(self, unit: Unit, case_id: int, instance_id: int, actor_id: str, on: date) -> None:
         """Once every advice request of the instance is answered, the advice has arrived: the service
@@ -419,14 +413,9 @@ class Portal:
         due: date | None = None,
     ) -> int:
         """A new single-use link for ``person``, queued to them; returns the message's id."""
-        token = secrets.token_urlsafe(32)
         hours = self.settings.portal.invitation_days * 24 if purpose == "invitation" else 0
         expires = now + (timedelta(hours=hours) if hours else timedelta(minutes=self.settings.portal.link_minutes))
-        unit.execute(
-            "INSERT INTO portal_link (id, person_id, purpose, created_at, expires_at) VALUES (:h, :p, :w, :at, :x)",
-            {"h": _hash(token), "p": person, "w": purpose, "at": now, "x": expires},
-        )
-        email = unit.fetch("SELECT email FROM portal_person WHERE id = :p", {"p": person})[0][0]
+        token = self._new_link(unit, person, purpose, expires, now)
         template = {"family": "portal_invitation", "adviser": "portal_advice_request"}.get(access_word, "portal_link")
         rendered = self.core.messages.render(
             template,
@@ -438,7 +427,22 @@ class Portal:
                 "due_on": due,
             },
         )
-        key = f"portal:{purpose}:{person}:{_hash(token)[:16]}"
+        return self._queue_to(unit, person, template, rendered, f"portal:{purpose}:{person}:{_hash(token)[:16]}", now)
+
+    @staticmethod
+    def _new_link(unit: Unit, person: int, purpose: str, expires: datetime, now: datetime) -> str:
+        """A new link's token; only its hash is kept."""
+        token = secrets.token_urlsafe(32)
+        unit.execute(
+            "INSERT INTO portal_link (id, person_id, purpose, created_at, expires_at) VALUES (:h, :p, :w, :at, :x)",
+            {"h": _hash(token), "p": person, "w": purpose, "at": now, "x": expires},
+        )
+        return token
+
+    @staticmethod
+    def _queue_to(unit: Unit, person: int, template: str, rendered: Any, key: str, now: datetime) -> int:
+        """A sign-in message to ``person``'s address, queued; returns its id (the web sends it at once)."""
+        email = unit.fetch("SELECT email FROM portal_person WHERE id = :p", {"p": person})[0][0]
         unit.queue_message(
             key=key, kind="sign_in", case_id=None, instance_id=None, deadline_id=None, alert_on=london_date(now),
             template=template, recipient=Recipient("portal", None, email), status="queued", reason=None,
@@ -470,7 +474,7 @@ class Portal:
             rows = unit.fetch(
                 "SELECT person_id, expires_at FROM portal_link WHERE id = :h AND used_at IS NULL", {"h": _hash(token)}
             )
-            if not rows or _moment(rows[0][1]) <= now:
+            if not rows or as_moment(rows[0][1]) <= now:
                 return None
             if not unit.execute(
                 "UPDATE portal_link SET used_at = :at WHERE id = :h AND used_at IS NULL", {"at": now, "h": _hash(token)}
@@ -483,32 +487,31 @@ class Portal:
             rows = unit.fetch(
                 "SELECT expires_at FROM portal_link WHERE id = :h AND used_at IS NULL", {"h": _hash(token)}
             )
-        return bool(rows) and _moment(rows[0][0]) > self.clock.now()
+        return bool(rows) and as_moment(rows[0][0]) > self.clock.now()
 
     def _code_digest(self, unit: Unit, person: int, code: str) -> str:
         return hmac.new(unit.secret, f"{person}:{code}".encode(), hashlib.sha256).hexdigest()
 
     def send_code(self, person: int) -> int:
         """A new 6-digit code for ``person``, emailed to them; returns the queued message's id."""
-        code = f"{secrets.randbelow(10**6):06d}"
         now = self.clock.now()
-        expires = now + timedelta(minutes=self.settings.portal.code_minutes)
         with self.core.store.unit() as unit:
-            unit.execute(
-                "UPDATE portal_person SET code_hash = :h, code_expires = :x, code_tries = 0 WHERE id = :p",
-                {"h": self._code_digest(unit, person, code), "x": expires, "p": person},
-            )
-            email = unit.fetch("SELECT email FROM portal_person WHERE id = :p", {"p": person})[0][0]
+            code = self._new_code(unit, person)
             rendered = self.core.messages.render(
                 "portal_code", {"code": code, "minutes": self.settings.portal.code_minutes}
             )
             key = f"portal:code:{person}:{now.isoformat()}:{secrets.token_hex(4)}"
-            unit.queue_message(
-                key=key, kind="sign_in", case_id=None, instance_id=None, deadline_id=None, alert_on=london_date(now),
-                template="portal_code", recipient=Recipient("portal", None, email), status="queued", reason=None,
-                rendered=rendered, now=now,
-            )  # fmt: skip
-            return int(unit.fetch("SELECT id FROM outbox WHERE key = :k", {"k": key})[0][0])
+            return self._queue_to(unit, person, "portal_code", rendered, key, now)
+
+    def _new_code(self, unit: Unit, person: int) -> str:
+        """A new code for ``person``, replacing any before it: kept as a keyed hash, for minutes, tries reset."""
+        code = f"{secrets.randbelow(10**6):06d}"
+        unit.execute(
+            "UPDATE portal_person SET code_hash = :h, code_expires = :x, code_tries = 0 WHERE id = :p",
+            {"h": self._code_digest(unit, person, code),
+             "x": self.clock.now() + timedelta(minutes=self.settings.portal.code_minutes), "p": person},
+        )  # fmt: skip
+        return code
 
     def check_code(self, person: int, code: str) -> bool | None:
         """True: the code is right (and used up). False: wrong, try again. None: no code to try any more
@@ -526,7 +529,7 @@ class Portal:
             if not rows or rows[0][0] is None or rows[0][1] is None:
                 return None
             stored, expires, tries = rows[0]
-            if _moment(expires) <= now or int(tries) > self.settings.portal.code_tries:
+            if as_moment(expires) <= now or int(tries) > self.settings.portal.code_tries:
                 unit.execute("UPDATE portal_person SET code_hash = NULL WHERE id = :p", {"p": person})
                 return None
             if len(code) == 6 and hmac.compare_digest(stored, self._code_digest(unit, person, code)):
@@ -541,15 +544,8 @@ class Portal:
             rows = unit.fetch("SELECT id, demo FROM portal_person WHERE email = :e", {"e": email})
         if not rows or not rows[0][1]:
             raise InvalidInput(f"'{email}' is not a demo person: a real person's code is only ever emailed to them")
-        code = f"{secrets.randbelow(10**6):06d}"
-        person = int(rows[0][0])
         with self.core.store.unit() as unit:
-            unit.execute(
-                "UPDATE portal_person SET code_hash = :h, code_expires = :x, code_tries = 0 WHERE id = :p",
-                {"h": self._code_digest(unit, person, code),
-                 "x": self.clock.now() + timedelta(minutes=self.settings.portal.code_minutes), "p": person},
-            )  # fmt: skip
-        return code
+            return self._new_code(unit, int(rows[0][0]))
 
     def demo_link(self, case_id: int, contact_id: int, kind: str, *, actor: Actor) -> str:
         """For 'ehcp demo' only: access for a generated contact, marked demo, and a sign-in link to print
@@ -561,16 +557,8 @@ class Portal:
             if not unit.fetch("SELECT demo FROM portal_person WHERE id = :p", {"p": person})[0][0]:
                 raise InvalidInput("a demo link is for a person the demo made")
             self._access(unit, person, case_id, contact, kind, actor, now)
-            token = secrets.token_urlsafe(32)
-            unit.execute(
-                "INSERT INTO portal_link (id, person_id, purpose, created_at, expires_at) "
-                "VALUES (:h, :p, 'demo', :at, :x)",
-                {
-                    "h": _hash(token),
-                    "p": person,
-                    "at": now,
-                    "x": now + timedelta(days=self.settings.portal.invitation_days),
-                },
+            token = self._new_link(
+                unit, person, "demo", now + timedelta(days=self.settings.portal.invitation_days), now
             )
         return f"{self.settings.web.address()}/portal/link/{token}"
 
@@ -691,7 +679,7 @@ class Portal:
             if decision:
                 words = f"{words}: {LETTER_WORDS.get(decision, decision.replace('-', ' '))}"
             view.documents.append(
-                {"sha256": sha, "title": words, "on": _moment(created).astimezone(LONDON).date(), "version": version}
+                {"sha256": sha, "title": words, "on": as_moment(created).astimezone(LONDON).date(), "version": version}
             )
         view.sent = [
             {"kind": KIND_WORDS.get(r[1], r[1]), "received_on": as_date(r[2]),
@@ -999,7 +987,7 @@ class Portal:
         labels = {k: dict(v) for k, v in FIELDS.items()}
         return {
             "accesses": [
-                {"id": r[0], "role": r[1], "kind": r[2], "invited_by": r[3], "invited_at": _moment(r[4]),
+                {"id": r[0], "role": r[1], "kind": r[2], "invited_by": r[3], "invited_at": as_moment(r[4]),
                  "ended": r[5] is not None, "name": r[6]}
                 for r in accesses
             ],
@@ -1027,11 +1015,6 @@ class Portal:
         if not rows or (access is not None and rows[0][3] != access.id):
             raise NotFound("no such file")
         return str(rows[0][0]), uploads.read(rows[0][1], rows[0][2])
-
-
-def _masked(email: str) -> str:
-    user, _, domain = email.partition("@")
-    return f"{user[:1]}***@{domain}"
 
 
 def _when(moment: datetime) -> str:

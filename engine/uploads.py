@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import socket
 import struct
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from notifications.folder import write_atomically
 
 from .config import UploadSettings
 from .errors import DamagedFile, InvalidInput
@@ -170,16 +170,7 @@ def store(data: bytes, folder: Path) -> tuple[str, str]:
     path = shard / sha256
     if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
         return sha256, str(path)
-    fd, temporary = tempfile.mkstemp(dir=shard, prefix=".incoming-")  # 0600 whatever the process's umask
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data)  # through a temporary file made 0600 whatever the process's umask
     return sha256, str(path)
 
 

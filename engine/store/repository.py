@@ -865,6 +865,12 @@ def as_date(value: Any) -> date:
     return value if isinstance(value, date) else _parse_day(str(value))
 
 
+def as_moment(value: Any) -> datetime:
+    """A stored moment, aware (SQLite keeps UTC without its zone)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 # A caseload's dates repeat (every deadline opened today is due on one of a few days): keep the
 # conversions of the last few thousand.
 _parse_day = lru_cache(maxsize=8192)(date.fromisoformat)

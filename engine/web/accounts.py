@@ -29,6 +29,7 @@ from ..clock import LONDON, Clock, london_date
 from ..config import WebSettings
 from ..directory import Directory
 from ..errors import InvalidInput
+from ..inputs import masked_email
 
 if TYPE_CHECKING:
     from ..app import App
@@ -333,5 +334,4 @@ def send_setup_link(core: App, staff_id: str) -> str:
             rendered=rendered,
             now=now,
         )
-    user, _, domain = member.email.partition("@")
-    return f"{user[:1]}***@{domain}"
+    return masked_email(member.email)

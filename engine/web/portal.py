@@ -336,14 +336,20 @@ def own_file(public_id: str, file_id: str) -> Response:
 # -- advisers ------------------------------------------------------------------------------------
 
 
-@bp.route("/advice/<request_id>", methods=["GET", "POST"])
-def advice(request_id: str) -> Any:
+def _request(request_id: str) -> tuple[dict[str, Any], Access]:
+    """The advice request waiting for this person, and their access to its case; 404 for any other."""
     try:
         found = portal().advice_request(g.person, request_id[:40])
     except NotFound:
         abort(404)
     access: Access = found["access"]
     g.portal_actor = access.actor
+    return found, access
+
+
+@bp.route("/advice/<request_id>", methods=["GET", "POST"])
+def advice(request_id: str) -> Any:
+    found, access = _request(request_id)
     if request.method == "GET":
         _audit("portal_viewed_request", access.case_id)
     return _form(access, "advice", "portal/advice.html", request_id=found["id"], found=found, kind_words=KIND_WORDS)
@@ -359,12 +365,7 @@ ADVISER_LETTER = {  # the letter asking each kind of adviser (engine.documents.A
 @bp.route("/advice/<request_id>/letter.pdf")
 def advice_letter(request_id: str) -> Response:
     """The council's letter asking this adviser for advice (it says what the advice is for)."""
-    try:
-        found = portal().advice_request(g.person, request_id[:40])
-    except NotFound:
-        abort(404)
-    access: Access = found["access"]
-    g.portal_actor = access.actor
+    found, access = _request(request_id)
     adviser = ADVISER_LETTER.get(found["role"], "educational")
     try:  # made on demand, as staff make it: not a document sent to the family
         record, _ = core().documents.render(

@@ -464,6 +464,15 @@ def _case(case_id: int) -> dict[str, Any]:
     return view
 
 
+def _case_for_casework(case_id: int) -> dict[str, Any]:
+    """The case, for a caseworker's or team manager's change to it (exceptions, corrections, advice
+    requests, online access): 404 for a case this person may not see, 403 for another role."""
+    view = _case(case_id)
+    if g.actor.role not in ("caseworker", "team_manager"):
+        abort(403)
+    return view
+
+
 def _describe(view: dict[str, Any]) -> None:
     """Plain words for each workflow's state, and the steps this person may take now."""
     catalogue = core().catalogue
@@ -757,9 +766,7 @@ def exception(case_id: int, instance_id: int, name: str) -> Any:
     """Record that a time limit need not be met, for one of the reasons the regulations allow."""
     from ..definition.model import EXCEPTION_HEADS
 
-    view = _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    view = _case_for_casework(case_id)
     _describe(view)
     workflow = next((w for w in view["workflows"] if w["instance"] == instance_id), None)
     deadline = next(
@@ -806,9 +813,7 @@ def portal_service() -> Any:
 @bp.route("/cases/<int:case_id>/online/invite", methods=["POST"])
 def online_invite(case_id: int) -> Any:
     """Invite a parent or young person on the case's contacts to the online service."""
-    _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    _case_for_casework(case_id)
     contact = request.form.get("contact", "")
     try:
         sent_to = portal_service().invite(case_id, int(contact) if contact.isdigit() else -1, actor=g.actor)
@@ -823,9 +828,7 @@ def online_invite(case_id: int) -> Any:
 
 @bp.route("/cases/<int:case_id>/online/<access_id>/end", methods=["POST"])
 def online_end(case_id: int, access_id: str) -> Any:
-    _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    _case_for_casework(case_id)
     try:
         reason = request.form.get("reason", "") or "ended by the caseworker"
         portal_service().end_access(case_id, access_id[:40], reason, actor=g.actor)
@@ -837,9 +840,7 @@ def online_end(case_id: int, access_id: str) -> Any:
 @bp.route("/cases/<int:case_id>/advice", methods=["GET", "POST"])
 def ask_advice(case_id: int) -> Any:
     """Ask an adviser on the case's contacts for advice: online when they have an email address."""
-    view = _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    view = _case_for_casework(case_id)
     online = portal_service().for_case(case_id)
     errors: dict[str, str] = {}
     chosen = ""
@@ -874,9 +875,7 @@ def ask_advice(case_id: int) -> Any:
 
 @bp.route("/cases/<int:case_id>/advice/<request_id>/received", methods=["POST"])
 def advice_received(case_id: int, request_id: str) -> Any:
-    _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    _case_for_casework(case_id)
     try:
         portal_service().record_advice_outside(case_id, request_id[:40], actor=g.actor)
     except NotFound:
@@ -886,9 +885,7 @@ def advice_received(case_id: int, request_id: str) -> Any:
 
 @bp.route("/cases/<int:case_id>/advice/<request_id>/withdraw", methods=["POST"])
 def advice_withdraw(case_id: int, request_id: str) -> Any:
-    _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    _case_for_casework(case_id)
     try:
         portal_service().withdraw_advice_request(case_id, request_id[:40], actor=g.actor)
     except NotFound:
@@ -1023,9 +1020,7 @@ def correct(case_id: int) -> Any:
     from ..corrections import NOT_STEPS
     from ..roles import WORKFLOW_ROLE
 
-    view = _case(case_id)
-    if g.actor.role not in ("caseworker", "team_manager"):
-        abort(403)
+    view = _case_for_casework(case_id)
     steps = [h for h in view["history"] if h["trigger"] not in NOT_STEPS and h["role"] != WORKFLOW_ROLE]
     last = max(steps, key=lambda h: h["at"]) if steps else None
     errors: dict[str, str] = {}
