@@ -100,11 +100,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield f"{server}/{name}"
 
 
-def documents_app(tmp_path: Path, clock: FixedClock, **settings: object) -> App:
-    """The engine on a new SQLite file in ``tmp_path``, with the shipped workflows and templates, so
-    its documents render; ``settings`` are any others (render limits, say)."""
+def documents_app(tmp_path: Path, clock: FixedClock, database_url: str | None = None, **settings: object) -> App:
+    """The engine on ``database_url`` (a new SQLite file in ``tmp_path`` when none), with the shipped
+    workflows and templates, so its documents render; ``settings`` are any others (render limits, say)."""
     chosen = Settings(
-        database_url=f"sqlite:///{tmp_path / 'documents.sqlite'}",
+        database_url=database_url or f"sqlite:///{tmp_path / 'documents.sqlite'}",
         workflows_dir=str(ROOT / "workflows"),
         templates_dir=str(ROOT / "templates"),
         documents_dir=str(tmp_path / "documents"),
@@ -112,6 +112,14 @@ def documents_app(tmp_path: Path, clock: FixedClock, **settings: object) -> App:
         **settings,  # type: ignore[arg-type]
     )
     return App(chosen, clock, create=True)
+
+
+@pytest.fixture
+def core(database_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[App]:
+    """The whole engine as shipped (workflows, templates, documents) on SQLite and PostgreSQL."""
+    a = documents_app(tmp_path, clock, database_url)
+    yield a
+    a.engine.dispose()
 
 
 def make_app(database_url: str, clock: FixedClock, workflows: Path = TEST_WORKFLOWS) -> App:

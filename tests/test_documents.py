@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CW, CW2, ROOT, STAFF
+from conftest import CW, CW2, ROOT, STAFF, documents_app
 from pypdf import PdfReader
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from engine.app import App
 from engine.cli import app as cli
 from engine.clock import FixedClock
-from engine.config import Settings
 from engine.errors import InvalidInput
 from engine.plandiff import diff_plan, to_text
 from engine.store.repository import ContactRecord
@@ -34,14 +33,7 @@ EXAMPLE = yaml.safe_load((ROOT / "docs" / "examples" / "plan.yaml").read_text())
 
 
 def make(database_url: str, tmp_path: Path, clock: FixedClock) -> App:
-    settings = Settings(
-        database_url=database_url,
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-    )
-    return App(settings, clock, create=True)
+    return documents_app(tmp_path, clock, database_url)
 
 
 def assessed(app: App, clock: FixedClock) -> int:

@@ -7,49 +7,20 @@ files checked by their content, and a record nobody rewrites. The browser walk i
 from __future__ import annotations
 
 import re
-import struct
-import zlib
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CW, ROOT, STAFF, TM
+from conftest import CW, TM
+from test_uploads import PDF, png
 
 from engine.app import App
 from engine.calendar import end_of_compulsory_school_age
 from engine.clock import FixedClock
-from engine.config import Settings
 from engine.demo import generated_plan
 from engine.errors import InvalidInput, NotFound
 from engine.portal import Portal
 from engine.store.repository import ContactRecord
-
-PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b"")
-    )
-
-
-@pytest.fixture
-def core(database_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[App]:
-    settings = Settings(
-        database_url=database_url,
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-    )
-    a = App(settings, clock, create=True)
-    yield a
-    a.engine.dispose()
 
 
 def open_case(core: App, name: str = "Ada Example", born: date = date(2015, 5, 1), family: str = "a") -> int:

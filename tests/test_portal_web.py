@@ -9,10 +9,7 @@ checks every page; and no email's subject or preview names the child or says wha
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +22,8 @@ import pytest
 import yaml
 from conftest import ROOT
 from servers import SmtpServer, free_port
-from test_portal import PDF, png
-from test_web import CHROMIUM, PASSWORD, STAFF, _wait, accessible, browser, page  # noqa: F401 - fixtures
+from test_uploads import PDF, png
+from test_web import CHROMIUM, PASSWORD, STAFF, accessible, browser, page, serving  # noqa: F401 - fixtures
 
 from engine.actor import Actor
 from engine.app import App
@@ -150,21 +147,10 @@ def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
     app.dispatcher().dispatch()  # the invitations, through the SMTP server
     secret = Accounts(app.engine, app.directory, SystemClock(), settings.web).set_password("casey.demo", PASSWORD)
     app.engine.dispose()
-    env = {**os.environ, "EHCP_CONFIG": str(config)}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ehcp"), "serve", "--port", str(port), "--no-scheduler"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait(url, process)
-        yield Site(url, smtp, config, cases, secret)
+        with serving(config, port) as url:
+            yield Site(url, smtp, config, cases, secret)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         smtp.stop()
 
 

@@ -7,38 +7,21 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
-from conftest import CW, CW2, ROOT, STAFF
+from conftest import CW, CW2
 from walking import Cli, walk_config
 
 from engine.app import App
 from engine.charts import bar_chart
 from engine.clock import FixedClock
-from engine.config import Settings
 from engine.demo import generated_plan
 from engine.portal import Portal
 from engine.reports import timeliness
 from engine.store.repository import ContactRecord
 
 START = date(2025, 1, 6)  # a Monday: every request below arrives on it
-
-
-@pytest.fixture
-def core(database_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[App]:
-    settings = Settings(
-        database_url=database_url,
-        workflows_dir=str(ROOT / "workflows"),
-        templates_dir=str(ROOT / "templates"),
-        documents_dir=str(tmp_path / "documents"),
-        staff=STAFF,
-    )
-    a = App(settings, clock, create=True)
-    yield a
-    a.engine.dispose()
 
 
 def assessment(core: App, clock: FixedClock, final_day: int | None, *, who: str = "cw", excuse: bool = False) -> int:

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -121,9 +122,15 @@ def _site(database_url: str, tmp_path: Path, port: int, oidc: dict[str, str] | N
     ours = open_case("casey.demo", "Generated <b>Child</b> O'Neill")
     theirs = open_case("pat.other", "Other Team Child")
     app.engine.dispose()
-    env = {**os.environ, "EHCP_CONFIG": str(config)}
-    if oidc:
-        env["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the test provider speaks http on loopback; a council's, https
+    # the test provider speaks http on loopback; a council's, https
+    with serving(config, port, {"AUTHLIB_INSECURE_TRANSPORT": "1"} if oidc else {}) as url:
+        yield Site(url, config, secrets, ours, theirs)
+
+
+@contextmanager
+def serving(config: Path, port: int, environ: dict[str, str] | None = None) -> Iterator[str]:
+    """`ehcp serve` on ``config`` (no scheduler), in a process of its own; yields its address once it answers."""
+    env = {**os.environ, "EHCP_CONFIG": str(config), **(environ or {})}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "ehcp"), "serve", "--port", str(port), "--no-scheduler"],
         cwd=ROOT,
@@ -134,7 +141,7 @@ def _site(database_url: str, tmp_path: Path, port: int, oidc: dict[str, str] | N
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, process)
-        yield Site(url, config, secrets, ours, theirs)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
