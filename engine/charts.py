@@ -68,3 +68,65 @@ def bar_chart(
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+SECOND = "#505a5f"  # GOV.UK dark grey: 7:1 on white, and apart from the blue
+
+
+def grouped_bar_chart(
+    title: str,
+    description: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    unit: str = "",
+    top: float | None = None,
+    chart_id: str = "chart",
+) -> str:
+    """Horizontal bars in groups: for each label, one bar per series (at most two: blue, then grey),
+    each labelled with its value and, in a key, its series. A missing value is drawn as "no data"."""
+    colours = (BAR, SECOND)
+    label_width, bar_width, bar, gap = 190, 360, 18, 12
+    values = [v for _, vs in series for v in vs if v is not None]
+    scale_top = top or max([*values, 1])
+    group = len(series) * bar + gap
+    key_height = 24
+    height = 34 + key_height + len(labels) * group + 8
+    width = label_width + bar_width + 80
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" class="app-chart" '
+        'font-family="system-ui, &quot;Segoe UI&quot;, Roboto, Helvetica, Arial, sans-serif">',
+        f'<title id="{chart_id}-title">{escape(title)}</title>',
+        f'<desc id="{chart_id}-desc">{escape(description)}</desc>',
+        f'<text x="0" y="18" font-size="16" font-weight="bold" fill="{TEXT}">{escape(title)}</text>',
+    ]
+    x = label_width
+    for (name, _), colour in zip(series, colours, strict=False):
+        parts.append(f'<rect x="{x}" y="30" width="14" height="14" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 20}" y="42" font-size="14" fill="{TEXT}">{escape(name)}</text>')
+        x += 20 + 9 * len(name) + 24
+    for n, label in enumerate(labels):
+        y = 34 + key_height + n * group
+        parts.append(
+            f'<text x="{label_width - 8}" y="{y + len(series) * bar / 2 + 5:.1f}" font-size="14" text-anchor="end" '
+            f'fill="{TEXT}">{escape(label)}</text>'
+        )
+        for m, ((_, vs), colour) in enumerate(zip(series, colours, strict=False)):
+            value = vs[n]
+            top_y = y + m * bar
+            if value is None:
+                parts.append(
+                    f'<text x="{label_width}" y="{top_y + bar * 0.75:.1f}" font-size="12" fill="{TEXT}">no data</text>'
+                )
+                continue
+            length = max(0.0, min(1.0, value / scale_top)) * bar_width
+            parts.append(
+                f'<rect x="{label_width}" y="{top_y}" width="{length:.1f}" height="{bar - 2}" fill="{colour}"/>'
+            )
+            parts.append(
+                f'<text x="{label_width + length + 6:.1f}" y="{top_y + bar * 0.75:.1f}" font-size="12" '
+                f'fill="{TEXT}">{escape(f"{value:g}{unit}")}</text>'
+            )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

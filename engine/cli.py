@@ -980,12 +980,7 @@ def report_timeliness(
         if chart is not None:
             from .web.report_pages import timeliness_charts
 
-            target = chart if chart.suffix == ".svg" else chart / "timeliness.svg"
-            _not_over_the_service(a.settings, target)
-            if target.exists() and not force:
-                raise InvalidInput(f"--chart: {target} exists; add --force to overwrite it")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(_stack(timeliness_charts(found, a.settings.reports)), encoding="utf-8")
+            target = _write_charts(a, chart, "timeliness", timeliness_charts(found, a.settings.reports), force)
         if as_json:
             _print_json(found.as_dict())
             return
@@ -993,6 +988,129 @@ def report_timeliness(
             typer.echo(line)
         if chart is not None:
             typer.echo(f"charts written to {target}")
+
+    _run(go)
+
+
+def _write_charts(a: App, chart: Path, name: str, svgs: list[str], force: bool) -> Path:
+    """Charts stacked into one SVG file (``chart``, or ``NAME.svg`` in the folder ``chart``)."""
+    target = chart if chart.suffix == ".svg" else chart / f"{name}.svg"
+    _not_over_the_service(a.settings, target)
+    if target.exists() and not force:
+        raise InvalidInput(f"--chart: {target} exists; add --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(_stack(svgs), encoding="utf-8")
+    return target
+
+
+def _sees(a: App) -> Callable[[str | None], bool]:
+    """The cases the person running the command may see, as on the web's pages."""
+    from .web.access import may_see
+
+    actor = _actor(a)
+    return lambda caseworker: may_see(actor, caseworker, a.directory)
+
+
+@report_app.command("forecast")
+def report_forecast(
+    weeks: int = typer.Option(12, "--weeks", min=1, max=52, help="How many weeks ahead, from this week."),
+    chart: Path | None = typer.Option(None, "--chart", help="Write the charts to this SVG file (or folder)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the chart file."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Time limits, annual reviews, phase transfers and advice requests falling due each week, by
+    team; and the reviews that will be late at each team's current pace."""
+    from .outlook import KINDS, PACE_WEEKS, forecast
+
+    def go() -> None:
+        a = _app()
+        found = forecast(a, a.clock.today(), _sees(a), weeks)
+        if chart is not None:
+            from .web.report_pages import forecast_charts
+
+            target = _write_charts(a, chart, "forecast", forecast_charts(found), force)
+        if as_json:
+            _print_json(found.as_dict())
+            return
+        typer.echo(f"Falling due from the week of {found.weeks[0].isoformat()}, {weeks} weeks")
+        over = found.overdue_now
+        typer.echo("Overdue now: " + ", ".join(f"{words.lower()} {over[kind]}" for kind, words in KINDS))
+        _table(
+            [[row["week"], *[row[kind] for kind, _ in KINDS], row["total"]] for row in found.by_week],
+            ["WEEK OF", "REVIEWS", "TRANSFERS", "ADVICE", "OTHER", "TOTAL"],
+        )
+        typer.echo("")
+        typer.echo(f"Annual reviews at each team's pace (reviews held a week over the last {PACE_WEEKS} weeks):")
+        _table(
+            [[r["team"], r["held_a_week"], r["overdue_now"], r["due_in_period"], r["late_at_this_pace"]]
+             for r in found.reviews],
+            ["TEAM", "HELD A WEEK", "OVERDUE NOW", "DUE", "LATE AT THIS PACE"],
+        )  # fmt: skip
+        if chart is not None:
+            typer.echo(f"charts written to {target}")
+
+    _run(go)
+
+
+@report_app.command("at-risk")
+def report_at_risk(
+    measure: bool = typer.Option(
+        False, "--measure", help="Instead, measure how well the warnings would have done over --from to --to."
+    ),
+    from_: str | None = typer.Option(None, "--from", help="With --measure: limits due from this date (a year ago)."),
+    to: str | None = typer.Option(None, "--to", help="With --measure: limits due up to this date (yesterday)."),
+    lead: int = typer.Option(28, "--lead", min=1, max=365, help="With --measure: days ahead the warning is asked."),
+    chart: Path | None = typer.Option(None, "--chart", help="Write the chart to this SVG file (or folder)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the chart file."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Open time limits likely to be missed, learnt from how long this council's own stages have
+    taken, with why; --measure tests the warnings on the past (breaches flagged, missed, false alarms)."""
+    from .outlook import at_risk
+    from .outlook import measure as measured
+
+    def go() -> None:
+        a = _app()
+        sees = _sees(a)
+        today = a.clock.today()
+        if measure:
+            if _actor(a).role == "administrator":  # counts only, but learnt from case histories
+                raise InvalidInput("--measure reads case histories: it is for staff who work with cases")
+            until = _date_arg(to, "--to") or today - timedelta(days=1)
+            since = _date_arg(from_, "--from") or until - timedelta(days=365)
+            if since > until or until >= today:
+                raise InvalidInput("--from must be before --to, and --to before today (outcomes must be known)")
+            result = measured(a, since, until, lead).as_dict()
+            if as_json:
+                _print_json({"from": since.isoformat(), "to": until.isoformat(), **result})
+                return
+            typer.echo(
+                f"Warnings {lead} to {lead + 6} days ahead, for limits due {since} to {until}, "
+                f"at {result['threshold_percent']}% or more:"
+            )
+            for key, value in result.items():
+                typer.echo(f"  {key.replace('_', ' '):32} {value if value is not None else '-'}")
+            return
+        found = at_risk(a, today, sees)
+        if chart is not None:
+            from .web.report_pages import at_risk_charts
+
+            target = _write_charts(a, chart, "at-risk", at_risk_charts(found), force)
+        if as_json:
+            _print_json(found.as_dict())
+            return
+        typer.echo(
+            f"{len(found.flagged)} of {len(found.rows)} open time limits at risk "
+            f"({found.threshold}% or more likely to be missed) on {today.isoformat()}"
+        )
+        _table(
+            [[r["case"], r["due_on"], r["days_left"], f"{r['percent']}%", r["title"][:60]] for r in found.flagged],
+            ["CASE", "DUE", "DAYS LEFT", "CHANCE", "TIME LIMIT"],
+        )
+        for r in found.flagged:
+            typer.echo(f"  case {r['case']}, {r['deadline']}: {r['why']}")
+        if chart is not None:
+            typer.echo(f"chart written to {target}")
 
     _run(go)
 

@@ -188,10 +188,12 @@ class ReportSettings(BaseModel):
     """What the reports compare the council with (engine.reports)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # The national share of new plans issued within 20 weeks (excluding exceptions), from the DfE's
-    # "Education, health and care plans" statistics, and what it is (its year): drawn on the chart.
+    # A figure to compare with instead of England's published one (engine.national): a region's, say.
+    # Unset, the charts draw England's latest year.
     national_percent: float | None = Field(default=None, ge=0, le=100)
     national_label: str = Field(default="England", max_length=80)
+    # A limit is "at risk" when the chance it will be missed (engine.risk) is at least this.
+    at_risk_percent: int = Field(default=50, ge=1, le=100)
 
 
 class Settings(BaseModel):

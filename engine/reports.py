@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from . import national
 from .store.repository import as_date
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class Timeliness:
     bands: list[tuple[str, int]] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
     by_month: list[dict[str, Any]] = field(default_factory=list)
+    by_year: list[dict[str, Any]] = field(default_factory=list)  # calendar years, beside England's
     by_team: list[dict[str, Any]] = field(default_factory=list)
     by_caseworker: list[dict[str, Any]] = field(default_factory=list)
     limits: list[dict[str, Any]] = field(default_factory=list)
@@ -100,6 +102,7 @@ class Timeliness:
             },
             "stages": self.stages,
             "by_month": self.by_month,
+            "by_year": self.by_year,
             "by_team": self.by_team,
             "by_caseworker": self.by_caseworker,
             "limits": self.limits,
@@ -131,6 +134,7 @@ def timeliness(core: App, since: date, until: date, visible: Callable[[str | Non
             {"since": since, "until": until},
         )
     months: dict[str, Share] = {}
+    years: dict[int, tuple[Share, Share]] = {}
     teams: dict[str, Share] = {}
     workers: dict[str, Share] = {}
     for r in plans:
@@ -143,11 +147,21 @@ def timeliness(core: App, since: date, until: date, visible: Callable[[str | Non
             report.with_exception += 1
         report.weeks.append((closed - starts).days / 7)
         months.setdefault(closed.strftime("%Y-%m"), Share()).add(on_time)
+        year = years.setdefault(closed.year, (Share(), Share()))
+        year[0].add(on_time)
+        if r[10] is None:
+            year[1].add(on_time)
         holder = directory.find(r[11]) if r[11] else None
         teams.setdefault(_team(directory, holder), Share()).add(on_time)
         workers.setdefault(holder.id if holder else (r[11] or "Not allocated"), Share()).add(on_time)
     report.bands = [(words, sum(1 for w in report.weeks if low < w <= high)) for words, low, high in BANDS]
     report.by_month = [{"month": m, **s.as_dict()} for m, s in sorted(months.items())]
+    report.by_year = [
+        {"year": y, **a.as_dict(), "percent_excluding_exceptions": b.percent,
+         "england": national.WITHIN_20_WEEKS.get(y, (None, None))[0],
+         "england_excluding_exceptions": national.WITHIN_20_WEEKS.get(y, (None, None))[1]}
+        for y, (a, b) in sorted(years.items())
+    ]  # fmt: skip
     report.by_team = [{"team": t, **s.as_dict()} for t, s in sorted(teams.items())]
     report.by_caseworker = [{"caseworker": w, **s.as_dict()} for w, s in sorted(workers.items())]
     report.stages = _stages(core, history)

@@ -497,7 +497,7 @@ def test_a_caseworker_takes_a_case_from_request_to_final_plan_in_the_browser(pag
     assert re.search(r"Issued\s+1\b", summary) and "1 (100.0%)" in summary
     assert "0 of 0 (–); 1 with an exception left out" in summary
     charts = page.locator("svg[role='img']")
-    assert charts.count() == 3 and "New plans within 20 weeks" in charts.nth(0).locator("title").text_content()
+    assert charts.count() == 4 and "New plans within 20 weeks" in charts.nth(0).locator("title").text_content()
     month = date.today().strftime("%Y-%m")
     assert month in page.get_by_role("table", name="By month issued").inner_text()
 

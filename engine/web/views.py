@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response
 
 from ..actor import Actor
 from ..app import App
-from ..clock import Clock, SystemClock
+from ..clock import LONDON, Clock, SystemClock
 from ..config import Settings
 from ..definition.model import InputSpec, InputType
 from ..errors import ConflictError, EhcpError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
@@ -178,6 +178,44 @@ def core() -> App:
 
 def accounts() -> Accounts:
     return current_app.extensions["ehcp_accounts"]  # type: ignore[no-any-return]
+
+
+RISK_REFRESH_SECONDS = 60
+
+
+def _risks() -> tuple[Any, str]:
+    """Every open limit's chance of being missed (engine.outlook.at_risk), for every case; the pages
+    keep what each reader may see. Learning reads all the history, so it is kept for the day and
+    made again when the record has changed and the last answer is a minute old. Returns the answer
+    and the time it was made."""
+    import time as _time
+
+    from ..outlook import at_risk
+
+    today = core().clock.today()
+    with core().engine.connect() as conn:
+        mark = conn.execute(text("SELECT MAX(id) FROM history")).scalar()
+    kept = current_app.extensions.get("ehcp_risks")
+    fresh = (
+        kept is not None
+        and kept[0] == today
+        and (kept[1] == mark or _time.monotonic() - kept[2] < RISK_REFRESH_SECONDS)
+    )
+    if not fresh:
+        made = _long(today) + ", " + core().clock.now().astimezone(LONDON).strftime("%H:%M")
+        kept = (today, mark, _time.monotonic(), at_risk(core(), today), made)
+        current_app.extensions["ehcp_risks"] = kept
+    assert kept is not None
+    return kept[3], kept[4]
+
+
+def _risks_seen() -> Any:
+    """The at-risk answer with only the limits this person may see."""
+    from ..outlook import AtRisk
+
+    found, _made = _risks()
+    directory = core().directory
+    return AtRisk(found.day, found.threshold, [r for r in found.rows if may_see(g.actor, r["caseworker"], directory)])
 
 
 def audit(action: str, case_id: int | None = None, detail: str | None = None, who: Actor | None = None) -> None:
@@ -425,11 +463,18 @@ def cases() -> Any:
     if query:
         needle = query.lower().removeprefix("case ").strip()
         rows = [r for r in rows if needle in r["name"].lower() or needle == str(r["id"])]
+    risky: dict[tuple[int, str], dict[str, Any]] = {}
+    for found in _risks()[0].flagged:  # the riskiest first: one per workflow of a case
+        risky.setdefault((found["case"], found["workflow"]), found)
     for r in rows:
         due = date.fromisoformat(r["next_due"]) if r["next_due"] else None
         r["days_left"] = (due - today).days if due else None
+        r["risk"] = risky.get((r["id"], r["workflow"]))
     if overdue_only:
         rows = [r for r in rows if r["days_left"] is not None and r["days_left"] < 0]
+    at_risk_only = request.args.get("at_risk") == "yes"
+    if at_risk_only:
+        rows = [r for r in rows if r["risk"] is not None]
     rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] if r["days_left"] is not None else 0, r["id"]))
     titles = {name: core().catalogue.latest(name).title for name in workflows}
     audit("listed_cases", detail=f"{len(rows)} shown")
@@ -441,6 +486,7 @@ def cases() -> Any:
         query=query,
         workflow=workflow,
         overdue_only=overdue_only,
+        at_risk_only=at_risk_only,
         stages=stages,
         stage=stage,
         teams=teams if len(teams) > 1 else [],
@@ -970,9 +1016,11 @@ def team() -> Any:
             ).mappings()
             if r["case_id"] in visible or (r["case_id"] is None and g.actor.role == "head_of_service")
         ]
+    risks = _risks_seen()
     audit("viewed_team_board")
     return render_template(
         "team.html",
+        found=risks,
         failed=failed,
         overdue=overdue,
         this_week=this_week,
@@ -1053,7 +1101,7 @@ def reports() -> Any:
     from markupsafe import Markup
 
     from ..reports import timeliness
-    from .report_pages import timeliness_charts
+    from .report_pages import comparison, timeliness_charts
 
     if g.actor.role not in ("team_manager", "head_of_service", "auditor"):
         abort(403)
@@ -1075,6 +1123,7 @@ def reports() -> Any:
     directory = core().directory
     found = timeliness(core(), since, until, lambda caseworker: may_see(g.actor, caseworker, directory))
     charts = [Markup(svg) for svg in timeliness_charts(found, core().settings.reports)]  # our own escaped SVG
+    compared = comparison(core().settings.reports, until)
     audit("viewed_report", detail=f"timeliness {since.isoformat()} to {until.isoformat()}")
     return render_template(
         "reports.html",
@@ -1086,8 +1135,54 @@ def reports() -> Any:
         since_parts=since_parts,
         until_parts=until_parts,
         date_fields=["from", "to"],
-        national=core().settings.reports,
+        compared=compared,
     ), (400 if errors else 200)
+
+
+@bp.route("/reports/forecast")
+def report_forecast() -> Any:
+    """The work falling due in the next 12 weeks, by kind and team, and reviews late at the current pace."""
+    from markupsafe import Markup
+
+    from ..outlook import KINDS, PACE_WEEKS, forecast
+    from .report_pages import forecast_charts, week_label
+
+    if g.actor.role not in ("team_manager", "head_of_service", "auditor"):
+        abort(403)
+    directory = core().directory
+    found = forecast(core(), core().clock.today(), lambda caseworker: may_see(g.actor, caseworker, directory))
+    audit("viewed_report", detail="forecast")
+    return render_template(
+        "report_forecast.html",
+        forecast=found,
+        kinds=KINDS,
+        pace_weeks=PACE_WEEKS,
+        week_label=week_label,
+        charts=[Markup(svg) for svg in forecast_charts(found)],  # our own escaped SVG
+    )
+
+
+@bp.route("/reports/at-risk")
+def report_at_risk() -> Any:
+    """Open time limits likely to be missed, with the chance and why."""
+    from markupsafe import Markup
+
+    from .report_pages import BY_WEEKS_LEFT, at_risk_charts
+
+    if g.actor.role not in ("team_manager", "head_of_service", "auditor"):
+        abort(403)
+    found = _risks_seen()
+    made = _risks()[1]
+    flagged = found.flagged
+    audit("viewed_report", detail="at risk")
+    return render_template(
+        "report_at_risk.html",
+        found=found,
+        made_at=made,
+        no_estimate=sum(1 for r in found.rows if r["percent"] is None),
+        by_weeks_left=[(w, sum(1 for r in flagged if lo <= r["days_left"] <= hi)) for w, lo, hi in BY_WEEKS_LEFT],
+        charts=[Markup(svg) for svg in at_risk_charts(found)],  # our own escaped SVG
+    )
 
 
 # -- administrators: staff accounts, no case content ----------------------------------------------

@@ -1,0 +1,100 @@
+"""Breach prediction on histories whose right answers are known by construction: the survival curve's
+own figures, slow cases still open counted (not forgotten), the stage a case is stuck at telling apart
+cases the limit alone cannot, too little history giving no estimate, and the backtest counting
+breaches caught, missed and false alarms as it should."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from engine.risk import MIN_AT_RISK, Limit, Survival, backtest, learn
+
+K = ("needs_assessment", "final_plan")
+DAY0 = date(2025, 1, 6)
+
+
+def limit(n: int, start: date, closes_after: int | None, *, allowed: int = 42, stages: tuple = ()) -> Limit:
+    closed = start + timedelta(days=closes_after) if closes_after is not None else None
+    return Limit(n, K, start, start + timedelta(days=allowed), closed, stages)
+
+
+def test_the_survival_curve_is_kaplan_meier() -> None:
+    # Ended at 1, 2, 3; one still going when last seen at 2.
+    curve = Survival([(1, True), (2, True), (2, False), (3, True)])
+    assert curve.at(0) == 1.0
+    assert curve.at(1) == pytest.approx(0.75)  # 4 at risk, 1 ended
+    assert curve.at(2.5) == pytest.approx(0.5)  # then 3 at risk, 1 ended
+    assert curve.at(3) == pytest.approx(0.0)  # the one left ends
+    assert curve.beyond(2) == 1 and curve.beyond(0) == 4
+
+
+def test_half_late_gives_even_odds_at_the_start_and_certainty_once_past_the_quick_ones() -> None:
+    past = [limit(n, DAY0, 30 if n % 2 else 50) for n in range(20)]  # 10 on time (day 30), 10 late (day 50)
+    start = DAY0 + timedelta(days=100)
+    today = start + timedelta(days=10)
+    model = learn([*past, limit(99, start, None)], today)
+    early = model.chance(limit(99, start, None))
+    assert early.basis == "limit" and early.percent == 50 and early.from_limits == 21  # itself, open, too
+    later = learn([*past, limit(98, DAY0 + timedelta(days=80), None)], DAY0 + timedelta(days=80 + 35))
+    found = later.chance(limit(98, DAY0 + timedelta(days=80), None))
+    # Day 35: only the 10 late ones were still open on day 35, so all of those like it ran late.
+    assert found.percent == 100 and found.from_limits == 11 and "Day 35 of 42" in found.why
+
+
+def test_slow_cases_still_open_are_counted_not_forgotten() -> None:
+    # 10 met on day 30; 10 still open on day 60 (already late). Counting only finished limits would
+    # say none is ever late.
+    past = [limit(n, DAY0, 30) for n in range(10)] + [limit(10 + n, DAY0, None) for n in range(10)]
+    today = DAY0 + timedelta(days=60)
+    target = limit(99, today - timedelta(days=35), None)
+    assert learn([*past, target], today).chance(target).percent == 100
+
+
+def test_the_stage_a_case_is_stuck_at_tells_apart_what_the_limit_alone_cannot() -> None:
+    def stages(start: date, drafting_on: int) -> tuple:
+        return ((start, "assessing"), (start + timedelta(days=drafting_on), "drafting"))
+
+    # Quick ones reach drafting on day 5 and finish on day 30; slow ones reach it on day 35, finish on 50.
+    past = [limit(n, DAY0, 30, stages=stages(DAY0, 5)) for n in range(10)]
+    past += [limit(10 + n, DAY0, 50, stages=stages(DAY0, 35)) for n in range(10)]
+    start = DAY0 + timedelta(days=200)
+    today = start + timedelta(days=20)
+    stuck = limit(90, start, None, stages=((start, "assessing"),))  # still assessing on day 20
+    moving = limit(91, start, None, stages=stages(start, 5))  # drafting since day 5
+    model = learn([*past, stuck, moving], today)
+    s, m = model.chance(stuck), model.chance(moving)
+    assert s.basis == "stage" and s.percent == 100 and "“Assessing”" in s.why
+    assert m.basis == "stage" and m.percent == 0
+    # The limit alone (day 20 of 42) cannot tell them apart: even odds for both.
+    assert learn(past, today).chance(limit(92, start, None)).percent == 50
+
+
+def test_too_little_history_gives_no_estimate() -> None:
+    past = [limit(n, DAY0, 50) for n in range(MIN_AT_RISK - 1)]
+    today = DAY0 + timedelta(days=100)
+    found = learn(past, today).chance(limit(99, today - timedelta(days=3), None))
+    assert found.chance is None and found.basis == "none" and "Not enough" in found.why
+
+
+def test_the_backtest_counts_breaches_caught_and_missed_and_false_alarms() -> None:
+    # A limit starts every week for two years: every third one is slow and stays assessing (missed),
+    # the others move to drafting on day 5 and are met on day 20.
+    limits = []
+    for n in range(104):
+        start = DAY0 + timedelta(weeks=n)
+        if n % 3 == 0:
+            limits.append(limit(n, start, 60, stages=((start, "assessing"), (start + timedelta(days=55), "drafting"))))
+        else:
+            limits.append(limit(n, start, 20, stages=((start, "assessing"), (start + timedelta(days=5), "drafting"))))
+    result = backtest(limits, DAY0 + timedelta(days=365), DAY0 + timedelta(days=600), lead_days=28)
+    d = result.as_dict()
+    # Asked on day 14 (28 days before day 42): the slow ones are still assessing after 14 days, which
+    # only slow ones ever were; the quick ones are drafting.
+    assert d["breaches"] > 0 and d["breaches_not_flagged"] == 0 and d["false_alarms"] == 0
+    assert d["breaches_flagged"] == d["breaches"] and d["share_of_breaches_flagged"] == 1.0
+    assert d["limits_asked"] == d["breaches"] + d["met_and_not_flagged"]
+    assert d["brier_score"] < d["brier_score_of_past_rate"]
+    # Nothing after the period's end is known: a limit due later is never asked about.
+    assert backtest(limits, DAY0 + timedelta(days=900), DAY0 + timedelta(days=1000)).asked == 0
