@@ -27,7 +27,7 @@ from .actor import Actor
 from .app import App, build
 from .clock import FixedClock, SystemClock
 from .config import Settings, load_settings
-from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput
+from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput, NotAuthorised
 from .identity import command_line_actor, operator
 from .store import database, reading
 
@@ -547,6 +547,59 @@ def case_reassign(
     _run(go)
 
 
+@case_app.command("details")
+def case_details(
+    case_id: int,
+    surname: str | None = typer.Option(None, "--surname", help="Surname for the return, if the name does not split."),
+    forename: str | None = typer.Option(None, "--forename", help="Forename for the return."),
+    sex: str | None = typer.Option(None, "--sex", help="M or F, as the school census records it."),
+    ethnicity: str | None = typer.Option(None, "--ethnicity", help="The census code, e.g. WBRI (REFU, NOBT)."),
+    upn: str | None = typer.Option(
+        None, "--upn", help="Unique pupil number (13 characters; its check letter is checked)."
+    ),
+    uln: str | None = typer.Option(None, "--uln", help="Unique learner number (10 digits)."),
+    upn_unknown: str | None = typer.Option(None, "--upn-unknown", help="Why there is no UPN or ULN: UN1 ... UN10."),
+    postcode: str | None = typer.Option(None, "--postcode", help="Home postcode."),
+    primary_need: str | None = typer.Option(None, "--primary-need", help="Primary type of need, e.g. SLCN, ASD."),
+    secondary_need: str | None = typer.Option(None, "--secondary-need", help="Secondary type of need."),
+    setting_urn: str | None = typer.Option(None, "--setting-urn", help="URN of the setting named (6 digits)."),
+    setting_ukprn: str | None = typer.Option(None, "--setting-ukprn", help="UKPRN of the provider named (8 digits)."),
+    setting_code: str | None = typer.Option(
+        None, "--setting-code", help="Kind of arrangement: OLA, OPA, EHE, EYP, OTH ..."
+    ),
+    setting_other: str | None = typer.Option(None, "--setting-other", help="Details of that arrangement."),
+    transferred_from_la: str | None = typer.Option(None, "--transferred-from-la", help="The old council's code."),
+    cease_reason: str | None = typer.Option(
+        None, "--cease-reason", help="Why the plan ended, 1 to 9 (the return's codes)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show, or record, what the SEN2 return asks about the child that casework does not (an empty
+    value clears one); each change is kept in the case's history."""
+    from . import sen2
+    from .web.access import may_see
+
+    given = {k: v for k, v in locals().items() if k in sen2.BY_NAME and v is not None}
+
+    def go() -> None:
+        a = _app()
+        actor = _actor(a)
+        with a.store.unit() as unit:
+            info = unit.case_info(case_id)
+            if not may_see(actor, info.caseworker, a.directory):
+                raise InvalidInput(f"case {case_id}: not found among the cases you may see")
+            found = sen2.details(unit, case_id)
+        if given:
+            found = sen2.record(a, case_id, given, actor=actor)
+        if as_json:
+            _print_json(found)
+            return
+        for f in sen2.FIELDS:
+            typer.echo(f"  {f.option[2:]:20} {found.get(f.name) or '-'}")
+
+    _run(go)
+
+
 @case_app.command("correct")
 def case_correct(
     case_id: int,
@@ -990,6 +1043,106 @@ def report_timeliness(
             typer.echo(f"charts written to {target}")
 
     _run(go)
+
+
+@report_app.command("sen2")
+def report_sen2(
+    out: Path | None = typer.Option(None, "--out", help="Write the return (XML) to this file."),
+    reference_date: str | None = typer.Option(
+        None, "--reference-date", help="The census day (default: the next, the third Thursday of January)."
+    ),
+    check_file: Path | None = typer.Option(None, "--check", help="Instead, check a SEN2 file made elsewhere."),
+    draft: bool = typer.Option(False, "--draft", help="Write the file even if it would fail (not for sending)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the file."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The SEN2 return for the Department for Education: built from the record, checked against the
+    schema and the rules, with each field the record cannot supply yet and the cases concerned.
+    Exits 1 if the return would fail. For the head of service (it holds every child's details)."""
+    from . import sen2_return as sen2r
+    from .sen2 import schema_path
+
+    def go() -> None:
+        a = _app()
+        actor = _actor(a)
+        if check_file is not None:
+            if actor.role == "administrator":
+                raise NotAuthorised("checking a return reads children's details: it is for staff who work with cases")
+            try:
+                data = check_file.read_bytes()
+            except OSError as exc:
+                raise InvalidInput(f"--check: cannot read {check_file}: {exc.strerror}") from None
+            problems = sen2r.check(data)
+            _print_problems(problems, as_json)
+            if problems:
+                raise typer.Exit(1)
+            return
+        if actor.role != "head_of_service":
+            raise NotAuthorised(
+                f"the SEN2 return holds every child's details: it is for the head of service; you are {actor.role}"
+            )
+        day = _date_arg(reference_date, "--reference-date") or sen2r.next_census_day(a.clock.today())
+        found = sen2r.build(a, day)
+        data = sen2r.to_xml(found)
+        problems = sen2r.check(data, day.year)
+        written = None
+        if out is not None and (not problems or draft):
+            _not_over_the_service(a.settings, out)
+            if out.exists() and not force:
+                raise InvalidInput(f"--out: {out} exists; add --force to overwrite it")
+            from notifications.folder import write_atomically
+
+            write_atomically(out, data)  # readable by this account alone (0600)
+            written = out
+        gaps = [g for g in found.gaps.values()]
+        if as_json:
+            _print_json({
+                "reference_date": day.isoformat(), "period": [found.period[0].isoformat(), found.period[1].isoformat()],
+                "schema": schema_path(day.year).name, "counts": found.counts(), "valid": not problems,
+                "written": str(written) if written else None,
+                "problems": [p.__dict__ for p in problems],
+                "gaps": [{"field": g.name, "why": g.why, "required": g.required, "cases": g.cases} for g in gaps],
+            })  # fmt: skip
+        else:
+            c = found.counts()
+            period = f"{found.period[0]} to {found.period[1]}"
+            typer.echo(
+                f"SEN2 return, reference date {day}, period {period}; checked against {schema_path(day.year).name}"
+            )
+            typer.echo(f"  {c['persons']} children and young people; {c['requests']} requests, {c['assessments']} "
+                       f"assessments, {c['plans_issued']} plans issued, {c['active_plans']} plans in force, "
+                       f"{c['plans_ceased']} ended")  # fmt: skip
+            if gaps:
+                typer.echo("What the record cannot supply yet (record it on each case: ehcp case details):")
+                for g in sorted(gaps, key=lambda g: (not g.required, g.name)):
+                    shown = ", ".join(str(n) for n in g.cases[:20]) + (
+                        f" and {len(g.cases) - 20} more" if len(g.cases) > 20 else ""
+                    )
+                    typer.echo(f"  {g.name}{' (needed)' if g.required else ''}: {g.why}"
+                               + (f"; cases {shown}" if g.cases else ""))  # fmt: skip
+            _print_problems(problems, False)
+            if written is not None:
+                typer.echo(f"written to {written}" + (" (a draft that would fail: do not send it)" if problems else ""))
+            elif out is not None:
+                typer.echo(f"not written to {out}: the return would fail (--draft writes it to look at)")
+        if problems:
+            raise typer.Exit(1)
+
+    _run(go)
+
+
+def _print_problems(problems: list[Any], as_json: bool) -> None:
+    if as_json:
+        _print_json([p.__dict__ for p in problems])
+        return
+    if not problems:
+        typer.echo("The return passes the schema and every rule.")
+        return
+    typer.echo(f"The return would fail: {len(problems)} problems")
+    for p in problems[:200]:
+        typer.echo(f"  {p.rule:7} {p.where}: {p.what}")
+    if len(problems) > 200:
+        typer.echo(f"  ... and {len(problems) - 200} more (--json lists them all)")
 
 
 def _write_charts(a: App, chart: Path, name: str, svgs: list[str], force: bool) -> Path:
@@ -1478,6 +1631,30 @@ def db_status() -> None:
     _run(go)
 
 
+def _demo_reports(a: App, today: date) -> None:
+    """What the reports say of the demo caseload, in a few lines, and where to see the rest."""
+    from . import sen2_return as sen2r
+    from .outlook import at_risk
+
+    risky = at_risk(a, today)
+    typer.echo(
+        f"\nAt risk of being missed: {len(risky.flagged)} of {len(risky.rows)} open time limits "
+        "(ehcp report at-risk; ehcp report forecast; ehcp report timeliness)"
+    )
+    if a.settings.council.la_code is None:
+        return
+    day = sen2r.next_census_day(today)
+    found = sen2r.build(a, day)
+    problems = sen2r.check(sen2r.to_xml(found), day.year)
+    needed = sum(len(g.cases) for g in found.gaps.values() if g.required)
+    typer.echo(
+        f"The SEN2 return for {day.isoformat()}: {len(found.persons)} children and young people; "
+        + ("it passes the schema and every rule" if not problems else f"it would fail ({len(problems)} problems)")
+        + (f"; {needed} needed details missing" if needed else "")
+        + " (robin.demo: Reports, SEN2 return; or ehcp report sen2 as the head of service)"
+    )
+
+
 @app.command("demo")
 def demo(
     cases: int = typer.Option(
@@ -1539,6 +1716,7 @@ def demo(
             typer.echo(
                 f"{queued} documents (plans, notices, letters) are queued: ehcp docs process renders them as PDFs"
             )
+        _demo_reports(a, today)
 
     _run(send)
 

@@ -46,6 +46,11 @@ class Council(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = "Demo County Council"
     logo: str | None = None  # an image file for the top of documents (relative to config.yaml)
+    # The council's 3-digit code in the DfE's returns (LEA in the SEN2 return), e.g. 873.
+    la_code: str | None = Field(default=None, pattern=r"^[0-9]{3}$")
+    # Whether the council has a designated medical, clinical and social care officer, for the SEN2
+    # return: Y, N, or R (being recruited).
+    designated_officers: dict[Literal["dmo", "dco", "dsco"], Literal["Y", "N", "R"]] = Field(default_factory=dict)
 
 
 class PolicyStep(BaseModel):

@@ -39,7 +39,8 @@ from .store.chain import entry_hash
 from .store.repository import Store, Unit, as_date, as_moment
 
 CORRECT = "correct"
-NOT_STEPS = ("start", CORRECT, "deadline_breached", "reassign")  # not steps of the workflow (reassign again to undo)
+# Not steps of the workflow (reassign again, or record the details again, to undo).
+NOT_STEPS = ("start", CORRECT, "deadline_breached", "reassign", "record_details")
 GONE = ("sent", "sending", "failed")
 
 

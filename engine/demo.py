@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from . import phases
+from . import phases, sen2
 from .app import App
 from .cases import Cases
 from .clock import FixedClock
@@ -454,6 +454,30 @@ def _plan(rng: random.Random, count: int) -> list[tuple[Story, int]]:
     return plan
 
 
+# Made-up settings' numbers (a URN is 6 digits): never a real school's.
+DEMO_URNS = {SCHOOL: "900001", SECONDARY: "900002"}
+ETHNICITIES = ["WBRI"] * 12 + ["WOTH", "MWBC", "MWAS", "AIND", "APKN", "ABAN", "BAFR", "BCRB", "CHNE", "OOTH", "NOBT"]
+NEEDS = ["ASD"] * 4 + ["SLCN"] * 3 + ["SEMH"] * 3 + ["MLD", "SPLD", "SLD", "PMLD", "HI", "VI", "PD", "DS", "MSI"]
+
+
+def generated_details(rng: random.Random, la_code: str) -> dict[str, str]:
+    """What the SEN2 return asks about a child, generated: a UPN with a right check letter (from the
+    council's code, a made-up school number and a serial), the census's codes, the demo school's
+    made-up URN. One child in twenty has no type of need recorded yet, as happens."""
+    rest = f"{la_code}{rng.randint(9000, 9999)}{rng.randint(10, 26)}{rng.randint(0, 999):03d}"
+    found = {
+        "sex": rng.choice("MF"),
+        "ethnicity": rng.choice(ETHNICITIES),
+        "upn": sen2.upn_check_letter(rest) + rest,
+        "setting_urn": DEMO_URNS[SCHOOL],
+    }
+    if rng.random() >= 0.05:
+        found["primary_need"] = rng.choice(NEEDS)
+        if rng.random() < 0.3:
+            found["secondary_need"] = rng.choice([n for n in NEEDS if n != found["primary_need"]])
+    return found
+
+
 def generated_plan(rng: random.Random, first: str) -> dict[str, str]:
     """A plan written the way the quality check asks: needs in B met by specific, quantified
     provision in F under the same areas, outcomes with time frames, a named school. Generated text."""
@@ -524,6 +548,7 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
     if queries.list_cases(app.engine):
         return 0
     rng = random.Random(seed)
+    facts = random.Random(seed + 1)  # the SEN2 details, drawn apart so the caseload is as it was
     clock = FixedClock(today)
     cases = Cases(app.cases.store, app.catalogue, app.directory, clock)
     caseworkers = [app.directory.actor(s.id) for s in app.settings.staff if s.role == "caseworker"]
@@ -568,6 +593,13 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
             caseworker=worker.id,
         )
         first = child.split()[0]
+        sen2.record(
+            app,
+            opened.case_id,
+            generated_details(facts, app.settings.council.la_code or "999"),
+            actor=worker,
+            clock=clock,
+        )
         if story.workflow in ("annual_review", "reassessment", "transfer_in"):
             # The plan under review, issued before the case was kept here.
             issued_on = opened_on - timedelta(days=330)

@@ -151,12 +151,13 @@ class Model:
     by_kind: dict[Kind, Survival] = field(default_factory=dict)
     by_share: Survival | None = None
 
-    def chance(self, limit: Limit, words: dict[str, str] | None = None) -> Risk:
-        """The chance ``limit``, open when ``day`` began, will still be open after its due day."""
+    def chance(self, limit: Limit, words: dict[str, str] | None = None, *, stages: bool = True) -> Risk:
+        """The chance ``limit``, open when ``day`` began, will still be open after its due day
+        (``stages=False``: from the limit's own days alone, to measure what the stage adds)."""
         words = words or {}
         day = self.day
         left = (limit.due_on - day).days
-        stage = limit.stage_on(day)
+        stage = limit.stage_on(day) if stages else None
         if stage is not None:
             entered, state = stage
             base = max(entered, limit.starts_on)
@@ -255,6 +256,7 @@ class Backtest:
     no_estimate_missed: int = 0
     brier: list[float] = field(default_factory=list)
     base_brier: list[float] = field(default_factory=list)
+    by_kind: dict[Kind, list[int]] = field(default_factory=dict)  # asked, missed, flagged and missed, false alarms
 
     @property
     def breaches(self) -> int:
@@ -277,11 +279,22 @@ class Backtest:
             "share_of_flags_right": round(self.flagged_and_missed / flagged, 3) if flagged else None,
             "brier_score": round(statistics.fmean(self.brier), 3) if self.brier else None,
             "brier_score_of_past_rate": round(statistics.fmean(self.base_brier), 3) if self.base_brier else None,
-        }
+            "by_limit": [
+                {"workflow": k[0], "deadline": k[1], "asked": v[0], "missed": v[1], "flagged_and_missed": v[2],
+                 "false_alarms": v[3]}
+                for k, v in sorted(self.by_kind.items())
+            ],
+        }  # fmt: skip
 
 
 def backtest(
-    limits: Sequence[Limit], since: date, until: date, *, lead_days: int = 28, threshold: float = 0.5
+    limits: Sequence[Limit],
+    since: date,
+    until: date,
+    *,
+    lead_days: int = 28,
+    threshold: float = 0.5,
+    stages: bool = True,
 ) -> Backtest:
     """Ask the model about every limit due from ``since`` to ``until`` (whose outcome is known by
     ``until``), once, on the week's day ``lead_days`` to ``lead_days + 6`` before it fell due.
@@ -304,7 +317,7 @@ def backtest(
                 outcome = lim.missed_by(until)
                 if outcome is None:
                     continue
-                risk = model.chance(lim)
+                risk = model.chance(lim, stages=stages)
                 result.asked += 1
                 if risk.chance is None:
                     result.no_estimate += 1
@@ -313,6 +326,11 @@ def backtest(
                 result.brier.append((risk.chance - outcome) ** 2)
                 result.base_brier.append((past_rate.get(lim.kind, 0.0) - outcome) ** 2)
                 flagged = risk.chance >= threshold
+                tally = result.by_kind.setdefault(lim.kind, [0, 0, 0, 0])
+                tally[0] += 1
+                tally[1] += outcome
+                tally[2] += flagged and outcome
+                tally[3] += flagged and not outcome
                 if flagged and outcome:
                     result.flagged_and_missed += 1
                 elif outcome:

@@ -24,8 +24,11 @@ from engine.clock import FixedClock, SystemClock
 from engine.config import load_settings
 from engine.demo import seed_caseload
 from engine.outlook import at_risk, forecast
+from engine.sen2_return import check
 from engine.web.access import may_see
 from engine.web.accounts import Accounts
+
+HEAD = {"id": "robin.demo", "name": "Robin Demo", "email": "robin.demo@example.org", "role": "head_of_service"}
 
 
 @pytest.fixture
@@ -38,7 +41,12 @@ def caseload(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, App]]:
         "workflows_dir": str(ROOT / "workflows"),
         "templates_dir": str(ROOT / "templates"),
         "documents_dir": str(tmp_path / "documents"),
-        "staff": STAFF,
+        "staff": [*STAFF, HEAD],
+        "council": {
+            "name": "Demo County Council",
+            "la_code": "999",
+            "designated_officers": {"dmo": "Y", "dco": "Y", "dsco": "R"},
+        },
         "accounts": {"*": "casey.demo"},
         "notifications": {"transport": "folder", "outbox_dir": str(tmp_path / "outbox")},
         "web": {"port": port},
@@ -49,7 +57,7 @@ def caseload(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, App]]:
     app = App(settings, FixedClock(date.today()), create=True)
     seed_caseload(app, 90, seed=7, today=date.today())
     accounts = Accounts(app.engine, app.directory, SystemClock(), settings.web)
-    secrets = {s["id"]: accounts.set_password(s["id"], PASSWORD) for s in STAFF}
+    secrets = {s["id"]: accounts.set_password(s["id"], PASSWORD) for s in [*STAFF, HEAD]}
     with serving(config, port) as url:
         yield Site(url, config, secrets, 0, 0), app
     app.engine.dispose()
@@ -109,3 +117,41 @@ def test_the_reports_and_the_at_risk_marks_in_a_browser(page: Any, caseload: tup
     page.get_by_role("heading", name="My cases").wait_for()
     listed = {int(m) for m in re.findall(r"Case (\d+)", page.locator("tbody").inner_text())}
     assert listed == {r["case"] for r in hers}
+
+
+def test_the_sen2_return_and_a_childs_details_in_a_browser(page: Any, caseload: tuple[Site, App]) -> None:
+    site, app = caseload
+    sign_in(page, site, "robin.demo")
+    page.get_by_role("link", name="Reports").click()
+    page.get_by_role("link", name="SEN2 return").click()
+    page.get_by_role("heading", name="The SEN2 return").wait_for()
+    accessible(page, "report-sen2")
+    assert "passes the schema and every rule" in page.locator("main").inner_text()
+    gaps = page.locator("main table").last.inner_text()
+    assert "SENtype" in gaps, "the generated caseload leaves some needs unrecorded, and says which cases"
+    link = page.get_by_role("button", name="Download the return (XML)")
+    download = page.request.get(site.url + link.get_attribute("href"))
+    assert download.status == 200 and download.headers["content-disposition"].startswith(
+        'attachment; filename="sen2-999-'
+    )
+    assert check(download.body()) == []
+
+    # A caseworker records a child's details; a wrong check letter is refused and said so.
+    page.context.clear_cookies()
+    sign_in(page, site, "casey.demo")
+    page.get_by_role("heading", name="My cases").wait_for()
+    page.locator("tbody tr a").first.click()
+    page.get_by_role("link", name="Change the details for the SEN2 return").click()
+    page.get_by_role("heading", name="Details for the SEN2 return").wait_for()
+    accessible(page, "details")
+    page.get_by_label("Unique pupil number (13 characters)").fill("A801200005001")
+    page.get_by_label(re.compile("Primary type of need")).select_option("DS")
+    page.get_by_role("button", name="Save the details").click()
+    summary = page.locator(".govuk-error-summary")
+    summary.wait_for()
+    assert "check letter" in summary.inner_text()
+    page.get_by_label("Unique pupil number (13 characters)").fill("B801200005001")
+    page.get_by_role("button", name="Save the details").click()
+    page.get_by_text("The details for the SEN2 return are saved").wait_for()
+    main = page.locator("main").inner_text()
+    assert "B801200005001" in main and "Record details" in main  # on the case, and in its history

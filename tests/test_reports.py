@@ -41,7 +41,7 @@ def assessment(
     clock.set(start)
     case_id = core.cases.open_case(
         name="Generated Child", date_of_birth=date(2016, 3, 1), workflow="needs_assessment", actor=actor,
-        inputs={"request_received_on": start},
+        inputs={"request_received_on": start, "requested_by": "parent"},
         contacts=[ContactRecord("parent", "Generated Parent", "parent@example.org"),
                   ContactRecord("educational_psychologist", "Demo EP", "ep@example.org"),
                   ContactRecord("health", "Demo ICB", "icb@example.org")],

@@ -39,6 +39,32 @@ class Case(SQLModel, table=True):
     )
 
 
+class CaseDetail(SQLModel, table=True):
+    """What the Department for Education's SEN2 return asks about a child that casework itself does
+    not record (engine.sen2): one row a case, changed on the record (a history entry each time)."""
+
+    __tablename__ = "case_detail"
+    case_id: int = Field(foreign_key="ehc_case.id", primary_key=True)
+    surname: str | None = Field(default=None, max_length=100)  # when the case's name does not split plainly
+    forename: str | None = Field(default=None, max_length=100)
+    sex: str | None = Field(default=None, max_length=1)
+    ethnicity: str | None = Field(default=None, max_length=4)
+    upn: str | None = Field(default=None, max_length=13)
+    uln: str | None = Field(default=None, max_length=10)
+    upn_unknown: str | None = Field(default=None, max_length=4)
+    postcode: str | None = Field(default=None, max_length=8)
+    primary_need: str | None = Field(default=None, max_length=4)
+    secondary_need: str | None = Field(default=None, max_length=4)
+    setting_urn: str | None = Field(default=None, max_length=6)
+    setting_ukprn: str | None = Field(default=None, max_length=8)
+    setting_code: str | None = Field(default=None, max_length=4)
+    setting_other: str | None = Field(default=None, max_length=200)
+    transferred_from_la: str | None = Field(default=None, max_length=3)
+    cease_reason: str | None = Field(default=None, max_length=1)
+    updated_at: datetime = Field(sa_column=_moment())
+    updated_by: str = Field(max_length=100)
+
+
 class Contact(SQLModel, table=True):
     """A person or organisation connected with a case, by role (parent, school, health...)."""
 

@@ -551,9 +551,21 @@ def case(case_id: int) -> Any:
         except KeyError:
             d["excusable"] = False
     online = portal_service().for_case(case_id)
+    from .. import sen2
+
+    with core().store.unit() as unit:
+        details = sen2.details(unit, case_id)
     return render_template(
         "case.html",
         case=view,
+        details=[
+            (
+                f.short,
+                f"{details[f.name]}: {sen2.words(f.codes).get(details[f.name], '')}" if f.codes else details[f.name],
+            )
+            for f in sen2.FIELDS
+            if details[f.name]
+        ],
         today=today,
         online=online,
         advice=portal_service().advice_requests(case_id),
@@ -1062,6 +1074,39 @@ def reassign(case_id: int) -> Any:
     )
 
 
+@bp.route("/cases/<int:case_id>/details", methods=["GET", "POST"])
+def details(case_id: int) -> Any:
+    """What the SEN2 return asks about the child that casework does not record (engine.sen2)."""
+    from .. import sen2
+
+    view = _case_for_casework(case_id)
+    with core().store.unit() as unit:
+        values = sen2.details(unit, case_id)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        given = {f.name: request.form.get(f.name, "").strip()[:300] for f in sen2.FIELDS}
+        for f in sen2.FIELDS:
+            if given[f.name]:
+                try:
+                    given[f.name] = sen2.check(f, given[f.name])
+                except InvalidInput as exc:
+                    errors[f.name] = _plain(str(exc).split(": ", 1)[-1])
+        values = {**values, **given}
+        if not errors:
+            try:
+                sen2.record(core(), case_id, given, actor=g.actor)
+            except (InvalidInput, NotAuthorised, ConflictError) as exc:
+                message = str(exc)
+                field = next((f.name for f in sen2.FIELDS if message.startswith(f.option + ":")), "upn")
+                errors[field] = _plain(message.split(": ", 1)[-1])
+            else:
+                return _done(case_id, "The details for the SEN2 return are saved", "recorded_details")
+    choices = {f.name: sen2.words(f.codes) for f in sen2.FIELDS if f.codes}
+    return render_template(
+        "details.html", case=view, fields=sen2.FIELDS, values=values, choices=choices, errors=errors
+    ), (400 if errors else 200)
+
+
 @bp.route("/cases/<int:case_id>/correct", methods=["GET", "POST"])
 def correct(case_id: int) -> Any:
     """Reverse the case's last step, as `ehcp case correct` does (the service decides who may)."""
@@ -1183,6 +1228,50 @@ def report_at_risk() -> Any:
         by_weeks_left=[(w, sum(1 for r in flagged if lo <= r["days_left"] <= hi)) for w, lo, hi in BY_WEEKS_LEFT],
         charts=[Markup(svg) for svg in at_risk_charts(found)],  # our own escaped SVG
     )
+
+
+@bp.route("/reports/sen2")
+def report_sen2() -> Any:
+    """The SEN2 return for a census day: what it will hold, whether it would pass, what the record
+    cannot supply yet (linked to each case's details), and the file itself for the head of service."""
+    from .. import sen2_return as sen2r
+    from ..sen2 import schema_path
+
+    if g.actor.role != "head_of_service":
+        abort(403)
+    errors: dict[str, str] = {}
+    parts = {k: request.args.get(f"day-{k}", "") for k in ("day", "month", "year")}
+    day, _ = _date_field(request.args, "day")
+    if any(parts.values()) and day is None:
+        errors["day"] = "The census day must be a real date, like 21 1 2027"
+    day = day or sen2r.next_census_day(core().clock.today())
+    try:
+        found = sen2r.build(core(), day)
+    except InvalidInput as exc:
+        return render_template("error.html", code=400, reason=_plain(str(exc))), 400
+    data = sen2r.to_xml(found)
+    problems = sen2r.check(data, day.year)
+    if request.args.get("download") == "xml" and not errors:
+        audit("downloaded_sen2", detail=f"reference date {day.isoformat()}, {len(found.persons)} people")
+        response = Response(data, mimetype="application/xml")
+        name = f"sen2-{core().settings.council.la_code}-{day.year}{'-would-fail' if problems else ''}.xml"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    audit("viewed_report", detail=f"sen2 {day.isoformat()}")
+    gaps = sorted(found.gaps.values(), key=lambda g_: (not g_.required, g_.name))
+    return render_template(
+        "report_sen2.html",
+        found=found,
+        counts=found.counts(),
+        problems=problems,
+        gaps=gaps,
+        day=day,
+        parts=parts,
+        errors=errors,
+        date_fields=["day"],
+        schema=schema_path(day.year).name,
+        rules=sen2r.RULES,
+    ), (400 if errors else 200)
 
 
 # -- administrators: staff accounts, no case content ----------------------------------------------
