@@ -176,9 +176,9 @@ def main() -> None:
           f"{m['no_estimate']} had too little history\n")  # fmt: skip
     print(f"{'':32} {'flagged':>8} {'missed':>8} {'false':>8} {'flags right':>12} {'Brier':>7}")
     for name, caught, missed, false, right, brier in rows:
-        cells = [caught, missed, false]
-        print(f"{name:32} " + " ".join(f"{'-' if c is None else c:>8}" for c in cells)
-              + f" {'-' if right is None else f'{100 * right:.1f}%':>12} {'-' if brier is None else brier:>7}")  # fmt: skip
+        cells = " ".join(f"{'-' if c is None else c:>8}" for c in (caught, missed, false))
+        share = "-" if right is None else f"{100 * right:.1f}%"
+        print(f"{name:32} {cells} {share:>12} {'-' if brier is None else brier:>7}")
     by_limit(m)
 
 
