@@ -1069,6 +1069,8 @@ def report_sen2(
             if actor.role == "administrator":
                 raise NotAuthorised("checking a return reads children's details: it is for staff who work with cases")
             try:
+                if check_file.stat().st_size > sen2r.MAX_BYTES:
+                    raise InvalidInput(f"--check: {check_file} is larger than any council's return")
                 data = check_file.read_bytes()
             except OSError as exc:
                 raise InvalidInput(f"--check: cannot read {check_file}: {exc.strerror}") from None

@@ -521,6 +521,7 @@ class Problem:
     what: str
 
 
+MAX_BYTES = 200 * 1024 * 1024  # England's largest council has under 30,000 plans: a few tens of MB
 RULES = {
     "S01": "Each child has a UPN, a ULN, or a reason for neither (UPNunknown), and not a reason as well as a number",
     "S02": "A UPN's check letter is right (the DfE's rule for unique pupil numbers)",
@@ -539,6 +540,11 @@ RULES = {
 
 def check(data: bytes, year: int | None = None) -> list[Problem]:
     """Every way ``data`` (a SEN2 file) breaks the schema or the rules; empty when it would pass."""
+    if len(data) > MAX_BYTES:
+        return [Problem("schema", "the file", f"{len(data):,} bytes: larger than any council's return ({MAX_BYTES:,})")]
+    if re.search(rb"<!(DOCTYPE|ENTITY)", data[:65536], re.IGNORECASE) or b"<!ENTITY" in data:
+        # A return declares nothing; a declaration could expand entities or fetch files.
+        return [Problem("schema", "the file", "it declares a DOCTYPE or entities, which a SEN2 return never does")]
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
