@@ -19,7 +19,7 @@ from .clock import Clock
 from .definition.model import MessageAction, WorkflowDefinition
 from .directory import Directory
 from .errors import ConflictError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
-from .inputs import EMAIL, NOTE_LIMIT, free_text
+from .inputs import EMAIL, NOTE_LIMIT, free_text, unsafe_character
 from .machine import Outcome
 from .quality import blocking, check
 from .recipients import resolve
@@ -81,13 +81,15 @@ class Excused:
     status: str
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Line breaks and other controls, bidirectional overrides (a name that reads differently from what it
+# is), and the characters XML cannot hold (engine.inputs.unsafe_character).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_name(name: str, option: str, what: str) -> str:
     """A person's name as it is kept: no control characters (a line break would break a letter's
     heading or an email header), at most NAME_LIMIT characters, spaces tidied."""
-    if _CONTROL.search(name):
+    if _CONTROL.search(name) or unsafe_character(name):
         raise InvalidInput(f"{option}: {what} contains a line break or another control character")
     tidy = " ".join(name.split())
     if not tidy:

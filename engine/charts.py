@@ -12,6 +12,18 @@ REFERENCE = "#d4351c"  # GOV.UK red: the line a figure is compared with
 TEXT = "#0b0c0c"
 
 
+def _opening(title: str, description: str, width: int, height: int, chart_id: str) -> list[str]:
+    """The start of a chart: its size, and the title and description a screen reader announces."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" class="app-chart" '
+        'font-family="system-ui, &quot;Segoe UI&quot;, Roboto, Helvetica, Arial, sans-serif">',
+        f'<title id="{chart_id}-title">{escape(title)}</title>',
+        f'<desc id="{chart_id}-desc">{escape(description)}</desc>',
+        f'<text x="0" y="18" font-size="16" font-weight="bold" fill="{TEXT}">{escape(title)}</text>',
+    ]
+
+
 def bar_chart(
     title: str,
     description: str,
@@ -29,14 +41,7 @@ def bar_chart(
     scale_top = top or max([*values, reference[1] if reference else 0, 1])
     height = 40 + len(items) * (row + gap) + (24 if reference else 0)
     width = label_width + bar_width + 80
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" class="app-chart" '
-        'font-family="system-ui, &quot;Segoe UI&quot;, Roboto, Helvetica, Arial, sans-serif">',
-        f'<title id="{chart_id}-title">{escape(title)}</title>',
-        f'<desc id="{chart_id}-desc">{escape(description)}</desc>',
-        f'<text x="0" y="18" font-size="16" font-weight="bold" fill="{TEXT}">{escape(title)}</text>',
-    ]
+    parts = _opening(title, description, width, height, chart_id)
     for n, (label, value) in enumerate(items):
         y = 34 + n * (row + gap)
         parts.append(
@@ -93,14 +98,7 @@ def grouped_bar_chart(
     key_height = 24
     height = 34 + key_height + len(labels) * group + 8
     width = label_width + bar_width + 80
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" class="app-chart" '
-        'font-family="system-ui, &quot;Segoe UI&quot;, Roboto, Helvetica, Arial, sans-serif">',
-        f'<title id="{chart_id}-title">{escape(title)}</title>',
-        f'<desc id="{chart_id}-desc">{escape(description)}</desc>',
-        f'<text x="0" y="18" font-size="16" font-weight="bold" fill="{TEXT}">{escape(title)}</text>',
-    ]
+    parts = _opening(title, description, width, height, chart_id)
     x = label_width
     for (name, _), colour in zip(series, colours, strict=False):
         parts.append(f'<rect x="{x}" y="30" width="14" height="14" fill="{colour}"/>')

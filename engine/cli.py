@@ -27,7 +27,7 @@ from .actor import Actor
 from .app import App, build
 from .clock import FixedClock, SystemClock
 from .config import Settings, load_settings
-from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput, NotAuthorised
+from .errors import DatabaseError, DefinitionError, EhcpError, InvalidInput, NotAuthorised, NotFound
 from .identity import command_line_actor, operator
 from .store import database, reading
 
@@ -585,8 +585,11 @@ def case_details(
         a = _app()
         actor = _actor(a)
         with a.store.unit() as unit:
-            info = unit.case_info(case_id)
-            if not may_see(actor, info.caseworker, a.directory):
+            try:
+                info = unit.case_info(case_id)
+            except NotFound:
+                info = None
+            if info is None or not may_see(actor, info.caseworker, a.directory):  # the same for both
                 raise InvalidInput(f"case {case_id}: not found among the cases you may see")
             found = sen2.details(unit, case_id)
         if given:
@@ -1086,7 +1089,7 @@ def report_sen2(
         day = _date_arg(reference_date, "--reference-date") or sen2r.next_census_day(a.clock.today())
         found = sen2r.build(a, day)
         data = sen2r.to_xml(found)
-        problems = sen2r.check(data, day.year)
+        problems = sen2r.needed(found) + sen2r.check(data, day.year)
         written = None
         if out is not None and (not problems or draft):
             _not_over_the_service(a.settings, out)
@@ -1229,8 +1232,8 @@ def report_at_risk(
         sees = _sees(a)
         today = a.clock.today()
         if measure:
-            if _actor(a).role == "administrator":  # counts only, but learnt from case histories
-                raise InvalidInput("--measure reads case histories: it is for staff who work with cases")
+            if _actor(a).role not in ("team_manager", "head_of_service", "auditor"):  # as the web's Reports
+                raise NotAuthorised("--measure counts over every case's history: it is for managers and auditors")
             until = _date_arg(to, "--to") or today - timedelta(days=1)
             since = _date_arg(from_, "--from") or until - timedelta(days=365)
             if since > until or until >= today:
@@ -1647,7 +1650,7 @@ def _demo_reports(a: App, today: date) -> None:
         return
     day = sen2r.next_census_day(today)
     found = sen2r.build(a, day)
-    problems = sen2r.check(sen2r.to_xml(found), day.year)
+    problems = sen2r.needed(found) + sen2r.check(sen2r.to_xml(found), day.year)
     needed = sum(len(g.cases) for g in found.gaps.values() if g.required)
     typer.echo(
         f"The SEN2 return for {day.isoformat()}: {len(found.persons)} children and young people; "

@@ -16,13 +16,21 @@ NOTE_LIMIT = 2_000  # characters in a step's note
 # Control characters other than a line break or a tab: nothing a person types needs them, and in
 # a letter's heading, a CSS string or an email header they can change what the text means.
 # Bidirectional overrides and isolates are refused too: they make text read differently from what it is.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+# So are the characters XML 1.0 cannot carry (lone surrogates, U+FFFE, U+FFFF and the other
+# noncharacters): one in a name would make a whole SEN2 return unreadable.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufdd0-\ufdef]")
+
+
+def unsafe_character(text: str) -> bool:
+    """A character no one types and XML cannot hold: a noncharacter (U+FFFE, U+FFFF and their like in
+    every plane, U+FDD0 to U+FDEF) or a lone surrogate."""
+    return any((ord(c) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(c) <= 0xFDEF or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def free_text(text: str, what: str, limit: int) -> str:
     """Free text as it is kept: line ends made Unix, no other control characters, within ``limit``."""
     text = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    if _CONTROL.search(text):
+    if _CONTROL.search(text) or unsafe_character(text):
         raise ValueError(f"{what} contains a control character")
     if len(text) > limit:
         raise ValueError(f"{what} is {len(text):,} characters long; the limit is {limit:,}")

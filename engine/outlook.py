@@ -105,7 +105,7 @@ def at_risk(core: App, today: date, visible: Visible | None = None, known: Known
         out.rows.append(
             {**about, "limit": lim.id, "due_on": lim.due_on.isoformat(), "days_left": (lim.due_on - today).days,
              "percent": found.percent, "basis": found.basis, "why": found.why, "from_limits": found.from_limits,
-             "at_risk": found.percent is not None and found.percent >= threshold}
+             "at_risk": found.chance is not None and found.chance >= threshold / 100}
         )  # fmt: skip
     out.rows.sort(key=lambda r: (-(r["percent"] if r["percent"] is not None else -1), r["days_left"], r["limit"]))
     return out

@@ -21,8 +21,10 @@ open on day ``X``:
 Curves are Kaplan–Meier estimates: limits still open are counted as far as they have got
 (censored), so slow cases still running are not forgotten, which would make the council look
 quicker than it is. A closing by any means (met, cancelled) ends a limit; a limit is missed only if
-it is still open after its last day. An answer needs at least ``MIN_AT_RISK`` past limits that had
-got as far as this one (``MIN_AT_RISK``); with fewer there is no estimate, and the page says so.
+it is still open after its last day. An answer needs at least ``MIN_AT_RISK`` limits that had got
+as far as this one and whose outcome is known: finished, or still open past this one's last day (one
+still open but short of that day says nothing either way). With fewer there is no estimate, and the
+page says so, rather than a guess: a new service's first weeks flag nothing.
 
 :func:`backtest` measures the model honestly: for each limit that fell due in a past period, it
 asks the model as it would have answered ``lead`` days before the due date, knowing only what was
@@ -100,6 +102,8 @@ class Survival:
         times = sorted(samples)
         self.count = len(times)
         self._all = [t for t, _ in times]
+        self._ended = [t for t, e in times if e]
+        self._going = [t for t, e in times if not e]
         self._times: list[float] = []
         self._survival: list[float] = []
         at_risk, s, n = self.count, 1.0, 0
@@ -125,6 +129,14 @@ class Survival:
         """How many samples got further than ``t`` (ended later, or still going when last seen)."""
         return self.count - bisect.bisect_right(self._all, t)
 
+    def known(self, reached: float, limit: float) -> tuple[int, int]:
+        """Of the samples that got further than ``reached``: how many are known to have ended by
+        ``limit`` or gone past it (ended at any time, or still going beyond ``limit``), and how many
+        of those ended. A sample still going but not yet at ``limit`` says nothing either way."""
+        ended = len(self._ended) - bisect.bisect_right(self._ended, reached)
+        past = len(self._going) - bisect.bisect_right(self._going, max(reached, limit))
+        return ended + past, ended
+
 
 @dataclass(frozen=True)
 class Risk:
@@ -134,7 +146,7 @@ class Risk:
     chance: float | None  # 0..1, or None: not enough history
     basis: str  # "stage", "limit", "any limit" or "none"
     why: str
-    from_limits: int  # how many limits (finished, and others still open) the answer rests on
+    from_limits: int  # how many limits the answer rests on: finished, or still open past this one's last day
 
     @property
     def percent(self) -> int | None:
@@ -162,44 +174,53 @@ class Model:
             entered, state = stage
             base = max(entered, limit.starts_on)
             spent = max((day - base).days, 0)
-            # The past limits that stayed at this stage at least as long as this one has, so far.
+            # The limits that stayed at this stage at least as long as this one has, so far.
             like = [(r, ended) for stay, r, ended in self.by_stage.get((limit.kind, state), ()) if stay >= spent]
-            if len(like) >= MIN_AT_RISK:
-                chance = Survival(like).at((limit.due_on - base).days)
+            curve = Survival(like)
+            allowed = (limit.due_on - base).days
+            known, finished = curve.known(spent - 1, allowed)
+            if known >= MIN_AT_RISK:
+                chance = curve.at(allowed)
                 name = words.get(state, state.replace("_", " ").capitalize())
                 return Risk(
                     limit.id,
                     chance,
                     "stage",
                     f"{spent} days at “{name}” so far, {left} days left. Of {len(like)} limits like this one "
-                    f"that stayed at that stage {spent} days or more, {round(100 * chance)}% took longer than "
-                    "this one has left.",
-                    len(like),
+                    f"that stayed at that stage {spent} days or more ({finished} finished), "
+                    f"{round(100 * chance)}% took longer than this one has left.",
+                    known,
                 )
         elapsed = (day - limit.starts_on).days
         allowed = (limit.due_on - limit.starts_on).days
-        curve = self.by_kind.get(limit.kind)
-        if curve is not None and curve.beyond(elapsed - 1) >= MIN_AT_RISK:
+        # A limit due the day it starts has no days to learn from.
+        kind_curve = self.by_kind.get(limit.kind) if allowed > 0 else None
+        known, finished = kind_curve.known(elapsed - 1, allowed) if kind_curve is not None else (0, 0)
+        if kind_curve is not None and known >= MIN_AT_RISK:
+            curve = kind_curve
             chance = _conditional(curve, elapsed - 1, allowed)
             return Risk(
                 limit.id,
                 chance,
                 "limit",
                 f"Day {elapsed} of {allowed}. Of {curve.beyond(elapsed - 1)} limits like this one still open on "
-                f"day {elapsed}, {round(100 * chance)}% were still open after their last day.",
-                curve.beyond(elapsed - 1),
+                f"day {elapsed} ({finished} finished since), {round(100 * chance)}% were still open after their "
+                "last day.",
+                known,
             )
         if self.by_share is not None and allowed > 0:
             used = max(elapsed - 1, 0) / allowed
-            if self.by_share.beyond(used) >= MIN_AT_RISK:
+            known, finished = self.by_share.known(used, 1.0)
+            if known >= MIN_AT_RISK:
                 chance = _conditional(self.by_share, used, 1.0)
                 return Risk(
                     limit.id,
                     chance,
                     "any limit",
                     f"{round(100 * used)}% of the time used. Of {self.by_share.beyond(used)} limits of any kind "
-                    f"that had used as much, {round(100 * chance)}% ran past their last day.",
-                    self.by_share.beyond(used),
+                    f"that had used as much ({finished} finished since), {round(100 * chance)}% ran past their "
+                    "last day.",
+                    known,
                 )
         return Risk(limit.id, None, "none", "Not enough finished limits like this one to tell yet.", 0)
 
@@ -254,6 +275,7 @@ class Backtest:
     quiet_and_met: int = 0
     no_estimate: int = 0
     no_estimate_missed: int = 0
+    too_short: int = 0  # due in the period, but started after the day it would be asked about
     brier: list[float] = field(default_factory=list)
     base_brier: list[float] = field(default_factory=list)
     by_kind: dict[Kind, list[int]] = field(default_factory=dict)  # asked, missed, flagged and missed, false alarms
@@ -275,6 +297,7 @@ class Backtest:
             "met_and_not_flagged": self.quiet_and_met,
             "no_estimate": self.no_estimate,
             "no_estimate_then_missed": self.no_estimate_missed,
+            "not_asked_started_too_late": self.too_short,
             "share_of_breaches_flagged": round(self.flagged_and_missed / self.breaches, 3) if self.breaches else None,
             "share_of_flags_right": round(self.flagged_and_missed / flagged, 3) if flagged else None,
             "brier_score": round(statistics.fmean(self.brier), 3) if self.brier else None,
@@ -305,11 +328,9 @@ def backtest(
     day = since - timedelta(days=lead_days + 6)
     while day <= until - timedelta(days=lead_days):
         window = (day + timedelta(days=lead_days), day + timedelta(days=lead_days + 6))
-        targets = [
-            lim
-            for lim in limits
-            if window[0] <= lim.due_on <= window[1] and since <= lim.due_on <= until and lim.open_on(day)
-        ]
+        due = [lim for lim in limits if window[0] <= lim.due_on <= window[1] and since <= lim.due_on <= until]
+        targets = [lim for lim in due if lim.open_on(day)]
+        result.too_short += sum(1 for lim in due if lim.starts_on > day)
         if targets:
             model = learn(limits, day)
             past_rate = _past_rates(limits, day)

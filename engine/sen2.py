@@ -70,7 +70,7 @@ def upn_check_letter(rest: str) -> str:
 
 
 def upn_problem(upn: str) -> str | None:
-    if len(upn) != 13 or not upn[1:12].isdigit() or not (upn[12].isdigit() or upn[12] in UPN_LETTERS):
+    if not re.fullmatch(r"[A-Z][0-9]{11}[0-9A-Z]", upn) or upn[0] not in UPN_LETTERS or upn[12] in "IOS":
         return "a UPN is 13 characters: a letter, 11 digits, then a digit (or a letter in a temporary UPN)"
     if upn[0] != upn_check_letter(upn[1:]):
         return f"the check letter (the first) is wrong: it would be {upn_check_letter(upn[1:])} for the rest"

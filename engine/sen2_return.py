@@ -30,11 +30,14 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, sen2
 from .clock import LONDON
 from .errors import InvalidInput
+from .inputs import unsafe_character
 from .store.repository import as_date
 
 if TYPE_CHECKING:
     from .app import App
 
+_XML_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+FIRST_YEAR = 2022  # the first person-level SEN2 return (the collection became person-level for 2022)
 # Who asked for the assessment -> RequestSource (1 young person or parent, 2 school or other setting,
 # 3 health, 4 social care, 5 other).
 SOURCES = {"parent": "1", "young_person": "1", "school": "2", "post16_institution": "2", "brought_to_attention": "5"}
@@ -120,6 +123,11 @@ def build(core: App, reference_date: date) -> Return:
     if council.la_code is None:
         raise InvalidInput("council.la_code: the council's 3-digit code is needed for the return (config.yaml)")
     year = reference_date.year
+    if not FIRST_YEAR <= year <= core.clock.today().year + 1:
+        raise InvalidInput(
+            f"--reference-date: {reference_date.isoformat()} is not a census day this service can report: "
+            f"the person-level return began in {FIRST_YEAR}, and the next is in January {core.clock.today().year + 1}"
+        )
     period = (date(year - 1, 1, 1), date(year - 1, 12, 31))
     officers = council.designated_officers
     header = {
@@ -155,11 +163,11 @@ def _cases(core: App, until: date) -> Iterable[_Case]:
             for r in unit.fetch("SELECT id, name, date_of_birth FROM ehc_case ORDER BY id", {})
         }
         instances: dict[int, dict[str, Any]] = {}
-        for iid, case_id, workflow, facts, opened in unit.fetch(
-            "SELECT id, case_id, workflow, facts, opened_on FROM workflow_instance ORDER BY id", {}
+        for iid, case_id, workflow, facts, opened, parent in unit.fetch(
+            "SELECT id, case_id, workflow, facts, opened_on, parent_id FROM workflow_instance ORDER BY id", {}
         ):
             item = {"id": iid, "workflow": workflow, "facts": json.loads(facts or "{}"), "opened_on": as_date(opened),
-                    "steps": [], "deadlines": {}}  # fmt: skip
+                    "parent": parent, "steps": [], "deadlines": {}}  # fmt: skip
             instances[iid] = item
             cases[case_id].instances.append(item)
         for iid, on, trigger, to_state, inputs in unit.fetch(
@@ -170,8 +178,8 @@ def _cases(core: App, until: date) -> Iterable[_Case]:
             instances[iid]["steps"].append((as_date(on), trigger, to_state, json.loads(inputs or "{}")))
         for iid, name, due, closed, excepted in unit.fetch(
             "SELECT instance_id, name, due_on, closed_on, exception_head FROM deadline "
-            "WHERE name IN ('final_plan', 'phase_transfer')",
-            {},
+            "WHERE name IN ('final_plan', 'phase_transfer') AND starts_on <= :until",
+            {"until": until},
         ):
             instances[iid]["deadlines"][name] = (as_date(due), as_date(closed) if closed else None, excepted)
         for case_id, issued, iid in unit.fetch(
@@ -214,51 +222,152 @@ def _day(value: Any, fallback: date) -> date:
         return fallback
 
 
+@dataclass
+class _Spell:
+    """One plan's life on this council's record: from its start to its end here (if it has ended)."""
+
+    start: date
+    source: int | None  # the needs assessment that made it; None for one made before the record or elsewhere
+    transfer_in: dict[str, Any] | None = None
+    ended: date | None = None
+    reason: str | None = None
+
+
+def _spells(out: Return, case: _Case) -> list[_Spell]:
+    """The case's plans up to the reference date, each with its end: a plan starts with a final plan
+    issued after an assessment, with a plan transferred in, or (before the record) with the first
+    plan issued; it ends at the first cease or transfer out after it started."""
+    reference = out.reference_date
+    found: list[_Spell] = []
+    for inst in case.instances:
+        if inst["workflow"] == "needs_assessment":
+            issued = _step(inst, "issue_final_plan")
+            if issued is not None:
+                found.append(_Spell(_day(issued[1].get("plan_issued_on"), issued[0]), inst["id"]))
+        elif inst["workflow"] == "transfer_in":
+            moved = _day(inst["facts"].get("transferred_on"), inst["opened_on"])
+            if moved <= reference:
+                made = _day(inst["facts"].get("plan_made_on"), moved)
+                found.append(_Spell(made, None, transfer_in=inst))
+    made_here = {s.source for s in found}
+    earlier = [on for on, iid in case.plans if iid not in made_here]
+    if earlier and (not found or earlier[0] < min(s.start for s in found)):
+        found.append(_Spell(earlier[0], None))  # a plan from before the record
+    found = sorted((s for s in found if s.start <= reference), key=lambda s: s.start)
+    ends = sorted(_ends(out, case))
+    for n, spell in enumerate(found):
+        following = found[n + 1].start if n + 1 < len(found) else None
+        for on, reason in ends:
+            if on >= spell.start and (following is None or on <= following):
+                spell.ended, spell.reason = on, reason
+                break
+    return found
+
+
+def _ends(out: Return, case: _Case) -> list[tuple[date, str | None]]:
+    """When the council stopped maintaining a plan, up to the reference date, and why (as the return
+    counts it)."""
+    found: list[tuple[date, str | None]] = []
+    for inst in case.instances:
+        if inst["workflow"] == "cease":
+            on = _entered(inst, "ceased")
+            if on is not None and on <= out.reference_date:
+                reason = case.details.get("cease_reason") or CEASE.get(str(inst["facts"].get("reason")))
+                if reason is None:
+                    out.gap("CeaseReason", "left education or training: which (3 higher education, 4 paid work, "
+                            "6 no longer engaging)? Record it on the case", case.id, True)  # fmt: skip
+                found.append((on, reason))
+        elif inst["workflow"] == "transfer_out":
+            step = _step(inst, "transfer_plan")
+            if step is not None:
+                moved = _day(step[1].get("plan_transferred_on"), step[0])
+                if moved <= out.reference_date:
+                    found.append((moved, case.details.get("cease_reason") or "5"))
+    return found
+
+
 def _person(out: Return, case: _Case) -> dict[str, Any] | None:
     start, end = out.period
     reference = out.reference_date
+    spells = _spells(out, case)
+    by_source = {s.source: s for s in spells if s.source is not None}
+    latest = spells[-1] if spells else None
+
+    def reported(spell: _Spell) -> bool:
+        """A plan is in the return when it started or ended in the period or is in force on the day."""
+        in_force = spell.ended is None or spell.ended > reference
+        return in_force or start <= spell.start <= end or (spell.ended is not None and start <= spell.ended <= end)
+
     requests: list[dict[str, Any]] = []
-    plan_block: dict[str, Any] | None = None  # the Requests block the case's plan belongs to
-    disagreements = [i for i in case.instances if i["workflow"] == "disagreement"]
     for inst in (i for i in case.instances if i["workflow"] == "needs_assessment"):
         received = _day(inst["facts"].get("request_received_on"), inst["opened_on"])
         if received > reference:
             continue
-        block, finished = _request(out, case, inst, received, disagreements)
-        events = [d for d in (received, finished) if d is not None]
+        block, finished = _request(out, case, inst, received)
+        spell = by_source.get(inst["id"])
+        recent = any(start <= d <= end for d in (received, finished) if d is not None)
         undecided = finished is None and received <= end
-        if any(start <= d <= end for d in events) or undecided or block.get("_plan_on") is not None:
+        if not (recent or undecided or (spell is not None and reported(spell))):
+            continue
+        requests.append(block)
+        if spell is not None:
+            _plan(out, case, block, spell, spell is latest)
+    for spell in spells:
+        if spell.source is None and reported(spell):
+            block = {"RequestOutcome": "H", "Assessment": {"AssessmentOutcome": "H", "NamedPlan": {}}}
             requests.append(block)
-            if block.get("_plan_on") is not None:
-                plan_block = block
-    plan_start = case.plans[0][0] if case.plans else None
-    transfer_in = next((i for i in case.instances if i["workflow"] == "transfer_in"), None)
-    if plan_start is None and transfer_in is not None:
-        plan_start = _day(transfer_in["facts"].get("plan_made_on"), transfer_in["opened_on"])
-    ceased_on, cease_reason = _ceased(out, case, reference)
-    if plan_start is not None and plan_block is None:
-        active = ceased_on is None or ceased_on > reference
-        ceased_in_period = ceased_on is not None and start <= ceased_on <= end
-        if active or ceased_in_period:
-            plan_block = {"RequestOutcome": "H", "Assessment": {"AssessmentOutcome": "H", "NamedPlan": {}}}
-            requests.append(plan_block)
-    if plan_block is not None and plan_start is not None:
-        plan = plan_block["Assessment"]["NamedPlan"]
-        plan["StartDate"] = plan_start.isoformat()
-        detail = _placement(out, case, rank_only=True)
-        if detail:
-            plan["PlanDetail"] = [detail]
-        if ceased_on is not None and ceased_on <= reference:
-            plan["CeaseDate"] = ceased_on.isoformat()
-            if cease_reason:
-                plan["CeaseReason"] = cease_reason
-        else:
-            plan_block["ActivePlans"] = _active(out, case, transfer_in)
+            _plan(out, case, block, spell, spell is latest)
     if not requests:
         return None
-    for block in requests:
-        block.pop("_plan_on", None)
-    return {**_identity(out, case), "Requests": requests}
+    person = {**_identity(out, case), "Requests": requests}
+    if _unsafe(person):
+        out.gap("Name", "a character no one types and XML cannot hold (U+FFFE and the like) in the name or "
+                "details: correct them", case.id, True)  # fmt: skip
+        person = _scrub(person)
+    return person
+
+
+def _unsafe(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_unsafe(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_unsafe(v) for v in value)
+    return isinstance(value, str) and (unsafe_character(value) or bool(_XML_CONTROL.search(value)))
+
+
+def _scrub(value: Any) -> Any:
+    """The same with each character XML cannot hold replaced by U+FFFD, so the file stays readable."""
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        return "".join("\ufffd" if unsafe_character(c) or _XML_CONTROL.match(c) else c for c in value)
+    return value
+
+
+def needed(found: Return) -> list[Problem]:
+    """Each field the return fails without, as a problem: a return missing one is not sent."""
+    return [
+        Problem("needed", f"case {', '.join(str(c) for c in g.cases[:20])}" if g.cases else "the settings", g.why)
+        for g in found.gaps.values()
+        if g.required
+    ]
+
+
+def _plan(out: Return, case: _Case, block: dict[str, Any], spell: _Spell, latest: bool) -> None:
+    """The plan's NamedPlan, and its ActivePlans if it is the case's plan in force on the day."""
+    plan = block["Assessment"]["NamedPlan"]
+    plan["StartDate"] = spell.start.isoformat()
+    detail = _placement(out, case) if latest else None
+    if detail:
+        plan["PlanDetail"] = [detail]
+    if spell.ended is not None and spell.ended <= out.reference_date:
+        plan["CeaseDate"] = spell.ended.isoformat()
+        if spell.reason:
+            plan["CeaseReason"] = spell.reason
+    elif latest:
+        block["ActivePlans"] = _active(out, case, spell.transfer_in)
 
 
 def _identity(out: Return, case: _Case) -> dict[str, Any]:
@@ -267,7 +376,6 @@ def _identity(out: Return, case: _Case) -> dict[str, Any]:
     surname, forename = d.get("surname") or surname, d.get("forename") or forename
     if not forename:
         out.gap("Forename", "the case's name is one word: record the forename and surname", case.id, True)
-        forename = surname
     person: dict[str, Any] = {"Surname": surname, "Forename": forename, "PersonBirthDate": case.born.isoformat()}
     for key, element, why in (("sex", "Sex", "sex not recorded"), ("ethnicity", "Ethnicity", "ethnicity not recorded")):
         if d.get(key):
@@ -296,12 +404,12 @@ def _postcode(address: str | None) -> str | None:
     return last if sen2.POSTCODE.match(last) and len(last) <= 8 else None
 
 
-def _flags(disagreements: list[dict[str, Any]], decisions: tuple[str, ...], since: date) -> tuple[str, str]:
-    """Mediation and tribunal flags: 1 when the family went to mediation or appealed a decision of
-    these kinds made from ``since``."""
+def _flags(disagreements: list[dict[str, Any]], decisions: tuple[str, ...]) -> tuple[str, str]:
+    """Mediation and tribunal flags: 1 when the family went to mediation, or appealed, against one of
+    the request's own decisions of these kinds."""
     mediation = tribunal = "0"
     for d in disagreements:
-        if d["facts"].get("decision") not in decisions or _day(d["facts"].get("decision_sent_on"), since) < since:
+        if d["facts"].get("decision") not in decisions:
             continue
         triggers = {t for _on, t, _to, _in in d["steps"]}
         if triggers & {"request_mediation", "hold_mediation", "record_agreement"}:
@@ -311,9 +419,7 @@ def _flags(disagreements: list[dict[str, Any]], decisions: tuple[str, ...], sinc
     return mediation, tribunal
 
 
-def _request(
-    out: Return, case: _Case, inst: dict[str, Any], received: date, disagreements: list[dict[str, Any]]
-) -> tuple[dict[str, Any], date | None]:
+def _request(out: Return, case: _Case, inst: dict[str, Any], received: date) -> tuple[dict[str, Any], date | None]:
     """One Requests block, and the day the request was finished with (decided not to assess,
     withdrawn, or the assessment's outcome), if it has been."""
     facts = inst["facts"]
@@ -339,7 +445,9 @@ def _request(
         finished = withdrawn[0]
     else:
         block["RequestOutcome"] = "A"
-    mediation, tribunal = _flags(disagreements, ("not_to_assess",), received)
+    # The disagreements this request's own decisions started (a follow-on of its steps).
+    disagreements = [i for i in case.instances if i["workflow"] == "disagreement" and i["parent"] == inst["id"]]
+    mediation, tribunal = _flags(disagreements, ("not_to_assess",))
     block["RequestMediation"], block["RequestTribunal"] = mediation, tribunal
     if block["RequestOutcome"] != "Y":
         return block, finished
@@ -350,7 +458,6 @@ def _request(
         on = _day(issued[1].get("plan_issued_on"), issued[0])
         assessment.update(AssessmentOutcome="Y", AssessmentOutcomeDate=on.isoformat())
         finished = on
-        block["_plan_on"] = on
     elif not_issuing is not None:
         on = _day(not_issuing[1].get("decision_sent_on"), not_issuing[0])
         assessment.update(AssessmentOutcome="N", AssessmentOutcomeDate=on.isoformat())
@@ -360,8 +467,8 @@ def _request(
         finished = gone[0]
     else:
         assessment["AssessmentOutcome"] = "A"
-    mediation, tribunal = _flags(disagreements, ("not_to_issue",), received)
-    other_m, other_t = _flags(disagreements, ("plan_content",), received)
+    mediation, tribunal = _flags(disagreements, ("not_to_issue",))
+    other_m, other_t = _flags(disagreements, ("plan_content",))
     assessment.update(AssessmentMediation=mediation, AssessmentTribunal=tribunal, OtherMediation=other_m,
                       OtherTribunal=other_t)  # fmt: skip
     if assessment["AssessmentOutcome"] == "Y":
@@ -372,26 +479,7 @@ def _request(
     return block, finished
 
 
-def _ceased(out: Return, case: _Case, reference: date) -> tuple[date | None, str | None]:
-    """When the plan stopped being maintained here, and why (as the return counts it)."""
-    for inst in case.instances:
-        if inst["workflow"] == "cease":
-            on = _entered(inst, "ceased")
-            if on is not None and on <= reference:
-                reason = case.details.get("cease_reason") or CEASE.get(str(inst["facts"].get("reason")))
-                if reason is None:
-                    out.gap("CeaseReason", "left education or training: which (3 higher education, 4 paid work, "
-                            "6 no longer engaging)? Record it on the case", case.id, True)  # fmt: skip
-                return on, reason
-        if inst["workflow"] == "transfer_out" and _step(inst, "transfer_plan"):
-            on, inputs = _step(inst, "transfer_plan")  # type: ignore[misc]
-            moved = _day(inputs.get("plan_transferred_on"), on)
-            if moved <= reference:
-                return moved, case.details.get("cease_reason") or "5"
-    return None, None
-
-
-def _placement(out: Return, case: _Case, rank_only: bool = False) -> dict[str, Any] | None:
+def _placement(out: Return, case: _Case) -> dict[str, Any] | None:
     d = case.details
     detail: dict[str, Any] = {}
     if d.get("setting_urn"):
@@ -608,8 +696,15 @@ def _rules(root: ET.Element) -> list[Problem]:
             fail("S02", "Person", f"UPN: {sen2.upn_problem(upn)}")
         born = _date(person, "PersonBirthDate")
         for node in person.iter():
-            if node.text and re.fullmatch(r"\d{4}-\d{2}-\d{2}", node.text.strip()) and node.tag != "PersonBirthDate":
-                day = date.fromisoformat(node.text.strip())
+            if (
+                node.text
+                and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", node.text.strip())
+                and node.tag != "PersonBirthDate"
+            ):
+                try:
+                    day = date.fromisoformat(node.text.strip())
+                except ValueError:
+                    continue  # not a real date: the schema says so
                 if reference and day > reference and node.tag != "PhaseTransferDueDate":
                     fail("S11", node.tag, f"{day.isoformat()} is after the reference date")
                 if born and day < born:

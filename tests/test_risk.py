@@ -36,11 +36,11 @@ def test_half_late_gives_even_odds_at_the_start_and_certainty_once_past_the_quic
     today = start + timedelta(days=10)
     model = learn([*past, limit(99, start, None)], today)
     early = model.chance(limit(99, start, None))
-    assert early.basis == "limit" and early.percent == 50 and early.from_limits == 21  # itself, open, too
+    assert early.basis == "limit" and early.percent == 50 and early.from_limits == 20  # not itself: not known yet
     later = learn([*past, limit(98, DAY0 + timedelta(days=80), None)], DAY0 + timedelta(days=80 + 35))
     found = later.chance(limit(98, DAY0 + timedelta(days=80), None))
     # Day 35: only the 10 late ones were still open on day 35, so all of those like it ran late.
-    assert found.percent == 100 and found.from_limits == 11 and "Day 35 of 42" in found.why
+    assert found.percent == 100 and found.from_limits == 10 and "Day 35 of 42" in found.why
 
 
 def test_slow_cases_still_open_are_counted_not_forgotten() -> None:
@@ -76,6 +76,23 @@ def test_too_little_history_gives_no_estimate() -> None:
     today = DAY0 + timedelta(days=100)
     found = learn(past, today).chance(limit(99, today - timedelta(days=3), None))
     assert found.chance is None and found.basis == "none" and "Not enough" in found.why
+    # One more finished, and there is an answer: it was the count, not something else, that held it back.
+    more = learn([*past, limit(50, DAY0, 50)], today).chance(limit(99, today - timedelta(days=3), None))
+    assert more.percent == 100 and more.from_limits == MIN_AT_RISK
+
+
+def test_a_new_service_with_every_limit_still_open_flags_nothing() -> None:
+    # Go-live: twenty requests, all a few days old and open. None has reached its last day, so none
+    # says whether such limits are met or missed: no estimate, never "100%".
+    today = DAY0 + timedelta(days=5)
+    stages = ((DAY0, "request_received"),)
+    opened = [limit(n, DAY0 + timedelta(days=n % 5), None, stages=stages) for n in range(20)]
+    model = learn(opened, today)
+    assert all(model.chance(lim).chance is None for lim in opened)
+    # Once ten of them are past their last day still open, those ten are evidence of lateness.
+    later = DAY0 + timedelta(days=50)
+    newer = limit(99, later - timedelta(days=3), None, stages=((later - timedelta(days=3), "request_received"),))
+    assert learn([*opened, newer], later).chance(newer).percent == 100
 
 
 def test_the_backtest_counts_breaches_caught_and_missed_and_false_alarms() -> None:

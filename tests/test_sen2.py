@@ -18,7 +18,7 @@ from test_reports import assessment
 from typer.testing import CliRunner
 from walking import Cli, walk_config
 
-from engine import sen2
+from engine import sen2, sen2_return
 from engine.actor import Actor
 from engine.app import App
 from engine.cli import app
@@ -180,7 +180,9 @@ def test_what_the_record_cannot_supply_is_listed_with_its_cases_and_fails_the_re
     assert found.gaps["Ethnicity"].cases == [unknown] and found.gaps["Ethnicity"].required
     assert found.gaps["UPN"].cases == [unknown]
     problems = check(to_xml(found), 2027)
-    assert problems and all(p.where.startswith("person 2") for p in problems if p.rule == "schema"), problems
+    schema = [p for p in problems if p.rule == "schema"]
+    assert schema and all(p.where.startswith("person 2") for p in schema), problems
+    assert {p.rule for p in sen2_return.needed(found)} == {"needed"}
 
 
 def test_the_command_line_writes_only_a_return_that_passes_for_the_head_of_service(tmp_path: Path) -> None:
@@ -199,3 +201,110 @@ def test_the_command_line_writes_only_a_return_that_passes_for_the_head_of_servi
     result = CliRunner().invoke(app, ["--config", str(cli.config), "report", "sen2", "--check", str(broken)])
     assert result.exit_code == 1 and "S12" in result.stdout and "would fail" in result.stdout
     assert "passes" in cli("report", "sen2", "--check", str(DATA / "valid-2026.xml"))
+
+
+# -- the builder on hand-made records: a case's plans over the years ------------------------------
+
+REF = date(2027, 1, 21)
+KNOWN = {"sex": "F", "ethnicity": "WBRI", "upn_unknown": "UN1", "primary_need": "ASD", "setting_urn": "900001"}
+
+
+def _na(iid: int, received: date, steps: list) -> dict:
+    facts = {"request_received_on": received.isoformat(), "requested_by": "parent"}
+    return {"id": iid, "workflow": "needs_assessment", "parent": None, "opened_on": received, "deadlines": {},
+            "facts": facts, "steps": steps}  # fmt: skip
+
+
+def _issued(agreed: date, issued: date) -> list:
+    return [(agreed, "agree_to_assess", "assessing", {}), (issued, "issue_final_plan", "final_plan_issued", {})]
+
+
+def _refused(on: date) -> list:
+    return [(on, "refuse_to_assess", "not_assessing", {"decision_sent_on": on.isoformat()})]
+
+
+def _ceased(iid: int, on: date) -> dict:
+    return {"id": iid, "workflow": "cease", "parent": None, "facts": {"reason": "no_longer_necessary"},
+            "opened_on": on, "deadlines": {}, "steps": [(on, "appeal_window_closed", "ceased", {})]}  # fmt: skip
+
+
+def _person_of(instances: list, plans: list, name: str = "Ann Example") -> tuple[dict | None, sen2_return.Return]:
+    out = sen2_return.Return(REF, (date(2026, 1, 1), date(2026, 12, 31)), {})
+    case = sen2_return._Case(1, name, date(2010, 1, 1), instances, plans, dict(KNOWN))
+    return sen2_return._person(out, case), out
+
+
+def test_a_plan_that_ended_years_ago_is_not_in_the_return() -> None:
+    person, _ = _person_of([_na(1, date(2019, 1, 1), _issued(date(2019, 2, 1), date(2019, 6, 1))),
+                            _ceased(2, date(2022, 3, 1))], [(date(2019, 6, 1), 1)])  # fmt: skip
+    assert person is None
+
+
+def test_a_second_plan_has_its_own_dates_and_the_first_stays_out() -> None:
+    person, _ = _person_of(
+        [_na(1, date(2019, 1, 1), _issued(date(2019, 2, 1), date(2019, 6, 1))), _ceased(2, date(2022, 3, 1)),
+         _na(3, date(2026, 2, 1), _issued(date(2026, 3, 1), date(2026, 7, 1)))],
+        [(date(2019, 6, 1), 1), (date(2026, 7, 1), 3)],
+    )  # fmt: skip
+    assert person is not None
+    (request,) = person["Requests"]
+    plan = request["Assessment"]["NamedPlan"]
+    assert request["ReceivedDate"] == "2026-02-01" and plan["StartDate"] == "2026-07-01" and "CeaseDate" not in plan
+    assert request["ActivePlans"]["SENneed"][0]["SENtype"] == "ASD"
+
+
+def test_a_plan_that_ended_in_the_year_is_reported_ended_not_in_force() -> None:
+    person, _ = _person_of([_na(1, date(2024, 1, 1), _issued(date(2024, 2, 1), date(2024, 6, 1))),
+                            _ceased(2, date(2026, 9, 1))], [(date(2024, 6, 1), 1)])  # fmt: skip
+    assert person is not None
+    (request,) = person["Requests"]
+    assert request["Assessment"]["NamedPlan"]["CeaseDate"] == "2026-09-01"
+    assert request["Assessment"]["NamedPlan"]["CeaseReason"] == "2" and "ActivePlans" not in request
+
+
+def test_a_plan_transferred_in_after_the_census_day_is_not_in_force_on_it() -> None:
+    moved = {"id": 1, "workflow": "transfer_in", "parent": None, "opened_on": date(2027, 2, 1), "deadlines": {},
+             "steps": [], "facts": {"transferred_on": "2027-02-01", "plan_made_on": "2025-09-03"}}  # fmt: skip
+    person, _ = _person_of([moved], [])
+    assert person is None
+
+
+def test_mediation_and_appeals_belong_to_the_request_whose_decision_they_challenge() -> None:
+    lodged = [(date(2026, 8, 1), "lodge_appeal", "appeal_lodged", {})]
+    appeal = {"id": 3, "workflow": "disagreement", "parent": 2, "opened_on": date(2026, 7, 10), "deadlines": {},
+              "facts": {"decision": "not_to_assess"}, "steps": lodged}  # fmt: skip
+    person, _ = _person_of([_na(1, date(2026, 1, 10), _refused(date(2026, 2, 15))),
+                            _na(2, date(2026, 6, 1), _refused(date(2026, 7, 10))), appeal], [])  # fmt: skip
+    assert person is not None
+    assert [(r["ReceivedDate"], r["RequestTribunal"]) for r in person["Requests"]] == [
+        ("2026-01-10", "0"), ("2026-06-01", "1"),
+    ]  # fmt: skip
+
+
+def test_a_one_word_name_is_needed_not_made_up() -> None:
+    person, out = _person_of([_na(1, date(2026, 3, 1), _refused(date(2026, 4, 1)))], [], name="Madonna")
+    assert person is not None and person["Forename"] == "" and person["Surname"] == "Madonna"
+    assert out.gaps["Forename"].required and sen2_return.needed(out)[0].rule == "needed"
+
+
+def test_a_character_xml_cannot_hold_is_needed_and_the_file_stays_readable() -> None:
+    person, out = _person_of([_na(1, date(2026, 3, 1), _refused(date(2026, 4, 1)))], [], name="Zed \uffff Jones")
+    assert person is not None and "\uffff" not in person["Forename"] + person["Surname"]
+    assert out.gaps["Name"].cases == [1]
+    out.persons = [{"case": 1, "Person": person}]
+    out.header = dict.fromkeys(("Collection", "Year", "ReferenceDate", "SourceLevel", "LEA", "SoftwareCode", "Release",
+                                "SerialNo", "DateTime", "DMO", "DCO", "DSCO"), "")  # fmt: skip
+    assert not any("well-formed" in p.what for p in check(to_xml(out)))
+    with pytest.raises(InvalidInput, match="control character"):
+        sen2.check(sen2.BY_NAME["surname"], "Zed \uffff")
+
+
+def test_digits_of_other_scripts_are_not_a_upn_and_a_census_day_outside_the_return_s_years_is_refused(
+    council: App,
+) -> None:
+    assert sen2.upn_problem("A²00000000000") and sen2.upn_problem("B٣٣٣٣٣٣٣٣٣٣٣0")
+    with pytest.raises(InvalidInput, match="--upn"):
+        sen2.check(sen2.BY_NAME["upn"], "A²00000000000")
+    for day in (date(1, 1, 15), date(2019, 1, 17), date(9999, 1, 21)):
+        with pytest.raises(InvalidInput, match="--reference-date"):
+            build(council, day)

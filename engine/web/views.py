@@ -215,7 +215,14 @@ def _risks_seen() -> Any:
 
     found, _made = _risks()
     directory = core().directory
-    return AtRisk(found.day, found.threshold, [r for r in found.rows if may_see(g.actor, r["caseworker"], directory)])
+    # Who holds each case, and its name, as they are now: the answer may be a minute old, and a case
+    # reassigned since must not show to its old team.
+    with core().engine.connect() as conn:
+        now = {r[0]: (r[1], r[2]) for r in conn.execute(text("SELECT id, caseworker, name FROM ehc_case"))}
+    rows = [
+        {**r, "caseworker": now[r["case"]][0], "case_name": now[r["case"]][1]} for r in found.rows if r["case"] in now
+    ]
+    return AtRisk(found.day, found.threshold, [r for r in rows if may_see(g.actor, r["caseworker"], directory)])
 
 
 def audit(action: str, case_id: int | None = None, detail: str | None = None, who: Actor | None = None) -> None:
@@ -1250,7 +1257,7 @@ def report_sen2() -> Any:
     except InvalidInput as exc:
         return render_template("error.html", code=400, reason=_plain(str(exc))), 400
     data = sen2r.to_xml(found)
-    problems = sen2r.check(data, day.year)
+    problems = sen2r.needed(found) + sen2r.check(data, day.year)
     if request.args.get("download") == "xml" and not errors:
         audit("downloaded_sen2", detail=f"reference date {day.isoformat()}, {len(found.persons)} people")
         response = Response(data, mimetype="application/xml")
