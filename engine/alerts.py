@@ -112,3 +112,39 @@ def due(
     breach_on = next((p.on for p in fallen if p.kind is AlertKind.BREACH and status == "open"), None)
     send += [p for p in fallen if p.kind is AlertKind.ESCALATION]
     return Due(tuple(send), tuple(skip), breach_on, min(later) if later else None)
+
+
+def offset_of(definition: WorkflowDefinition, spec: DeadlineSpec, kind: str, step: str) -> Duration | None:
+    """The policy's offset behind a message's step token ("2w" -> 2 weeks), if the policy still has it."""
+    if kind == AlertKind.REMINDER:
+        return next((r.before for r in definition.reminders_for(spec) if step_token(r.before) == step), None)
+    return next((e.after for e in definition.escalations_for(spec) if step_token(e.after) == step), None)
+
+
+def context(
+    case: tuple[int, str],
+    deadline: dict[str, object],
+    workflow_title: str,
+    kind: str,
+    offset: Duration | None,
+    recipient: tuple[str, str],
+    as_of: date,
+) -> dict[str, object]:
+    """What a reminder's or escalation's template is given: the case, the deadline as it stands, and the
+    day the sweep found it due (``as_of``), from which the days left or late are counted."""
+    due_on = deadline["due_on"]
+    assert isinstance(due_on, date)
+    return {
+        "case": {"id": case[0], "name": case[1]},
+        "recipient": {"name": recipient[0], "role": recipient[1]},
+        "deadline": {
+            **deadline,
+            "days_left": (due_on - as_of).days,
+            "days_late": max(0, (as_of - due_on).days),
+            "breached_on": due_on + timedelta(days=1),
+        },
+        "workflow": workflow_title,
+        "step": str(offset) if offset else "",
+        "kind": kind,
+        "as_of": as_of,
+    }

@@ -31,6 +31,7 @@ from typing import Any
 
 from notifications.message import Email, Letter, PermanentFailure, SendFailure, Transport
 
+from . import alerts
 from .actor import Actor, may_change_cases
 from .catalogue import Catalogue
 from .clock import Clock, london_date
@@ -39,7 +40,7 @@ from .directory import Directory
 from .errors import ConfigError, InvalidInput, NotFound
 from .messages import Messages, Rendered
 from .recipients import resolve
-from .store.repository import Recipient, Store, as_date
+from .store.repository import Recipient, Store, as_date, as_moment
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,10 @@ class DispatchReport:
 _ROW = (
     "SELECT o.id, o.key, o.kind, o.case_id, o.instance_id, o.history_seq, o.template, o.recipient_role, "
     "o.recipient_name, o.recipient_email, o.channel, o.attempts, o.subject, o.body, c.name, c.caseworker, "
-    "o.recipient_address FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id WHERE o.id = :id"
+    "o.recipient_address, o.deadline_id, o.created_at FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id "
+    "WHERE o.id = :id"
 )
+ALERTS = ("reminder", "escalation")  # queued by the sweep as what they are, rendered here when sent
 
 
 class Dispatcher:
@@ -205,7 +208,8 @@ class Dispatcher:
         rendered: Rendered | None = None
         try:
             if subject is None or body is None:
-                rendered = self.messages.render(template, self._step_context(row, recipient))
+                made = self._alert_context(row, recipient) if kind in ALERTS else self._step_context(row, recipient)
+                rendered = self.messages.render(template, made)
             else:
                 rendered = Rendered(subject, body)
             if channel == "letter":
@@ -318,6 +322,37 @@ class Dispatcher:
                 rendered=rendered,
                 now=now,
             )
+
+    def _alert_context(self, row: Any, recipient: Recipient) -> dict[str, Any]:
+        """A reminder's or escalation's context: its deadline as it stands, counted from the day the
+        sweep found it due (the day it was queued)."""
+        key, kind, case_id, case_name, deadline_id, created = row[1], row[2], row[3], row[14], row[17], row[18]
+        with self.store.unit() as unit:
+            found = unit.fetch(
+                "SELECT d.name, d.title, d.due_on, d.source, d.basis, d.exception_head, i.workflow, "
+                "i.definition_version FROM deadline d JOIN workflow_instance i ON i.id = d.instance_id "
+                "WHERE d.id = :id",
+                {"id": deadline_id},
+            )
+        if not found:
+            raise NotFound(f"outbox message {row[0]}: its deadline ({deadline_id}) is missing")
+        name, title, due_on, source, basis, excused, workflow, version = found[0]
+        definition = self.catalogue.get(workflow, version)
+        try:
+            offset = alerts.offset_of(definition, definition.deadline(name), kind, key.split(":")[3])
+        except KeyError:
+            offset = None
+        deadline = {"name": name, "title": title, "due_on": as_date(due_on), "source": source, "basis": basis,
+                    "excused": excused}  # fmt: skip
+        return alerts.context(
+            (case_id, case_name or ""),
+            deadline,
+            definition.title,
+            kind,
+            offset,
+            (recipient.name or "", recipient.role),
+            london_date(as_moment(created)),
+        )
 
     def _step_context(self, row: Any, recipient: Recipient) -> dict[str, Any]:
         """What a family message needs: what happened, what happens next and by when, who to contact."""

@@ -139,21 +139,49 @@ class Sweeper:
                 log.warning("sweep batch rolled back by the database; trying again")
 
     def _batch(self, rows: Sequence[_Row], today: date, report: SweepReport) -> None:
+        """One batch in one transaction: a breach row at a time (its instance locked, its history entry
+        chained), every other row claimed in one statement, then every message queued in one statement;
+        messages are rendered when they are sent, not here."""
         now = self.clock.now()
+        plans: dict[tuple[Any, ...], alerts.Due] = {}
         with self.store.unit() as unit:
             contacts = unit.contacts_of({r.case_id for r in rows})
+            ready: list[tuple[_Row, alerts.Due]] = []
+            waiting: list[tuple[_Row, alerts.Due]] = []
             for r in rows:
-                self._one(unit, r, today, now, contacts.get(r.case_id, []), report)
+                found = self._plan(unit, r, today, plans, report)
+                if found is None:
+                    continue
+                due = found
+                if due.breach_on is None:
+                    waiting.append((r, due))
+                elif self._breach(unit, r, due, now, report):
+                    ready.append((r, due))
+            claimed = unit.claim_alerts([(r.id, r.next_alert_on, due.next_alert_on) for r, due in waiting])
+            ready += [(r, due) for r, due in waiting if r.id in claimed]
+            place = {r.id: n for n, r in enumerate(rows)}
+            ready.sort(key=lambda item: place[item[0].id])  # the rows' own order: next alert, then id
+            messages: list[dict[str, Any]] = []
+            for r, due in ready:
+                people = contacts.get(r.case_id, [])
+                for point, reason in due.skip:
+                    messages += self._messages(unit, r, point, now, people, skip_reason=reason)
+                for point in due.send:
+                    messages += self._messages(unit, r, point, now, people)
+            queued = unit.queue_messages(messages)
+            for m in messages:
+                if m["key"] in queued:
+                    report.messages.append(
+                        Queued(m["key"], m["kind"], m["template"], m["case_id"], m["who"], m["status"], m["last_error"])
+                    )
 
-    def _one(
-        self,
-        unit: Unit,
-        r: _Row,
-        today: date,
-        now: datetime,
-        contacts: list[ContactRecord],
-        report: SweepReport,
-    ) -> None:
+    def _plan(
+        self, unit: Unit, r: _Row, today: date, plans: dict[tuple[Any, ...], alerts.Due], report: SweepReport
+    ) -> alerts.Due | None:
+        """What fell due for the row (the same answer for every row alike, worked out once)."""
+        key = (r.workflow, r.definition_version, r.name, r.party, r.due_on, r.status, r.next_alert_on)
+        if key in plans:
+            return plans[key]
         try:
             definition = self.catalogue.get(r.workflow, r.definition_version)
             spec = definition.deadline(r.name)
@@ -163,102 +191,78 @@ class Sweeper:
                 f"case {r.case_id}: deadline '{r.name}' of {r.workflow} v{r.definition_version} is not in the "
                 "loaded workflows; its alerts are stopped"
             )
-            return
-        due = alerts.due(definition, spec, r.party, r.due_on, r.status, r.next_alert_on, today)
-        if due.breach_on is not None:
-            # The instance first, as a step locks it, so a sweep and a step never wait on each other in a circle.
-            held = unit.lock_instance(r.instance_id)
-            if not unit.claim_alert(r.id, r.next_alert_on, due.next_alert_on):
-                return
-            if held is not None and unit.mark_breached(r.id, due.breach_on):
-                version, state, previous = held
-                unit.append_history(
-                    instance_id=r.instance_id,
-                    case_id=r.case_id,
-                    after=(version, previous),
-                    at=now,
-                    on=due.breach_on,
-                    actor=SCHEDULER_ACTOR,
-                    role=SCHEDULER_ROLE,
-                    trigger="deadline_breached",
-                    state=state,
-                    inputs={"deadline": r.name, "due_on": r.due_on.isoformat()},
-                    note=f"{r.title}: due {r.due_on.isoformat()}, not done by then",
-                )
-                report.breaches.append(
-                    {"case": r.case_id, "deadline": r.name, "due": r.due_on.isoformat(), "breached_on": due.breach_on}
-                )
-        elif not unit.claim_alert(r.id, r.next_alert_on, due.next_alert_on):
-            return
-        title = definition.title
-        for point, reason in due.skip:
-            self._queue(unit, r, title, point, today, now, contacts, report, skip_reason=reason)
-        for point in due.send:
-            self._queue(unit, r, title, point, today, now, contacts, report)
+            return None
+        plans[key] = alerts.due(definition, spec, r.party, r.due_on, r.status, r.next_alert_on, today)
+        return plans[key]
 
-    def _queue(
+    def _breach(self, unit: Unit, r: _Row, due: alerts.Due, now: datetime, report: SweepReport) -> bool:
+        """Record the breach, once, with its history entry; False when another sweep had the row."""
+        assert due.breach_on is not None
+        # The instance first, as a step locks it, so a sweep and a step never wait on each other in a circle.
+        held = unit.lock_instance(r.instance_id)
+        if not unit.claim_alert(r.id, r.next_alert_on, due.next_alert_on):
+            return False
+        if held is not None and unit.mark_breached(r.id, due.breach_on):
+            version, state, previous = held
+            unit.append_history(
+                instance_id=r.instance_id,
+                case_id=r.case_id,
+                after=(version, previous),
+                at=now,
+                on=due.breach_on,
+                actor=SCHEDULER_ACTOR,
+                role=SCHEDULER_ROLE,
+                trigger="deadline_breached",
+                state=state,
+                inputs={"deadline": r.name, "due_on": r.due_on.isoformat()},
+                note=f"{r.title}: due {r.due_on.isoformat()}, not done by then",
+            )
+            report.breaches.append(
+                {"case": r.case_id, "deadline": r.name, "due": r.due_on.isoformat(), "breached_on": due.breach_on}
+            )
+        return True
+
+    def _messages(
         self,
         unit: Unit,
         r: _Row,
-        workflow_title: str,
         point: AlertPoint,
-        today: date,
         now: datetime,
         contacts: list[ContactRecord],
-        report: SweepReport,
         skip_reason: str | None = None,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """The outbox rows for one alert: one a recipient, keyed so it is queued once."""
+        out = []
         for rec in resolve(point.to, r.caseworker, contacts, self.directory):
             status, reason = rec.status, rec.reason
             if skip_reason is not None:
                 status, reason = "skipped", skip_reason
             elif point.kind is AlertKind.REMINDER and self._digests_for(rec):
                 status, reason = "skipped", "in the recipient's daily digest instead"
-            template = TEMPLATE[point.kind]
-            rendered = self.messages.render(template, self._context(r, workflow_title, point, rec, today))
-            key = f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token(unit.secret)}"
-            inserted = unit.queue_message(
-                key=key,
-                kind=point.kind.value,
-                case_id=r.case_id,
-                instance_id=r.instance_id,
-                deadline_id=r.id,
-                alert_on=point.on,
-                template=template,
-                recipient=rec,
-                status=status,
-                reason=reason,
-                rendered=rendered,
-                now=now,
+            out.append(
+                {
+                    "key": f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token(unit.secret)}",
+                    "case_id": r.case_id,
+                    "instance_id": r.instance_id,
+                    "kind": point.kind.value,
+                    "deadline_id": r.id,
+                    "alert_on": point.on,
+                    "template": TEMPLATE[point.kind],
+                    "recipient_role": rec.role,
+                    "recipient_name": rec.name,
+                    "recipient_email": rec.email,
+                    "channel": rec.channel,
+                    "status": status,
+                    "created_at": now,
+                    "last_error": reason,
+                    "who": _who(rec),
+                }
             )
-            if inserted:
-                report.messages.append(Queued(key, point.kind.value, template, r.case_id, _who(rec), status, reason))
+        return out
 
     def _digests_for(self, rec: Recipient) -> bool:
         member = self.directory.find(rec.email)
         return bool(member and member.digest)
-
-    def _context(self, r: _Row, workflow_title: str, point: AlertPoint, rec: Recipient, today: date) -> dict[str, Any]:
-        days_left = (r.due_on - today).days
-        return {
-            "case": {"id": r.case_id, "name": r.case_name},
-            "recipient": {"name": rec.name or "", "role": rec.role},
-            "deadline": {
-                "name": r.name,
-                "title": r.title,
-                "due_on": r.due_on,
-                "source": r.source,
-                "basis": r.basis,
-                "days_left": days_left,
-                "days_late": max(0, (today - r.due_on).days),
-                "breached_on": r.due_on + timedelta(days=1),
-                "excused": r.exception_head,
-            },
-            "workflow": workflow_title,
-            "step": str(point.offset) if point.offset else "",
-            "kind": point.kind.value,
-            "as_of": today,
-        }
 
     # -- digests -------------------------------------------------------------------------------
 

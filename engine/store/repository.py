@@ -541,6 +541,55 @@ class Unit:
             == 1
         )
 
+    def _positional(self, sql: str, values: Sequence[Any]) -> Any:
+        """Run a statement with many parameters, marked ``?`` in order: bound by position, as a driver
+        binds thousands of them quickly (by name, each is looked up among all the others)."""
+        self._cur.execute(sql if self._store._sqlite else sql.replace("?", "%s"), values)
+        return self._cur
+
+    def claim_alerts(self, claims: Sequence[tuple[int, date, date | None]]) -> set[int]:
+        """Move many deadlines' next alerts on, one statement a chunk: (id, old, new) each; returns the
+        ids claimed (another sweep, or a step, may have moved some first: those are left alone)."""
+        claimed: set[int] = set()
+        value = self._store.value
+        for start in range(0, len(claims), 500):
+            chunk = claims[start : start + 500]
+            values = [v for did, old, new in chunk for v in (did, value(old), value(new))]
+            if self._store._sqlite:  # SQLite calls a VALUES list's columns column1, column2 ...
+                rows = ", ".join(["(?, ?, ?)"] * len(chunk))
+                sql = (
+                    f"UPDATE deadline SET next_alert_on = v.column3 FROM (VALUES {rows}) "
+                    "AS v WHERE deadline.id = v.column1 AND deadline.next_alert_on = v.column2 "
+                    "AND deadline.closed_on IS NULL RETURNING deadline.id"
+                )
+            else:
+                rows = ", ".join(["(?, CAST(? AS date), CAST(? AS date))"] * len(chunk))
+                sql = (
+                    f"UPDATE deadline SET next_alert_on = v.new FROM (VALUES {rows}) AS v (id, old, new) "
+                    "WHERE deadline.id = v.id AND deadline.next_alert_on = v.old "
+                    "AND deadline.closed_on IS NULL RETURNING deadline.id"
+                )
+            claimed |= {row[0] for row in self._positional(sql, values).fetchall()}
+        return claimed
+
+    def queue_messages(self, messages: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Queue many messages, one statement a chunk, each unless its key is in the outbox already;
+        returns the keys queued now. Each message: the ``queue_message`` fields, rendered later."""
+        queued: set[str] = set()
+        columns = ("key", "case_id", "instance_id", "kind", "deadline_id", "alert_on", "template", "recipient_role",
+                   "recipient_name", "recipient_email", "channel", "status", "created_at", "last_error")  # fmt: skip
+        row = "(" + ", ".join(["?"] * len(columns)) + ", NULL, 0)"
+        value = self._store.value
+        for start in range(0, len(messages), 500):
+            chunk = messages[start : start + 500]
+            sql = (
+                f"INSERT INTO outbox ({', '.join(columns)}, history_seq, attempts) "
+                f"VALUES {', '.join([row] * len(chunk))} ON CONFLICT (key) DO NOTHING RETURNING key"
+            )
+            values = [value(m[c]) for m in chunk for c in columns]
+            queued |= {r[0] for r in self._positional(sql, values).fetchall()}
+        return queued
+
     def lock_instance(self, instance_id: int) -> tuple[int, str, str] | None:
         """Hold the instance's row, as a step does, without changing it: (version, state, history hash)."""
         row = self._exec(
