@@ -139,35 +139,48 @@ class Sweeper:
                 log.warning("sweep batch rolled back by the database; trying again")
 
     def _batch(self, rows: Sequence[_Row], today: date, report: SweepReport) -> None:
-        """One batch in one transaction: a breach row at a time (its instance locked, its history entry
-        chained), every other row claimed in one statement, then every message queued in one statement;
-        messages are rendered when they are sent, not here."""
+        """One batch in one transaction, in a few statements whatever its size: the instances of the
+        rows breached locked (as a step locks them), every row claimed, the breaches recorded with
+        their history entries chained, and every message queued; messages are rendered when sent."""
         now = self.clock.now()
         plans: dict[tuple[Any, ...], alerts.Due] = {}
         with self.store.unit() as unit:
             contacts = unit.contacts_of({r.case_id for r in rows})
-            ready: list[tuple[_Row, alerts.Due]] = []
-            waiting: list[tuple[_Row, alerts.Due]] = []
+            due_rows: list[tuple[_Row, alerts.Due]] = []
             for r in rows:
                 found = self._plan(unit, r, today, plans, report)
-                if found is None:
-                    continue
-                due = found
-                if due.breach_on is None:
-                    waiting.append((r, due))
-                elif self._breach(unit, r, due, now, report):
-                    ready.append((r, due))
-            claimed = unit.claim_alerts([(r.id, r.next_alert_on, due.next_alert_on) for r, due in waiting])
-            ready += [(r, due) for r, due in waiting if r.id in claimed]
-            place = {r.id: n for n, r in enumerate(rows)}
-            ready.sort(key=lambda item: place[item[0].id])  # the rows' own order: next alert, then id
+                if found is not None:
+                    due_rows.append((r, found))
+            # The instances first, as a step locks them, so a sweep and a step never wait on each other in a circle.
+            held = unit.lock_instances([r.instance_id for r, due in due_rows if due.breach_on is not None])
+            claimed = unit.claim_alerts([(r.id, r.next_alert_on, due.next_alert_on) for r, due in due_rows])
+            ready = [(r, due) for r, due in due_rows if r.id in claimed]
+            breached = unit.mark_breaches(
+                [(r.id, due.breach_on) for r, due in ready if due.breach_on is not None and r.instance_id in held]
+            )
+            entries = []
+            for r, due in ready:
+                if r.id in breached:
+                    assert due.breach_on is not None
+                    entries.append(
+                        {"instance_id": r.instance_id, "case_id": r.case_id, "at": now, "occurred_on": due.breach_on,
+                         "actor": SCHEDULER_ACTOR, "actor_role": SCHEDULER_ROLE, "trigger": "deadline_breached",
+                         "inputs": {"deadline": r.name, "due_on": r.due_on.isoformat()},
+                         "note": f"{r.title}: due {r.due_on.isoformat()}, not done by then"}
+                    )  # fmt: skip
+                    report.breaches.append(
+                        {"case": r.case_id, "deadline": r.name, "due": r.due_on.isoformat(),
+                         "breached_on": due.breach_on}
+                    )  # fmt: skip
+            unit.append_histories(entries, held)
             messages: list[dict[str, Any]] = []
+            tokens: dict[tuple[str, str | None, str | None], str] = {}
             for r, due in ready:
                 people = contacts.get(r.case_id, [])
                 for point, reason in due.skip:
-                    messages += self._messages(unit, r, point, now, people, skip_reason=reason)
+                    messages += self._messages(unit, r, point, now, people, tokens, skip_reason=reason)
                 for point in due.send:
-                    messages += self._messages(unit, r, point, now, people)
+                    messages += self._messages(unit, r, point, now, people, tokens)
             queued = unit.queue_messages(messages)
             for m in messages:
                 if m["key"] in queued:
@@ -195,33 +208,6 @@ class Sweeper:
         plans[key] = alerts.due(definition, spec, r.party, r.due_on, r.status, r.next_alert_on, today)
         return plans[key]
 
-    def _breach(self, unit: Unit, r: _Row, due: alerts.Due, now: datetime, report: SweepReport) -> bool:
-        """Record the breach, once, with its history entry; False when another sweep had the row."""
-        assert due.breach_on is not None
-        # The instance first, as a step locks it, so a sweep and a step never wait on each other in a circle.
-        held = unit.lock_instance(r.instance_id)
-        if not unit.claim_alert(r.id, r.next_alert_on, due.next_alert_on):
-            return False
-        if held is not None and unit.mark_breached(r.id, due.breach_on):
-            version, state, previous = held
-            unit.append_history(
-                instance_id=r.instance_id,
-                case_id=r.case_id,
-                after=(version, previous),
-                at=now,
-                on=due.breach_on,
-                actor=SCHEDULER_ACTOR,
-                role=SCHEDULER_ROLE,
-                trigger="deadline_breached",
-                state=state,
-                inputs={"deadline": r.name, "due_on": r.due_on.isoformat()},
-                note=f"{r.title}: due {r.due_on.isoformat()}, not done by then",
-            )
-            report.breaches.append(
-                {"case": r.case_id, "deadline": r.name, "due": r.due_on.isoformat(), "breached_on": due.breach_on}
-            )
-        return True
-
     def _messages(
         self,
         unit: Unit,
@@ -229,11 +215,17 @@ class Sweeper:
         point: AlertPoint,
         now: datetime,
         contacts: list[ContactRecord],
+        tokens: dict[tuple[str, str | None, str | None], str],
         skip_reason: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The outbox rows for one alert: one a recipient, keyed so it is queued once."""
+        """The outbox rows for one alert: one a recipient, keyed so it is queued once (``tokens``: each
+        recipient's keyed digest, made once a batch)."""
         out = []
         for rec in resolve(point.to, r.caseworker, contacts, self.directory):
+            who = (rec.role, rec.email, rec.name)
+            token = tokens.get(who)
+            if token is None:
+                token = tokens[who] = rec.token(unit.secret)
             status, reason = rec.status, rec.reason
             if skip_reason is not None:
                 status, reason = "skipped", skip_reason
@@ -241,7 +233,7 @@ class Sweeper:
                 status, reason = "skipped", "in the recipient's daily digest instead"
             out.append(
                 {
-                    "key": f"deadline:{r.id}:{point.kind.value}:{point.step}:{rec.token(unit.secret)}",
+                    "key": f"deadline:{r.id}:{point.kind.value}:{point.step}:{token}",
                     "case_id": r.case_id,
                     "instance_id": r.instance_id,
                     "kind": point.kind.value,

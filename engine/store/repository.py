@@ -580,15 +580,117 @@ class Unit:
                    "recipient_name", "recipient_email", "channel", "status", "created_at", "last_error")  # fmt: skip
         row = "(" + ", ".join(["?"] * len(columns)) + ", NULL, 0)"
         value = self._store.value
+        moments: dict[Any, Any] = {}  # a batch's messages share their moment and a few days: converted once
         for start in range(0, len(messages), 500):
             chunk = messages[start : start + 500]
             sql = (
                 f"INSERT INTO outbox ({', '.join(columns)}, history_seq, attempts) "
                 f"VALUES {', '.join([row] * len(chunk))} ON CONFLICT (key) DO NOTHING RETURNING key"
             )
-            values = [value(m[c]) for m in chunk for c in columns]
+            values: list[Any] = []
+            for m in chunk:
+                for c in columns:
+                    v = m[c]
+                    if c in ("alert_on", "created_at"):
+                        v = moments[v] if v in moments else moments.setdefault(v, value(v))
+                    values.append(v)
             queued |= {r[0] for r in self._positional(sql, values).fetchall()}
         return queued
+
+    def lock_instances(self, instance_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
+        """Hold many instances' rows, as steps do, without changing them, in id order (so two sweeps
+        never wait on each other in a circle): id -> (version, state, history hash)."""
+        held: dict[int, tuple[int, str, str]] = {}
+        ids = sorted(set(instance_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(["?"] * len(chunk))
+            if self._store._sqlite:  # one writer at a time: the update takes the database's write lock
+                sql = (
+                    f"UPDATE workflow_instance SET version = version WHERE id IN ({marks}) "
+                    "RETURNING id, version, state, history_hash"
+                )
+            else:
+                sql = (
+                    f"SELECT id, version, state, history_hash FROM workflow_instance WHERE id IN ({marks}) "
+                    "ORDER BY id FOR UPDATE"
+                )
+            held |= {r[0]: (r[1], r[2], r[3]) for r in self._positional(sql, chunk).fetchall()}
+        return held
+
+    def mark_breaches(self, breaches: Sequence[tuple[int, date]]) -> set[int]:
+        """Record many breaches, each once: (deadline id, the day it happened); returns the ids marked
+        now (one already breached, or closed meanwhile, is left alone)."""
+        marked: set[int] = set()
+        value = self._store.value
+        for start in range(0, len(breaches), 500):
+            chunk = breaches[start : start + 500]
+            values = [v for did, on in chunk for v in (did, value(on))]
+            if self._store._sqlite:
+                rows = ", ".join(["(?, ?)"] * len(chunk))
+                sql = (
+                    f"UPDATE deadline SET status = 'breached', breached_on = v.column2 FROM (VALUES {rows}) AS v "
+                    "WHERE deadline.id = v.column1 AND deadline.status = 'open' AND deadline.closed_on IS NULL "
+                    "RETURNING deadline.id"
+                )
+            else:
+                rows = ", ".join(["(?, CAST(? AS date))"] * len(chunk))
+                sql = (
+                    f"UPDATE deadline SET status = 'breached', breached_on = v.day FROM (VALUES {rows}) AS v (id, day) "
+                    "WHERE deadline.id = v.id AND deadline.status = 'open' AND deadline.closed_on IS NULL "
+                    "RETURNING deadline.id"
+                )
+            marked |= {r[0] for r in self._positional(sql, values).fetchall()}
+        return marked
+
+    def append_histories(self, entries: Sequence[Mapping[str, Any]], held: Mapping[int, tuple[int, str, str]]) -> None:
+        """Many history entries that leave their instances' states as they are (breaches), each
+        chained after the one before it in its instance (``held``: each instance's version and latest
+        hash, as read under its lock); the instances move on, guarded by their versions. Each entry:
+        instance_id, case_id, at, occurred_on, actor, actor_role, trigger, inputs (a mapping), note."""
+        if not entries:
+            return
+        tips = {iid: (version, last) for iid, (version, _state, last) in held.items()}
+        rows = []
+        for e in entries:
+            version, previous = tips[e["instance_id"]]
+            state = held[e["instance_id"]][1]
+            row: dict[str, Any] = {
+                "instance_id": e["instance_id"], "case_id": e["case_id"], "seq": version + 1, "at": e["at"],
+                "occurred_on": e["occurred_on"], "actor": e["actor"], "actor_role": e["actor_role"],
+                "recorded_by": None, "trigger": e["trigger"], "from_state": state, "to_state": state,
+                "inputs": json.dumps(e["inputs"], sort_keys=True), "note": e["note"],
+            }  # fmt: skip
+            row["hash"] = entry_hash(previous, **row)
+            tips[e["instance_id"]] = (version + 1, row["hash"])
+            rows.append(row)
+        moves = [(iid, held[iid][0], version, last) for iid, (version, last) in tips.items() if version != held[iid][0]]
+        value = self._store.value
+        for start in range(0, len(moves), 500):
+            chunk = moves[start : start + 500]
+            values = [v for move in chunk for v in move]
+            marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            if self._store._sqlite:
+                sql = (
+                    f"UPDATE workflow_instance SET version = v.column3, history_hash = v.column4 FROM (VALUES {marks}) "
+                    "AS v WHERE workflow_instance.id = v.column1 AND workflow_instance.version = v.column2 "
+                    "RETURNING workflow_instance.id"
+                )
+            else:
+                sql = (
+                    f"UPDATE workflow_instance SET version = v.new, history_hash = v.hash FROM (VALUES {marks}) "
+                    "AS v (id, old, new, hash) WHERE workflow_instance.id = v.id AND workflow_instance.version = v.old "
+                    "RETURNING workflow_instance.id"
+                )
+            if len(self._positional(sql, values).fetchall()) != len(chunk):
+                raise ConflictError("a case was changed by someone else during the sweep; nothing was saved")
+        columns = ("instance_id", "case_id", "seq", "at", "occurred_on", "actor", "actor_role", "recorded_by",
+                   "trigger", "from_state", "to_state", "inputs", "note", "hash")  # fmt: skip
+        one = "(" + ", ".join(["?"] * len(columns)) + ")"
+        for start in range(0, len(rows), 500):
+            entries_chunk = rows[start : start + 500]
+            sql = f"INSERT INTO history ({', '.join(columns)}) VALUES {', '.join([one] * len(entries_chunk))}"
+            self._positional(sql, [value(r[c]) for r in entries_chunk for c in columns])
 
     def lock_instance(self, instance_id: int) -> tuple[int, str, str] | None:
         """Hold the instance's row, as a step does, without changing it: (version, state, history hash)."""
