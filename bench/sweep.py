@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sweep.py                      # 100,000 open deadlines, 5 runs of each sweep
     .venv/bin/python bench/sweep.py --deadlines 20000 --runs 3
+    .venv/bin/python bench/sweep.py --postgres           # the same on a throw-away PostgreSQL cluster
 
 The caseload is written in bulk (33,334 needs assessments in their first weeks, each with its three
 open statutory deadlines, requests received over the last year), then three sweeps are timed,
@@ -21,12 +22,18 @@ the dispatcher's, and is bound by the mail server, not the database.
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import resource
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -58,9 +65,8 @@ def settings(url: str) -> Settings:
     )
 
 
-def build(path: Path, deadlines: int, today: date) -> int:
+def build(url: str, deadlines: int, today: date) -> int:
     """Write the caseload in bulk; returns the number of open deadlines."""
-    url = f"sqlite:///{path}"
     engine = connect(url)
     ensure_schema(engine)
     app = App(settings(url), FixedClock(today))
@@ -72,6 +78,7 @@ def build(path: Path, deadlines: int, today: date) -> int:
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
     raw = engine.raw_connection()
     cur = raw.cursor()
+    mark = "?" if url.startswith("sqlite") else "%s"
     case_rows, instance_rows, deadline_rows = [], [], []
     for i in range(1, cases + 1):
         received = today - timedelta(days=i % 140)  # requests received over the last 20 weeks
@@ -84,31 +91,83 @@ def build(path: Path, deadlines: int, today: date) -> int:
                 (i, i, n, specs[n].title, received.isoformat(), due.isoformat(), specs[n].source, first.isoformat())
             )
     cur.executemany(
-        "INSERT INTO ehc_case (id, name, date_of_birth, caseworker, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ehc_case (id, name, date_of_birth, caseworker, created_at, created_by) "
+        "VALUES (?, ?, ?, ?, ?, ?)".replace("?", mark),
         case_rows,
     )
     cur.executemany(
         "INSERT INTO workflow_instance (id, case_id, workflow, definition_version, state, version, facts, opened_on, "
-        "last_event_on) VALUES (?, ?, ?, ?, ?, 1, '{}', ?, ?)",
+        "last_event_on) VALUES (?, ?, ?, ?, ?, 1, '{}', ?, ?)".replace("?", mark),
         [(*r, r[5]) for r in instance_rows],
     )
     cur.executemany(
         "INSERT INTO deadline (instance_id, case_id, name, title, starts_on, due_on, source, basis, party, status, "
-        "opened_by_seq, next_alert_on) VALUES (?, ?, ?, ?, ?, ?, ?, 'statutory', 'council', 'open', 1, ?)",
+        "opened_by_seq, next_alert_on) VALUES (?, ?, ?, ?, ?, ?, ?, 'statutory', 'council', 'open', 1, ?)".replace(
+            "?", mark
+        ),
         deadline_rows,
     )
+    if mark == "%s":  # the ids were given: move the sequences past them
+        for table in ("ehc_case", "workflow_instance"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     raw.commit()
-    cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if mark == "?":
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw.close()
     engine.dispose()
     return len(deadline_rows)
 
 
-def sweep_once(template: Path, work: Path, as_of: date, warm_to: date | None) -> tuple[float, int, int, int]:
-    shutil.copy(template, work)
-    app = App(settings(f"sqlite:///{work}"), FixedClock(warm_to or as_of))
-    if warm_to is not None:  # bring the copy up to the day before, untimed
-        app.sweeper.sweep(warm_to)
+class Copies:
+    """Databases made from one another: SQLite files copied, or PostgreSQL databases made from a template."""
+
+    def __init__(self, folder: Path, server: str | None):
+        self.folder, self.server = folder, server
+
+    def url(self, name: str) -> str:
+        return f"{self.server}/{name}" if self.server else f"sqlite:///{self.folder / name}.sqlite"
+
+    def copy(self, source: str, target: str) -> str:
+        self.drop(target)
+        if self.server is None:
+            shutil.copy(self.folder / f"{source}.sqlite", self.folder / f"{target}.sqlite")
+        else:
+            self._admin(f"CREATE DATABASE {target} TEMPLATE {source}")
+        return self.url(target)
+
+    def create(self, name: str) -> str:
+        if self.server is not None:
+            self._admin(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def drop(self, name: str) -> None:
+        if self.server is None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.folder / name}.sqlite{suffix}").unlink(missing_ok=True)
+        else:
+            self._admin(f"DROP DATABASE IF EXISTS {name}")
+
+    def settle(self, app: App) -> None:
+        """Leave the database as a file or template another can be made from, with the statistics
+        PostgreSQL's autovacuum would have gathered by then."""
+        raw = app.engine.raw_connection()
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)" if self.server is None else "ANALYZE")
+        raw.commit()
+        raw.close()
+        app.engine.dispose()
+
+    def _admin(self, statement: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(f"{self.server}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(statement))
+        admin.dispose()
+
+
+def sweep_once(copies: Copies, source: str, as_of: date) -> tuple[float, int, int, int]:
+    url = copies.copy(source, "run")
+    app = App(settings(url), FixedClock(as_of))
     sweeper = app.sweeper  # the schema check and the workflows' load happen at start-up, not per sweep
     with app.engine.connect() as conn:
         conn.exec_driver_sql("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL").scalar()
@@ -116,57 +175,77 @@ def sweep_once(template: Path, work: Path, as_of: date, warm_to: date | None) ->
     report = sweeper.sweep(as_of)
     elapsed = time.perf_counter() - started
     app.engine.dispose()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{work}{suffix}").unlink(missing_ok=True)
+    copies.drop("run")
     return elapsed, report.examined, len(report.messages), len(report.breaches)
+
+
+@contextmanager
+def postgres_cluster(folder: Path) -> Iterator[str]:
+    """A throw-away PostgreSQL cluster on loopback (Debian's binaries, run as the postgres user when
+    this runs as root, as initdb refuses root), with the server's own defaults but fsync."""
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
+    data = folder / "pg"
+    os.chmod(folder, 0o777)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(as_postgres + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run(as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                                  str(folder / "pg.log"), "start"], check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deadlines", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="on a throw-away PostgreSQL cluster, not SQLite")
     args = parser.parse_args()
-    today = date(2026, 3, 2)
     with tempfile.TemporaryDirectory(prefix="ehcp-sweep-") as tmp:
-        template = Path(tmp) / "caseload.sqlite"
-        t0 = time.perf_counter()
-        total = build(template, args.deadlines, today)
-        print(
-            f"built {total:,} open deadlines in {time.perf_counter() - t0:.1f} s ({template.stat().st_size >> 20} MB)"
-        )
-        # Bring the template to "swept up to yesterday", so the daily sweep sees one day's alerts.
-        seeded = Path(tmp) / "seeded.sqlite"
-        shutil.copy(template, seeded)
-        app = App(settings(f"sqlite:///{seeded}"), FixedClock(today))
-        t0 = time.perf_counter()
-        first = app.sweeper.sweep(today - timedelta(days=1))
-        print(
-            f"first sweep of the whole backlog: {time.perf_counter() - t0:.1f} s, {first.examined:,} deadlines, "
-            f"{len(first.messages):,} messages, {len(first.breaches):,} breaches"
-        )
-        raw = app.engine.raw_connection()
-        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        raw.close()
-        app.engine.dispose()
-        work = Path(tmp) / "run.sqlite"
-        scenarios = [
-            ("quiet (nothing new since the last sweep)", seeded, today - timedelta(days=1), None),
-            ("daily (one day's alerts)", seeded, today, None),
-            ("catch-up (30 days without a sweep)", seeded, today + timedelta(days=30), None),
-        ]
-        head = f"{'median ms':>10} {'min ms':>8} {'examined':>9} {'messages':>9} {'breaches':>9}"
-        print(f"\n{'sweep':44} {head}  per deadline")
-        for label, source, as_of, warm in scenarios:
-            runs = [sweep_once(source, work, as_of, warm) for _ in range(args.runs)]
-            times = [r[0] for r in runs]
-            med = statistics.median(times)
-            _, examined, messages, breaches = runs[0]
-            per = f"{med / examined * 1e6:,.0f} µs" if examined else "-"
-            print(
-                f"{label:44} {med * 1e3:10.1f} {min(times) * 1e3:8.1f} {examined:9,} {messages:9,} {breaches:9,}  {per}"
-            )
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\nover {total:,} open deadlines; peak RSS {peak:.0f} MB; Python {sys.version.split()[0]}")
+        if args.postgres:
+            with postgres_cluster(Path(tmp)) as server:
+                run(Copies(Path(tmp), server), args.deadlines, args.runs, "PostgreSQL")
+        else:
+            run(Copies(Path(tmp), None), args.deadlines, args.runs, "SQLite")
+
+
+def run(copies: Copies, deadlines: int, runs: int, kind: str) -> None:
+    today = date(2026, 3, 2)
+    t0 = time.perf_counter()
+    total = build(copies.create("caseload"), deadlines, today)
+    print(f"{kind}: built {total:,} open deadlines in {time.perf_counter() - t0:.1f} s")
+    # Bring a copy to "swept up to yesterday", so the daily sweep sees one day's alerts.
+    app = App(settings(copies.copy("caseload", "seeded")), FixedClock(today))
+    t0 = time.perf_counter()
+    first = app.sweeper.sweep(today - timedelta(days=1))
+    print(
+        f"first sweep of the whole backlog: {time.perf_counter() - t0:.1f} s, {first.examined:,} deadlines, "
+        f"{len(first.messages):,} messages, {len(first.breaches):,} breaches"
+    )
+    copies.settle(app)
+    scenarios = [
+        ("quiet (nothing new since the last sweep)", today - timedelta(days=1)),
+        ("daily (one day's alerts)", today),
+        ("catch-up (30 days without a sweep)", today + timedelta(days=30)),
+    ]
+    head = f"{'median ms':>10} {'min ms':>8} {'examined':>9} {'messages':>9} {'breaches':>9}"
+    print(f"\n{'sweep':44} {head}  per deadline")
+    for label, as_of in scenarios:
+        done = [sweep_once(copies, "seeded", as_of) for _ in range(runs)]
+        times = [r[0] for r in done]
+        med = statistics.median(times)
+        _, examined, messages, breaches = done[0]
+        per = f"{med / examined * 1e6:,.0f} µs" if examined else "-"
+        print(f"{label:44} {med * 1e3:10.1f} {min(times) * 1e3:8.1f} {examined:9,} {messages:9,} {breaches:9,}  {per}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nover {total:,} open deadlines; peak RSS {peak:.0f} MB; Python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

@@ -544,7 +544,7 @@ class Unit:
     def _positional(self, sql: str, values: Sequence[Any]) -> Any:
         """Run a statement with many parameters, marked ``?`` in order: bound by position, as a driver
         binds thousands of them quickly (by name, each is looked up among all the others)."""
-        self._cur.execute(sql if self._store._sqlite else sql.replace("?", "%s"), values)
+        self._cur.execute(sql if self._store._sqlite else sql.replace("?", "%b"), values)  # binary: no quoting
         return self._cur
 
     def claim_alerts(self, claims: Sequence[tuple[int, date, date | None]]) -> set[int]:
@@ -562,13 +562,13 @@ class Unit:
                     "AS v WHERE deadline.id = v.column1 AND deadline.next_alert_on = v.column2 "
                     "AND deadline.closed_on IS NULL RETURNING deadline.id"
                 )
-            else:
-                rows = ", ".join(["(?, CAST(? AS date), CAST(? AS date))"] * len(chunk))
+            else:  # arrays, not a parameter a value: the driver parses a statement's markers in Python
                 sql = (
-                    f"UPDATE deadline SET next_alert_on = v.new FROM (VALUES {rows}) AS v (id, old, new) "
-                    "WHERE deadline.id = v.id AND deadline.next_alert_on = v.old "
+                    "UPDATE deadline SET next_alert_on = v.new FROM unnest(?::int[], ?::date[], ?::date[]) "
+                    "AS v (id, old, new) WHERE deadline.id = v.id AND deadline.next_alert_on = v.old "
                     "AND deadline.closed_on IS NULL RETURNING deadline.id"
                 )
+                values = [list(column) for column in zip(*chunk, strict=True)]
             claimed |= {row[0] for row in self._positional(sql, values).fetchall()}
         return claimed
 
@@ -581,8 +581,18 @@ class Unit:
         row = "(" + ", ".join(["?"] * len(columns)) + ", NULL, 0)"
         value = self._store.value
         moments: dict[Any, Any] = {}  # a batch's messages share their moment and a few days: converted once
+        types = ("text", "int", "int", "text", "int", "date", "text", "text", "text", "text", "text", "text",
+                 "timestamptz", "text")  # fmt: skip
         for start in range(0, len(messages), 500):
             chunk = messages[start : start + 500]
+            if not self._store._sqlite:  # arrays, not a parameter a value (see claim_alerts)
+                arrays = ", ".join(f"?::{t}[]" for t in types)
+                sql = (
+                    f"INSERT INTO outbox ({', '.join(columns)}, history_seq, attempts) "
+                    f"SELECT *, NULL, 0 FROM unnest({arrays}) ON CONFLICT (key) DO NOTHING RETURNING key"
+                )
+                queued |= {r[0] for r in self._positional(sql, [[m[c] for m in chunk] for c in columns]).fetchall()}
+                continue
             sql = (
                 f"INSERT INTO outbox ({', '.join(columns)}, history_seq, attempts) "
                 f"VALUES {', '.join([row] * len(chunk))} ON CONFLICT (key) DO NOTHING RETURNING key"
@@ -612,10 +622,11 @@ class Unit:
                 )
             else:
                 sql = (
-                    f"SELECT id, version, state, history_hash FROM workflow_instance WHERE id IN ({marks}) "
+                    "SELECT id, version, state, history_hash FROM workflow_instance WHERE id = ANY(?) "
                     "ORDER BY id FOR UPDATE"
                 )
-            held |= {r[0]: (r[1], r[2], r[3]) for r in self._positional(sql, chunk).fetchall()}
+            found = self._positional(sql, chunk if self._store._sqlite else [chunk]).fetchall()
+            held |= {r[0]: (r[1], r[2], r[3]) for r in found}
         return held
 
     def mark_breaches(self, breaches: Sequence[tuple[int, date]]) -> set[int]:
@@ -634,12 +645,12 @@ class Unit:
                     "RETURNING deadline.id"
                 )
             else:
-                rows = ", ".join(["(?, CAST(? AS date))"] * len(chunk))
                 sql = (
-                    f"UPDATE deadline SET status = 'breached', breached_on = v.day FROM (VALUES {rows}) AS v (id, day) "
-                    "WHERE deadline.id = v.id AND deadline.status = 'open' AND deadline.closed_on IS NULL "
-                    "RETURNING deadline.id"
+                    "UPDATE deadline SET status = 'breached', breached_on = v.day FROM unnest(?::int[], ?::date[]) "
+                    "AS v (id, day) WHERE deadline.id = v.id AND deadline.status = 'open' "
+                    "AND deadline.closed_on IS NULL RETURNING deadline.id"
                 )
+                values = [list(column) for column in zip(*chunk, strict=True)]
             marked |= {r[0] for r in self._positional(sql, values).fetchall()}
         return marked
 
@@ -668,7 +679,7 @@ class Unit:
         value = self._store.value
         for start in range(0, len(moves), 500):
             chunk = moves[start : start + 500]
-            values = [v for move in chunk for v in move]
+            values: list[Any] = [v for move in chunk for v in move]
             marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
             if self._store._sqlite:
                 sql = (
@@ -678,19 +689,28 @@ class Unit:
                 )
             else:
                 sql = (
-                    f"UPDATE workflow_instance SET version = v.new, history_hash = v.hash FROM (VALUES {marks}) "
-                    "AS v (id, old, new, hash) WHERE workflow_instance.id = v.id AND workflow_instance.version = v.old "
+                    "UPDATE workflow_instance SET version = v.new, history_hash = v.hash "
+                    "FROM unnest(?::int[], ?::int[], ?::int[], ?::text[]) AS v (id, old, new, hash) "
+                    "WHERE workflow_instance.id = v.id AND workflow_instance.version = v.old "
                     "RETURNING workflow_instance.id"
                 )
+                values = [list(column) for column in zip(*chunk, strict=True)]
             if len(self._positional(sql, values).fetchall()) != len(chunk):
                 raise ConflictError("a case was changed by someone else during the sweep; nothing was saved")
         columns = ("instance_id", "case_id", "seq", "at", "occurred_on", "actor", "actor_role", "recorded_by",
                    "trigger", "from_state", "to_state", "inputs", "note", "hash")  # fmt: skip
         one = "(" + ", ".join(["?"] * len(columns)) + ")"
+        types = ("int", "int", "int", "timestamptz", "date", "text", "text", "text", "text", "text", "text", "text",
+                 "text", "text")  # fmt: skip
         for start in range(0, len(rows), 500):
             entries_chunk = rows[start : start + 500]
-            sql = f"INSERT INTO history ({', '.join(columns)}) VALUES {', '.join([one] * len(entries_chunk))}"
-            self._positional(sql, [value(r[c]) for r in entries_chunk for c in columns])
+            if self._store._sqlite:
+                sql = f"INSERT INTO history ({', '.join(columns)}) VALUES {', '.join([one] * len(entries_chunk))}"
+                self._positional(sql, [value(r[c]) for r in entries_chunk for c in columns])
+            else:
+                arrays = ", ".join(f"?::{t}[]" for t in types)
+                sql = f"INSERT INTO history ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+                self._positional(sql, [[r[c] for r in entries_chunk] for c in columns])
 
     def lock_instance(self, instance_id: int) -> tuple[int, str, str] | None:
         """Hold the instance's row, as a step does, without changing it: (version, state, history hash)."""
