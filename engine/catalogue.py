@@ -137,6 +137,9 @@ class Catalogue:
             except OSError as exc:
                 problems.append(Problem(str(path), None, "", f"cannot read the file: {exc.strerror}"))
                 continue
+            except UnicodeDecodeError as exc:
+                problems.append(Problem(str(path), None, "", f"not UTF-8 text (byte {exc.start}): save it as UTF-8"))
+                continue
             except DefinitionError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -162,6 +165,9 @@ class Catalogue:
             definition = load_text(text, str(path))
         except OSError as exc:
             self.problems.append(Problem(str(path), None, "", f"cannot read the file: {exc.strerror}"))
+            return
+        except UnicodeDecodeError as exc:
+            self.problems.append(Problem(str(path), None, "", f"not UTF-8 text (byte {exc.start}): save it as UTF-8"))
             return
         except DefinitionError as exc:
             self.problems.extend(exc.problems)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .definition.model import InputSpec, InputType
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")  # \Z: "$" would let a final line break through
 
 TEXT_LIMIT = 5_000  # characters in a step's text input (reasons, what was agreed)
 NOTE_LIMIT = 2_000  # characters in a step's note

@@ -98,6 +98,10 @@ def load_file(path: str | FsPath) -> WorkflowDefinition:
         text = FsPath(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise DefinitionError([Problem(file, None, "", f"cannot read the file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [Problem(file, None, "", f"not UTF-8 text (byte {exc.start}): save it as UTF-8")]
+        ) from None
     return load_text(text, file)
 
 
@@ -112,7 +116,15 @@ def load_text(text: str, file: str = "<text>") -> WorkflowDefinition:
         definition = WorkflowDefinition.model_validate(data)
     except ValidationError as exc:
         problems.extend(_structure_problems(exc, data, lines, file))
-    problems.extend(_meaning_problems(data, lines, file))
+    try:
+        problems.extend(_meaning_problems(data, lines, file))
+    except (TypeError, AttributeError, KeyError, ValueError):
+        # A value of the wrong shape (a list where a name belongs) stops the meaning checks; the
+        # structure's problems above say where it is. Without them, say that the file is not usable.
+        if not problems:
+            problems.append(
+                Problem(file, None, "", "a value has the wrong shape (a list or mapping where text belongs)")
+            )
     if problems or definition is None:
         raise DefinitionError(_sorted_unique(problems))
     return definition.model_copy(update={"file": file})

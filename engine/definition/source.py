@@ -9,6 +9,11 @@ import yaml
 from ..errors import Problem
 
 Path = tuple[str | int, ...]
+# The tags of plain text, numbers, dates, lists and mappings: the only ones a file may carry.
+PLAIN = {
+    "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq",
+}  # fmt: skip
 
 
 class LineMap:
@@ -63,7 +68,13 @@ def read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
+        position = getattr(exc, "position", None)  # a character YAML refuses: the reader gives its offset
+        if line is None and isinstance(position, int):
+            line = text.count("\n", 0, position) + 1
+        if isinstance(exc, yaml.reader.ReaderError):
+            reason = f"a character YAML does not allow (code {exc.character:#x})"
+        else:
+            reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return None, lines, [Problem(file, line, "", f"not valid YAML: {reason}")]
     if node is None:
         return None, lines, [Problem(file, 1, "", "the file is empty")]
@@ -80,10 +91,29 @@ def read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
                 problems.append(Problem(file, n.start_mark.line + 1, field_name(path), message))
             return None
         seen.add(id(n))
+        if isinstance(n, yaml.MappingNode | yaml.SequenceNode) and n.tag not in PLAIN:
+            # A tag (!name) on a mapping or a list: nothing a workflow or a plan needs, and never run.
+            problems.append(
+                Problem(file, n.start_mark.line + 1, field_name(path), f"the tag '{n.tag}' is not allowed (no tags)")
+            )
+            return None
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
-                key = constructor.construct_object(key_node, deep=True)
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in PLAIN:
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        why = "a key must be plain text, not a list or a mapping"
+                    elif key_node.tag == "tag:yaml.org,2002:merge":
+                        why = "merge keys (<<) are not allowed: write the keys out"
+                    else:
+                        why = f"a key must be plain text: the tag '{key_node.tag}' is not allowed"
+                    problems.append(Problem(file, key_node.start_mark.line + 1, field_name(path), why))
+                    continue
+                try:
+                    key = constructor.construct_object(key_node, deep=True)
+                except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+                    problems.append(Problem(file, key_node.start_mark.line + 1, field_name(path), f"bad key: {exc}"))
+                    continue
                 if not isinstance(key, str):
                     key = str(key)
                 child = path + (key,)
@@ -96,8 +126,10 @@ def read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
             return [build(item, path + (i,)) for i, item in enumerate(n.value)]
         try:
             return constructor.construct_object(n, deep=True)
-        except yaml.YAMLError as exc:  # e.g. an impossible date such as 2025-02-30
-            problems.append(Problem(file, n.start_mark.line + 1, field_name(path), f"bad value: {exc}"))
+        except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            # e.g. an impossible date such as 2025-02-30, "!!int one", a number of 5,000 digits
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            problems.append(Problem(file, n.start_mark.line + 1, field_name(path), f"bad value: {reason}"))
             return None
 
     return build(node, ()), lines, problems
