@@ -42,33 +42,13 @@ from engine.demo import generated_plan  # noqa: E402
 from engine.outlook import load  # noqa: E402
 from engine.plans import Plans  # noqa: E402
 from engine.risk import backtest  # noqa: E402
+from engine.simulate import INPUTS, PATHS, WEIGHTS, pace, slower  # noqa: E402
 from engine.store.database import initialise  # noqa: E402
 
 STAFF = [
     StaffMember(id=f"cw{i}", name=f"Caseworker {i}", email=f"cw{i}@example.org", role="caseworker", manager="tm")
     for i in range(12)
 ] + [StaffMember(id="tm", name="Team Manager", email="tm@example.org", role="team_manager")]
-SCHOOL = "Demo Primary School"
-PATHS = {
-    "plan": [("agree_to_assess", 35), ("record_advice_received", 42), ("decide_to_issue", 14),
-             ("issue_draft_plan", 21), ("consult_institutions", 10), ("record_institution_response", 9),
-             ("issue_final_plan", 10)],
-    "refused": [("refuse_to_assess", 38)],
-    "not_issued": [("agree_to_assess", 35), ("record_advice_received", 42), ("decide_not_to_issue", 20)],
-}  # fmt: skip
-INPUTS = {
-    "refuse_to_assess": {"reasons": "Needs can be met from the school's own resources."},
-    "decide_not_to_issue": {"reasons": "Provision can be made without a plan."},
-    "consult_institutions": {"institutions": SCHOOL},
-    "issue_final_plan": {"named_institution": SCHOOL, "family_responded": True},
-}
-
-
-def slower(day: date) -> float:
-    """August and the Christmas fortnight: everything takes longer."""
-    if day.month == 8 or (day.month == 12 and day.day >= 20) or (day.month == 1 and day.day <= 3):
-        return 1.5
-    return 1.0
 
 
 def simulate(app: App, requests: int, first: date, last: date, seed: int) -> int:
@@ -82,8 +62,8 @@ def simulate(app: App, requests: int, first: date, last: date, seed: int) -> int
     for n in range(count):
         received = first + timedelta(days=int(rng.random() * days))
         worker = Actor(f"cw{n % 12}", "caseworker")
-        pace = math.exp(rng.gauss(0.0, 0.35)) * (1.9 if rng.random() < 0.12 else 1.0)
-        path = rng.choices(list(PATHS), weights=[0.6, 0.25, 0.15])[0]
+        speed = pace(rng)
+        path = rng.choices(list(PATHS), weights=WEIGHTS)[0]
         clock.set(received)
         case_id = cases.open_case(
             name=f"Simulated Child {n}", date_of_birth=received - timedelta(days=rng.randint(6 * 365, 14 * 365)),
@@ -94,7 +74,7 @@ def simulate(app: App, requests: int, first: date, last: date, seed: int) -> int
         day = received
         issued = None
         for trigger, typical in PATHS[path]:
-            gap = max(1, round(typical * pace * slower(day) * math.exp(rng.gauss(0.0, 0.25))))
+            gap = max(1, round(typical * speed * slower(day) * math.exp(rng.gauss(0.0, 0.25))))
             day += timedelta(days=gap)
             if day > last:
                 break
@@ -105,16 +85,18 @@ def simulate(app: App, requests: int, first: date, last: date, seed: int) -> int
             steps += 1
             issued = day if trigger == "issue_final_plan" else None
         if issued is not None:
-            steps += review(cases, case_id, worker, issued, last, pace, rng)
+            steps += review(cases, case_id, worker, issued, last, speed, rng)
     return steps
 
 
-def review(cases: Cases, case_id: int, worker: Actor, issued: date, last: date, pace: float, rng: random.Random) -> int:
+def review(
+    cases: Cases, case_id: int, worker: Actor, issued: date, last: date, speed: float, rng: random.Random
+) -> int:
     """The first annual review: invitations about ten months on (later for a slow case), the meeting
     three weeks after, the decision two weeks after that, unless the two years end first."""
-    arrange = issued + timedelta(days=round(290 * pace**0.5 * math.exp(rng.gauss(0.0, 0.08))))
+    arrange = issued + timedelta(days=round(290 * speed**0.5 * math.exp(rng.gauss(0.0, 0.08))))
     meeting = arrange + timedelta(days=21)
-    decided = meeting + timedelta(days=max(1, round(14 * pace * math.exp(rng.gauss(0.0, 0.25)))))
+    decided = meeting + timedelta(days=max(1, round(14 * speed * math.exp(rng.gauss(0.0, 0.25)))))
     taken = 0
     for day, trigger, inputs in (
         (arrange, "arrange_meeting", {"meeting_on": meeting}),

@@ -15,6 +15,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
@@ -1632,6 +1633,65 @@ def db_status() -> None:
         engine, current = database.reach(_settings().database())
         engine.dispose()
         typer.echo(f"database {current or 'empty'}; code {database.head_revision()}")
+
+    _run(go)
+
+
+@app.command("simulate")
+def simulate_year(
+    plans: int = typer.Option(8000, "--plans", min=0, max=1_000_000, help="EHC plans in force at the start."),
+    requests: int = typer.Option(1500, "--requests", min=0, max=1_000_000, help="New requests a year."),
+    from_: str | None = typer.Option(None, "--from", help="The first day (default: a year ago)."),
+    days: int = typer.Option(365, "--days", min=1, max=3660, help="How many days to run."),
+    seed: int = typer.Option(2014, "--seed", help="The same seed gives the same county."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run a generated county through a year, day by day, in an empty database: reviews held, requests
+    assessed at varied paces, every sweep run and its messages sent to a counting sink (no real people).
+    Prints where the time went, the messages and breaches per week, and the timeliness that resulted."""
+    from .progress import Progress
+    from .reports import timeliness
+    from .simulate import simulate
+
+    def go() -> None:
+        settings = _settings("the simulated county")
+        today = SystemClock().today()
+        start = _date_arg(from_, "--from") or today - timedelta(days=days)
+        made = database.initialise(settings.owner_database(), settings.database())
+        if made.created or made.before != made.after:
+            typer.echo(_initialised(made))
+        clock = FixedClock(start)
+        a = build(settings, clock)
+        started = time.perf_counter()
+        progress = Progress()
+        with progress.phase("simulating days", days) as advance:
+            year = simulate(a, clock, plans=plans, requests=requests, start=start, days=days, seed=seed,
+                            on_day=lambda _day, _year: advance(1))  # fmt: skip
+        wall = time.perf_counter() - started
+        last = start + timedelta(days=days - 1)
+        clock.set(last)
+        found = timeliness(a, start, last).as_dict()
+        if as_json:
+            seconds = {k: round(v, 1) for k, v in year.seconds.items()}
+            _print_json({"from": start.isoformat(), "days": days, "plans": year.plans, "requests": year.requests,
+                         "steps": year.steps, "breaches": year.breaches, "messages": year.messages,
+                         "wall_seconds": round(wall, 1), "seconds": seconds, "refused": dict(year.refused),
+                         "by_week": year.by_week, "timeliness": found["new_plans"]})  # fmt: skip
+            return
+        typer.echo(f"\n{year.plans:,} plans in force and {year.requests:,} requests, {start} to {last}: "
+                   f"{year.steps:,} steps, {year.breaches:,} breaches recorded, {year.messages:,} messages sent, "
+                   f"in {wall:.1f} s")  # fmt: skip
+        for phase, seconds in year.seconds.items():
+            typer.echo(f"  {phase:28} {seconds:7.1f} s")
+        if year.refused:
+            typer.echo("Steps a case could not take then: " + ", ".join(f"{k} ({n})" for k, n in year.refused.items()))
+        _table([[w["week_of"], w.get("steps", 0), w.get("messages", 0), w.get("breaches", 0)] for w in year.by_week],
+               ["WEEK OF", "STEPS", "MESSAGES", "BREACHES"])  # fmt: skip
+        new = found["new_plans"]
+        percent = new["percent"] if new["percent"] is not None else "-"
+        median = new["median_weeks"] if new["median_weeks"] is not None else "-"
+        typer.echo(f"\nNew plans issued: {new['issued']}; within 20 weeks: {new['within_20_weeks']} ({percent}%); "
+                   f"median weeks {median} (ehcp report timeliness)")  # fmt: skip
 
     _run(go)
 
