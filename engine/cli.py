@@ -1681,8 +1681,8 @@ def simulate_year(
         typer.echo(f"\n{year.plans:,} plans in force and {year.requests:,} requests, {start} to {last}: "
                    f"{year.steps:,} steps, {year.breaches:,} breaches recorded, {year.messages:,} messages sent, "
                    f"in {wall:.1f} s")  # fmt: skip
-        for phase, seconds in year.seconds.items():
-            typer.echo(f"  {phase:28} {seconds:7.1f} s")
+        for phase, took in year.seconds.items():
+            typer.echo(f"  {phase:28} {took:7.1f} s")
         if year.refused:
             typer.echo("Steps a case could not take then: " + ", ".join(f"{k} ({n})" for k, n in year.refused.items()))
         _table([[w["week_of"], w.get("steps", 0), w.get("messages", 0), w.get("breaches", 0)] for w in year.by_week],
