@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,7 +10,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from servers import NotifyStub, SmtpServer, notify_handler
+from servers import NotifyStub, PostgresCluster, SmtpServer, notify_handler, postgres_bin
 
 from engine.actor import Actor
 from engine.app import App
@@ -45,42 +39,18 @@ def clock() -> FixedClock:
     return FixedClock(date(2025, 1, 6))
 
 
-def _postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throw-away PostgreSQL cluster on loopback; yields a URL prefix without the database name."""
-    bindir = _postgres_bin()
+    bindir = postgres_bin()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries are not installed (scripts/test.sh installs them)")
-    base = Path(tempfile.mkdtemp(prefix="ehcp-pg-"))
-    os.chmod(base, 0o777)
-    data = base / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(
-        as_postgres + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(base / "log"), "start"],
-        check=True,
-        capture_output=True,
-    )
+    cluster = PostgresCluster(bindir)
+    cluster.start()
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield cluster.url
     finally:
-        subprocess.run(
-            as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.remove()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import email
+import glob
 import json
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -25,6 +31,55 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster on loopback (Debian's binaries; initdb refuses root, so it runs
+    as the postgres user then), which can be stopped and started again on the same port."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="ehcp-pg-"))
+        os.chmod(self.base, 0o777)
+        self.data = self.base / "data"
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            self.as_postgres + [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                                "--no-sync"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The server's address without a database name."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            self.as_postgres + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l",
+                                str(self.base / "log"), "start"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        subprocess.run(
+            self.as_postgres + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # --- SMTP ------------------------------------------------------------------------------------------

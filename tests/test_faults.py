@@ -192,3 +192,63 @@ def test_two_caseworkers_taking_the_same_step_at_the_same_moment_one_wins_the_ot
     assert agreed == 1 and state == "assessing"
     assert audit.verify(app.engine).intact
     app.engine.dispose()
+
+
+def test_the_database_unreachable_for_a_while_is_one_clear_line_and_nothing_is_lost(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """PostgreSQL stopped under a running service: `ehcp tick` says so in one line and exits 2, losing
+    nothing; started again, the next tick does the work that was due, each message once."""
+    import yaml
+    from servers import PostgresCluster, postgres_bin
+    from typer.testing import CliRunner
+
+    from engine.cli import app as cli
+    from engine.store.database import initialise
+
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (scripts/test.sh installs them)")
+    cluster = PostgresCluster(bindir)
+    cluster.start()
+    try:
+        from sqlalchemy import create_engine
+
+        admin = create_engine(f"{cluster.url}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE county"))
+        admin.dispose()
+        url = f"{cluster.url}/county"
+        initialise(url)
+        clock = FixedClock(START)
+        engine_app = App(settings(url, tmp_path / "outbox", smtp_server.port), clock)
+        for i in range(5):
+            open_case(engine_app, f"Child {i}", parent_email=f"parent{i}@example.org")
+        engine_app.engine.dispose()
+        data = engine_app.settings.model_dump(mode="json", exclude={"base_dir", "secrets_in_file"})
+        data["accounts"] = {"*": "cw"}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data), encoding="utf-8")
+        config.chmod(0o600)
+        day = (START + timedelta(days=50)).isoformat()  # the decisions' 6 weeks have passed: breaches, escalations
+
+        cluster.stop()
+        down = CliRunner().invoke(cli, ["--config", str(config), "tick", "--as-of", day])
+        assert down.exit_code == 2 and "Traceback" not in down.output, down.output
+        assert len(down.stderr.strip().splitlines()) == 1 and "database" in down.stderr.lower(), down.stderr
+        assert smtp_server.handler.received == []
+
+        cluster.start()
+        up = CliRunner().invoke(cli, ["--config", str(config), "tick", "--as-of", day])
+        assert up.exit_code == 0, up.output
+        again = CliRunner().invoke(cli, ["--config", str(config), "tick", "--as-of", day])
+        assert again.exit_code == 0
+        keys = Counter(str(m.message["X-EHCP-Key"]) for m in smtp_server.handler.received)
+        assert keys and all(n == 1 for n in keys.values())
+        check = App(settings(url, tmp_path / "outbox", smtp_server.port), clock)
+        with check.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM deadline WHERE breached_on IS NOT NULL")).scalar_one() == 5
+            assert conn.execute(text("SELECT count(*) FROM outbox WHERE status = 'queued'")).scalar_one() == 0
+        check.engine.dispose()
+    finally:
+        cluster.remove()
