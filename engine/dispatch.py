@@ -107,7 +107,10 @@ _ROW = (
     "o.recipient_address, o.deadline_id, o.created_at FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id "
     "WHERE o.id = :id"
 )
-ALERTS = ("reminder", "escalation")  # queued by the sweep as what they are, rendered here when sent
+ALERTS = ("reminder", "escalation")
+CLAIM_BATCH = (
+    20  # messages a dispatcher claims at once  # queued by the sweep as what they are, rendered here when sent
+)
 
 
 class Dispatcher:
@@ -169,20 +172,21 @@ class Dispatcher:
             )
         try:
             while limit is None or len(report.attempts) < limit:
+                # A few at a time, claimed in one statement: other dispatchers take other rows (on
+                # PostgreSQL they skip the rows being claimed), and one commit covers the batch. A
+                # dispatcher stopped with some claimed and not sent leaves them to the lease, as one
+                # stopped mid-send does: sent later, once.
+                room = CLAIM_BATCH if limit is None else min(CLAIM_BATCH, limit - len(report.attempts))
+                now = self.clock.now()
                 with self.store.unit() as unit:
-                    ids = unit.due_messages(self.clock.now(), 100)
-                if not ids:
+                    claimed = unit.claim_due_messages(now, room)
+                if not claimed:
                     break
-                progressed = False
-                for message_id in ids:
-                    attempt = self._one(message_id)
-                    if attempt is not None:
-                        report.attempts.append(attempt)
-                        progressed = True
-                        if on_attempt is not None:
-                            on_attempt(attempt)
-                if not progressed:
-                    break
+                for message_id in claimed:
+                    attempt = self._send(message_id)
+                    report.attempts.append(attempt)
+                    if on_attempt is not None:
+                        on_attempt(attempt)
         finally:
             close = getattr(self._transport, "close", None)
             if callable(close):
@@ -199,6 +203,12 @@ class Dispatcher:
         with self.store.unit() as unit:
             if not unit.claim_message(message_id, now):
                 return None  # another dispatcher has it
+        return self._send(message_id)
+
+    def _send(self, message_id: int) -> Attempt:
+        """Send one message this dispatcher has claimed, and record what happened."""
+        now = self.clock.now()
+        with self.store.unit() as unit:
             row = unit.fetch(_ROW, {"id": message_id})[0]
         (mid, key, kind, case_id, instance_id, seq, template, role, name, email, channel, attempts, subject, body) = (
             row[:14]

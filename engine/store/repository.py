@@ -845,13 +845,17 @@ class Unit:
             ).rowcount
         )
 
-    def due_messages(self, now: datetime, limit: int) -> list[int]:
+    def claim_due_messages(self, now: datetime, limit: int) -> list[int]:
+        """Claim up to ``limit`` messages due to be sent, in one statement, oldest first; on PostgreSQL
+        rows another dispatcher is claiming are skipped rather than waited for."""
+        lock = "" if self._store._sqlite else " FOR UPDATE SKIP LOCKED"
         rows = self._exec(
+            "UPDATE outbox SET status = 'sending', claimed_at = :now, attempts = attempts + 1 WHERE id IN ("
             "SELECT id FROM outbox WHERE status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= :now) "
-            "ORDER BY id LIMIT :limit",
+            f"ORDER BY id LIMIT :limit{lock}) AND status = 'queued' RETURNING id",
             {"now": now, "limit": limit},
         ).fetchall()
-        return [r[0] for r in rows]
+        return sorted(r[0] for r in rows)
 
     def claim_message(self, message_id: int, now: datetime) -> bool:
         return bool(
