@@ -252,3 +252,56 @@ def test_the_database_unreachable_for_a_while_is_one_clear_line_and_nothing_is_l
         check.engine.dispose()
     finally:
         cluster.remove()
+
+
+def _render(url: str, outbox: str, documents: str) -> None:
+    base = settings(url, Path(outbox), 0, transport="folder")
+    app = App(base.model_copy(update={"documents_dir": documents}), FixedClock(START + timedelta(days=1)))
+    app.documents.process()
+    app.engine.dispose()
+    os._exit(0)
+
+
+def test_document_workers_killed_at_random_leave_every_document_made_once(database_url: str, tmp_path: Path) -> None:
+    """The decision letters eight steps queued, rendered by two workers at a time that are killed at
+    random moments; then a clean run after the claims' lease: every document is made, once, and its
+    file is the one recorded."""
+    from engine.documents import read_stored
+
+    documents = str(tmp_path / "documents")
+    base = settings(database_url, tmp_path / "outbox", 0, transport="folder")
+    clock = FixedClock(START)
+    app = App(base.model_copy(update={"documents_dir": documents}), clock, create=True)
+    for i in range(8):
+        case_id = open_case(app, f"Child {i}", parent_email=f"parent{i}@example.org")
+        app.cases.fire(case_id, "agree_to_assess", actor=CW)
+    with app.engine.connect() as conn:
+        queued = conn.execute(text("SELECT count(*) FROM document WHERE status = 'queued'")).scalar_one()
+    assert queued >= 8
+    app.engine.dispose()
+    ctx = multiprocessing.get_context("fork")
+    rng = random.Random(16)
+    kills = 0
+    for _ in range(6):
+        workers = [
+            ctx.Process(target=_render, args=(database_url, str(tmp_path / "outbox"), documents)) for _ in (1, 2)
+        ]
+        for w in workers:
+            w.start()
+        time.sleep(rng.uniform(0.2, 1.5))
+        for w in workers:
+            if w.is_alive():
+                os.kill(w.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                kills += 1
+        for w in workers:
+            w.join(30)
+    clock.set(START + timedelta(days=3))  # past the lease of any claim a killed worker left
+    app = App(base.model_copy(update={"documents_dir": documents}), clock)
+    app.documents.process()
+    with app.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, status, path, sha256 FROM document ORDER BY id")).all()
+    app.engine.dispose()
+    assert len(rows) == queued and {r[1] for r in rows} == {"ready"}, rows
+    for _id, _status, path, digest in rows:
+        assert read_stored(path, digest).startswith(b"%PDF-")
+    assert kills >= 1
