@@ -547,63 +547,69 @@ class Unit:
         self._cur.execute(sql if self._store._sqlite else sql.replace("?", "%b"), values)  # binary: no quoting
         return self._cur
 
+    def _tables(
+        self, rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, str]]
+    ) -> Iterator[tuple[str, Any, int]]:
+        """``rows`` as tables a statement can read from, 500 rows each, named ``v`` with ``columns``
+        (name, PostgreSQL type): (the FROM item's SQL, its parameters, its rows). On SQLite a VALUES list; on
+        PostgreSQL one array a column (``unnest``), since the driver parses a statement's markers in
+        Python and thousands of them cost more than the statement."""
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            if self._store._sqlite:  # SQLite calls a VALUES list's columns column1, column2 ...
+                names = ", ".join(f"column{n} AS {name}" for n, (name, _type) in enumerate(columns, start=1))
+                row = "(" + ", ".join(["?"] * len(columns)) + ")"
+                yield (
+                    f"(SELECT {names} FROM (VALUES {', '.join([row] * len(chunk))})) AS v",
+                    self._flat(chunk),
+                    len(chunk),
+                )
+            else:
+                arrays = ", ".join(f"?::{kind}[]" for _name, kind in columns)
+                names = ", ".join(name for name, _kind in columns)
+                yield f"unnest({arrays}) AS v ({names})", [list(c) for c in zip(*chunk, strict=True)], len(chunk)
+
+    def _flat(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """Rows' values in one list as SQLite takes them; a batch shares a few days and one moment,
+        each converted once."""
+        value = self._store.value
+        converted: dict[date, Any] = {}
+        out: list[Any] = []
+        for row in rows:
+            for v in row:
+                if isinstance(v, date):
+                    v = converted[v] if v in converted else converted.setdefault(v, value(v))
+                out.append(v)
+        return out
+
     def claim_alerts(self, claims: Sequence[tuple[int, date, date | None]]) -> set[int]:
         """Move many deadlines' next alerts on, one statement a chunk: (id, old, new) each; returns the
         ids claimed (another sweep, or a step, may have moved some first: those are left alone)."""
         claimed: set[int] = set()
-        value = self._store.value
-        for start in range(0, len(claims), 500):
-            chunk = claims[start : start + 500]
-            values = [v for did, old, new in chunk for v in (did, value(old), value(new))]
-            if self._store._sqlite:  # SQLite calls a VALUES list's columns column1, column2 ...
-                rows = ", ".join(["(?, ?, ?)"] * len(chunk))
-                sql = (
-                    f"UPDATE deadline SET next_alert_on = v.column3 FROM (VALUES {rows}) "
-                    "AS v WHERE deadline.id = v.column1 AND deadline.next_alert_on = v.column2 "
-                    "AND deadline.closed_on IS NULL RETURNING deadline.id"
-                )
-            else:  # arrays, not a parameter a value: the driver parses a statement's markers in Python
-                sql = (
-                    "UPDATE deadline SET next_alert_on = v.new FROM unnest(?::int[], ?::date[], ?::date[]) "
-                    "AS v (id, old, new) WHERE deadline.id = v.id AND deadline.next_alert_on = v.old "
-                    "AND deadline.closed_on IS NULL RETURNING deadline.id"
-                )
-                values = [list(column) for column in zip(*chunk, strict=True)]
+        for table, values, _count in self._tables(claims, (("id", "int"), ("old", "date"), ("new", "date"))):
+            sql = (
+                f"UPDATE deadline SET next_alert_on = v.new FROM {table} WHERE deadline.id = v.id "
+                "AND deadline.next_alert_on = v.old AND deadline.closed_on IS NULL RETURNING deadline.id"
+            )
             claimed |= {row[0] for row in self._positional(sql, values).fetchall()}
         return claimed
+
+    _OUTBOX = (("key", "text"), ("case_id", "int"), ("instance_id", "int"), ("kind", "text"), ("deadline_id", "int"),
+               ("alert_on", "date"), ("template", "text"), ("recipient_role", "text"), ("recipient_name", "text"),
+               ("recipient_email", "text"), ("channel", "text"), ("status", "text"), ("created_at", "timestamptz"),
+               ("last_error", "text"))  # fmt: skip
 
     def queue_messages(self, messages: Sequence[Mapping[str, Any]]) -> set[str]:
         """Queue many messages, one statement a chunk, each unless its key is in the outbox already;
         returns the keys queued now. Each message: the ``queue_message`` fields, rendered later."""
         queued: set[str] = set()
-        columns = ("key", "case_id", "instance_id", "kind", "deadline_id", "alert_on", "template", "recipient_role",
-                   "recipient_name", "recipient_email", "channel", "status", "created_at", "last_error")  # fmt: skip
-        row = "(" + ", ".join(["?"] * len(columns)) + ", NULL, 0)"
-        value = self._store.value
-        moments: dict[Any, Any] = {}  # a batch's messages share their moment and a few days: converted once
-        types = ("text", "int", "int", "text", "int", "date", "text", "text", "text", "text", "text", "text",
-                 "timestamptz", "text")  # fmt: skip
-        for start in range(0, len(messages), 500):
-            chunk = messages[start : start + 500]
-            if not self._store._sqlite:  # arrays, not a parameter a value (see claim_alerts)
-                arrays = ", ".join(f"?::{t}[]" for t in types)
-                sql = (
-                    f"INSERT INTO outbox ({', '.join(columns)}, history_seq, attempts) "
-                    f"SELECT *, NULL, 0 FROM unnest({arrays}) ON CONFLICT (key) DO NOTHING RETURNING key"
-                )
-                queued |= {r[0] for r in self._positional(sql, [[m[c] for m in chunk] for c in columns]).fetchall()}
-                continue
-            sql = (
-                f"INSERT INTO outbox ({', '.join(columns)}, history_seq, attempts) "
-                f"VALUES {', '.join([row] * len(chunk))} ON CONFLICT (key) DO NOTHING RETURNING key"
+        names = [name for name, _kind in self._OUTBOX]
+        rows = [tuple(m[name] for name in names) for m in messages]
+        for table, values, _count in self._tables(rows, self._OUTBOX):
+            sql = (  # "WHERE true": SQLite reads ON CONFLICT after a bare SELECT as part of a join
+                f"INSERT INTO outbox ({', '.join(names)}, history_seq, attempts) SELECT *, NULL, 0 FROM {table} "
+                "WHERE true ON CONFLICT (key) DO NOTHING RETURNING key"
             )
-            values: list[Any] = []
-            for m in chunk:
-                for c in columns:
-                    v = m[c]
-                    if c in ("alert_on", "created_at"):
-                        v = moments[v] if v in moments else moments.setdefault(v, value(v))
-                    values.append(v)
             queued |= {r[0] for r in self._positional(sql, values).fetchall()}
         return queued
 
@@ -633,24 +639,11 @@ class Unit:
         """Record many breaches, each once: (deadline id, the day it happened); returns the ids marked
         now (one already breached, or closed meanwhile, is left alone)."""
         marked: set[int] = set()
-        value = self._store.value
-        for start in range(0, len(breaches), 500):
-            chunk = breaches[start : start + 500]
-            values = [v for did, on in chunk for v in (did, value(on))]
-            if self._store._sqlite:
-                rows = ", ".join(["(?, ?)"] * len(chunk))
-                sql = (
-                    f"UPDATE deadline SET status = 'breached', breached_on = v.column2 FROM (VALUES {rows}) AS v "
-                    "WHERE deadline.id = v.column1 AND deadline.status = 'open' AND deadline.closed_on IS NULL "
-                    "RETURNING deadline.id"
-                )
-            else:
-                sql = (
-                    "UPDATE deadline SET status = 'breached', breached_on = v.day FROM unnest(?::int[], ?::date[]) "
-                    "AS v (id, day) WHERE deadline.id = v.id AND deadline.status = 'open' "
-                    "AND deadline.closed_on IS NULL RETURNING deadline.id"
-                )
-                values = [list(column) for column in zip(*chunk, strict=True)]
+        for table, values, _count in self._tables(breaches, (("id", "int"), ("day", "date"))):
+            sql = (
+                f"UPDATE deadline SET status = 'breached', breached_on = v.day FROM {table} WHERE deadline.id = v.id "
+                "AND deadline.status = 'open' AND deadline.closed_on IS NULL RETURNING deadline.id"
+            )
             marked |= {r[0] for r in self._positional(sql, values).fetchall()}
         return marked
 
@@ -676,41 +669,22 @@ class Unit:
             tips[e["instance_id"]] = (version + 1, row["hash"])
             rows.append(row)
         moves = [(iid, held[iid][0], version, last) for iid, (version, last) in tips.items() if version != held[iid][0]]
-        value = self._store.value
-        for start in range(0, len(moves), 500):
-            chunk = moves[start : start + 500]
-            values: list[Any] = [v for move in chunk for v in move]
-            marks = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-            if self._store._sqlite:
-                sql = (
-                    f"UPDATE workflow_instance SET version = v.column3, history_hash = v.column4 FROM (VALUES {marks}) "
-                    "AS v WHERE workflow_instance.id = v.column1 AND workflow_instance.version = v.column2 "
-                    "RETURNING workflow_instance.id"
-                )
-            else:
-                sql = (
-                    "UPDATE workflow_instance SET version = v.new, history_hash = v.hash "
-                    "FROM unnest(?::int[], ?::int[], ?::int[], ?::text[]) AS v (id, old, new, hash) "
-                    "WHERE workflow_instance.id = v.id AND workflow_instance.version = v.old "
-                    "RETURNING workflow_instance.id"
-                )
-                values = [list(column) for column in zip(*chunk, strict=True)]
-            if len(self._positional(sql, values).fetchall()) != len(chunk):
+        for table, values, count in self._tables(
+            moves, (("id", "int"), ("old", "int"), ("new", "int"), ("hash", "text"))
+        ):
+            sql = (
+                f"UPDATE workflow_instance SET version = v.new, history_hash = v.hash FROM {table} "
+                "WHERE workflow_instance.id = v.id AND workflow_instance.version = v.old RETURNING workflow_instance.id"
+            )
+            if len(self._positional(sql, values).fetchall()) != count:
                 raise ConflictError("a case was changed by someone else during the sweep; nothing was saved")
-        columns = ("instance_id", "case_id", "seq", "at", "occurred_on", "actor", "actor_role", "recorded_by",
-                   "trigger", "from_state", "to_state", "inputs", "note", "hash")  # fmt: skip
-        one = "(" + ", ".join(["?"] * len(columns)) + ")"
-        types = ("int", "int", "int", "timestamptz", "date", "text", "text", "text", "text", "text", "text", "text",
-                 "text", "text")  # fmt: skip
-        for start in range(0, len(rows), 500):
-            entries_chunk = rows[start : start + 500]
-            if self._store._sqlite:
-                sql = f"INSERT INTO history ({', '.join(columns)}) VALUES {', '.join([one] * len(entries_chunk))}"
-                self._positional(sql, [value(r[c]) for r in entries_chunk for c in columns])
-            else:
-                arrays = ", ".join(f"?::{t}[]" for t in types)
-                sql = f"INSERT INTO history ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
-                self._positional(sql, [[r[c] for r in entries_chunk] for c in columns])
+        columns = (("instance_id", "int"), ("case_id", "int"), ("seq", "int"), ("at", "timestamptz"),
+                   ("occurred_on", "date"), ("actor", "text"), ("actor_role", "text"), ("recorded_by", "text"),
+                   ("trigger", "text"), ("from_state", "text"), ("to_state", "text"), ("inputs", "text"),
+                   ("note", "text"), ("hash", "text"))  # fmt: skip
+        names = [name for name, _kind in columns]
+        for table, values, _count in self._tables([tuple(r[name] for name in names) for r in rows], columns):
+            self._positional(f"INSERT INTO history ({', '.join(names)}) SELECT * FROM {table}", values)
 
     def lock_instance(self, instance_id: int) -> tuple[int, str, str] | None:
         """Hold the instance's row, as a step does, without changing it: (version, state, history hash)."""
