@@ -104,9 +104,11 @@ class DispatchReport:
 _ROW = (
     "SELECT o.id, o.key, o.kind, o.case_id, o.instance_id, o.history_seq, o.template, o.recipient_role, "
     "o.recipient_name, o.recipient_email, o.channel, o.attempts, o.subject, o.body, c.name, c.caseworker, "
-    "o.recipient_address, o.deadline_id, o.created_at FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id "
+    "o.recipient_address, o.deadline_id, o.created_at, d.name, d.title, d.due_on, d.source, d.basis, "
+    "d.exception_head, di.workflow, di.definition_version FROM outbox o LEFT JOIN ehc_case c ON c.id = o.case_id "
+    "LEFT JOIN deadline d ON d.id = o.deadline_id LEFT JOIN workflow_instance di ON di.id = d.instance_id "
     "WHERE o.id = :id"
-)
+)  # a reminder's or escalation's deadline comes with it: rendered without another query
 ALERTS = ("reminder", "escalation")
 CLAIM_BATCH = (
     20  # messages a dispatcher claims at once  # queued by the sweep as what they are, rendered here when sent
@@ -337,16 +339,9 @@ class Dispatcher:
         """A reminder's or escalation's context: its deadline as it stands, counted from the day the
         sweep found it due (the day it was queued)."""
         key, kind, case_id, case_name, deadline_id, created = row[1], row[2], row[3], row[14], row[17], row[18]
-        with self.store.unit() as unit:
-            found = unit.fetch(
-                "SELECT d.name, d.title, d.due_on, d.source, d.basis, d.exception_head, i.workflow, "
-                "i.definition_version FROM deadline d JOIN workflow_instance i ON i.id = d.instance_id "
-                "WHERE d.id = :id",
-                {"id": deadline_id},
-            )
-        if not found:
+        name, title, due_on, source, basis, excused, workflow, version = row[19:27]
+        if name is None:
             raise NotFound(f"outbox message {row[0]}: its deadline ({deadline_id}) is missing")
-        name, title, due_on, source, basis, excused, workflow, version = found[0]
         definition = self.catalogue.get(workflow, version)
         try:
             offset = alerts.offset_of(definition, definition.deadline(name), kind, key.split(":")[3])

@@ -453,7 +453,6 @@ def _request(out: Return, case: _Case, inst: dict[str, Any], received: date) -> 
         return block, finished
     assessment: dict[str, Any] = {}
     issued, not_issuing = _step(inst, "issue_final_plan"), _step(inst, "decide_not_to_issue")
-    gone = _step(inst, "withdraw_request", "move_out_of_area")
     if issued is not None:
         on = _day(issued[1].get("plan_issued_on"), issued[0])
         assessment.update(AssessmentOutcome="Y", AssessmentOutcomeDate=on.isoformat())
@@ -462,9 +461,9 @@ def _request(out: Return, case: _Case, inst: dict[str, Any], received: date) -> 
         on = _day(not_issuing[1].get("decision_sent_on"), not_issuing[0])
         assessment.update(AssessmentOutcome="N", AssessmentOutcomeDate=on.isoformat())
         finished = on
-    elif gone is not None:
+    elif withdrawn is not None:  # withdrawn, or moved away, after the council agreed to assess
         assessment["AssessmentOutcome"] = "W"
-        finished = gone[0]
+        finished = withdrawn[0]
     else:
         assessment["AssessmentOutcome"] = "A"
     mediation, tribunal = _flags(disagreements, ("not_to_issue",))
