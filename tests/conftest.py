@@ -10,7 +10,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from servers import NotifyStub, PostgresCluster, SmtpServer, notify_handler, postgres_bin
+from servers import NotifyStub, PostgresCluster, SmtpServer, create_database, notify_handler, postgres_bin
 
 from engine.actor import Actor
 from engine.app import App
@@ -60,14 +60,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'cases.sqlite'}"
         return
     server: str = request.getfixturevalue("postgres_server")
-    from sqlalchemy import create_engine, text
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    yield f"{server}/{name}"
+    yield create_database(server, f"t_{uuid.uuid4().hex[:12]}")
 
 
 def documents_app(tmp_path: Path, clock: FixedClock, database_url: str | None = None, **settings: object) -> App:

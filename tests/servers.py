@@ -41,6 +41,17 @@ def postgres_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def create_database(server: str, name: str) -> str:
+    """A new, empty database on the PostgreSQL server at ``server`` (a URL without a database name)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
 class PostgresCluster:
     """A throw-away PostgreSQL cluster on loopback (Debian's binaries; initdb refuses root, so it runs
     as the postgres user then), which can be stopped and started again on the same port."""

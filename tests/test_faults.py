@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import SmtpServer
@@ -31,6 +32,21 @@ START = date(2026, 3, 2)
 DAYS = 30
 CASES = 60
 STEPS = ("agree_to_assess", "record_advice_received", "decide_to_issue", "refuse_to_assess")
+
+
+def run_and_kill(workers: list[Any], after: float) -> int:
+    """Start the workers, kill with SIGKILL those still working ``after`` seconds on; how many were."""
+    for w in workers:
+        w.start()
+    time.sleep(after)
+    killed = 0
+    for w in workers:
+        if w.is_alive():
+            os.kill(w.pid, signal.SIGKILL)
+            killed += 1
+    for w in workers:
+        w.join(30)
+    return killed
 
 
 def _worker(url: str, outbox: str, port: int, day: str, seed: int, role: str) -> None:
@@ -80,15 +96,7 @@ def test_workers_killed_at_random_leave_every_message_sent_once_and_the_record_w
             for role in ("sweep", "sweep", "steps")
         ]  # fmt: skip
         before = len(smtp_server.handler.received)
-        for w in workers:
-            w.start()
-        time.sleep(rng.uniform(0.01, 0.4))
-        for w in workers:
-            if w.is_alive():
-                os.kill(w.pid, signal.SIGKILL)  # type: ignore[arg-type]
-                kills += 1
-        for w in workers:
-            w.join(30)
+        kills += run_and_kill(workers, rng.uniform(0.01, 0.4))
         # Within one day no message goes twice, however many workers send at once: a message cut off
         # between sending and recording goes again only once its lease has run out, on a later day.
         today = Counter(str(m.message["X-EHCP-Key"]) for m in smtp_server.handler.received[before:])
@@ -200,7 +208,7 @@ def test_the_database_unreachable_for_a_while_is_one_clear_line_and_nothing_is_l
     """PostgreSQL stopped under a running service: `ehcp tick` says so in one line and exits 2, losing
     nothing; started again, the next tick does the work that was due, each message once."""
     import yaml
-    from servers import PostgresCluster, postgres_bin
+    from servers import PostgresCluster, create_database, postgres_bin
     from typer.testing import CliRunner
 
     from engine.cli import app as cli
@@ -212,13 +220,7 @@ def test_the_database_unreachable_for_a_while_is_one_clear_line_and_nothing_is_l
     cluster = PostgresCluster(bindir)
     cluster.start()
     try:
-        from sqlalchemy import create_engine
-
-        admin = create_engine(f"{cluster.url}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("CREATE DATABASE county"))
-        admin.dispose()
-        url = f"{cluster.url}/county"
+        url = create_database(cluster.url, "county")
         initialise(url)
         clock = FixedClock(START)
         engine_app = App(settings(url, tmp_path / "outbox", smtp_server.port), clock)
@@ -286,15 +288,7 @@ def test_document_workers_killed_at_random_leave_every_document_made_once(databa
         workers = [
             ctx.Process(target=_render, args=(database_url, str(tmp_path / "outbox"), documents)) for _ in (1, 2)
         ]
-        for w in workers:
-            w.start()
-        time.sleep(rng.uniform(0.2, 1.5))
-        for w in workers:
-            if w.is_alive():
-                os.kill(w.pid, signal.SIGKILL)  # type: ignore[arg-type]
-                kills += 1
-        for w in workers:
-            w.join(30)
+        kills += run_and_kill(workers, rng.uniform(0.2, 1.5))
     clock.set(START + timedelta(days=3))  # past the lease of any claim a killed worker left
     app = App(base.model_copy(update={"documents_dir": documents}), clock)
     app.documents.process()
