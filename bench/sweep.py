@@ -32,20 +32,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from engine import alerts  # noqa: E402
+from engine import alerts, calendar  # noqa: E402
 from engine.app import App  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
 from engine.config import Settings, StaffMember  # noqa: E402
-from engine.store.database import connect, ensure_schema  # noqa: E402
+from engine.store.database import Checkpointer, connect, ensure_schema  # noqa: E402
+from engine.store.repository import as_date  # noqa: E402
 
 STAFF = [
     StaffMember(id=f"cw{i}", name=f"Caseworker {i}", email=f"cw{i}@example.org", role="caseworker", manager="tm")
@@ -165,24 +169,143 @@ class Copies:
         admin.dispose()
 
 
-def sweep_once(copies: Copies, source: str, as_of: date) -> tuple[float, int, int, int]:
+def sweep_once(copies: Copies, source: str, as_of: date) -> tuple[float, int, int, int, Writes]:
+    """One sweep as ``ehcp scheduler run`` makes it (SQLite: the log copied back on a thread of its
+    own), timed from a fresh copy; returns its time, counts, and what it wrote (for the replay)."""
     url = copies.copy(source, "run")
     app = App(settings(url), FixedClock(as_of))
+    app.background_checkpoints = True
     sweeper = app.sweeper  # the schema check and the workflows' load happen at start-up, not per sweep
+    calendar.is_working_day(as_of)  # as do the bank holidays' (the holidays package: ~0.1 s)
     with app.engine.connect() as conn:
-        conn.exec_driver_sql("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL").scalar()
+        marks = Marks.read(conn, as_of)
+    checkpointer = Checkpointer(app.engine).start()
     started = time.perf_counter()
-    report = sweeper.sweep(as_of)
+    with Checkpointer.held_off(app.engine):  # as engine.scheduler.run_once sweeps
+        report = sweeper.sweep(as_of)
     elapsed = time.perf_counter() - started
+    checkpointer.stop()
+    with app.engine.connect() as conn:
+        writes = Writes.read(conn, marks)
     app.engine.dispose()
     copies.drop("run")
-    return elapsed, report.examined, len(report.messages), len(report.breaches)
+    return elapsed, report.examined, len(report.messages), len(report.breaches), writes
+
+
+class Marks(NamedTuple):
+    """Where the tables ended before a sweep, and the rows it was to work on."""
+
+    outbox: int
+    history: int
+    due: list[int]
+
+    @staticmethod
+    def read(conn: Any, as_of: date) -> Marks:
+        one = conn.exec_driver_sql
+        return Marks(
+            one("SELECT coalesce(max(id), 0) FROM outbox").scalar(),
+            one("SELECT coalesce(max(id), 0) FROM history").scalar(),
+            [r[0] for r in conn.execute(text(DUE_IDS), {"today": as_of})],
+        )
+
+
+DUE_IDS = "SELECT id FROM deadline WHERE next_alert_on <= :today AND closed_on IS NULL ORDER BY next_alert_on, id"
+OUTBOX = ("key", "case_id", "instance_id", "kind", "deadline_id", "alert_on", "template", "recipient_role",
+          "recipient_name", "recipient_email", "channel", "status", "created_at", "last_error", "attempts")  # fmt: skip
+HISTORY = ("instance_id", "case_id", "seq", "at", "occurred_on", "actor", "actor_role", "trigger", "from_state",
+           "to_state", "inputs", "note", "hash")  # fmt: skip
+
+
+class Writes(NamedTuple):
+    """Every row a sweep wrote, as the driver reads it back: replayed on a fresh copy, it gives the
+    database's own cost of the same work."""
+
+    due: list[int]
+    deadlines: list[tuple[Any, ...]]
+    instances: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+    outbox: list[tuple[Any, ...]]
+
+    @staticmethod
+    def read(conn: Any, marks: Marks) -> Writes:
+        raw = conn.connection.dbapi_connection.cursor()
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+
+        def rows(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+            raw.execute(sql.replace("?", mark), params)
+            return [tuple(r) for r in raw.fetchall()]
+
+        due = set(marks.due)
+        deadlines = [r for r in rows("SELECT next_alert_on, status, breached_on, id FROM deadline") if r[3] in due]
+        history = rows(f"SELECT {', '.join(HISTORY)} FROM history WHERE id > ? ORDER BY id", marks.history)
+        moved = {h[0] for h in history}
+        instances = [r for r in rows("SELECT version, history_hash, id FROM workflow_instance") if r[2] in moved]
+        outbox = rows(f"SELECT {', '.join(OUTBOX)} FROM outbox WHERE id > ? ORDER BY id", marks.outbox)
+        return Writes(marks.due, deadlines, instances, history, outbox)
+
+
+def replay_once(copies: Copies, source: str, as_of: date, writes: Writes) -> float:
+    """The same rows written by the bare driver in one transaction, with the same settings, after
+    the same query for what is due: no decisions, no guards, no Python but the driver's."""
+    url = copies.copy(source, "replay")
+    engine = connect(url, background_checkpoints=True)
+    raw = engine.raw_connection()
+    cur = raw.cursor()
+    mark = "?" if url.startswith("sqlite") else "%s"
+    cur.execute("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL")
+    cur.fetchall()
+
+    def many(sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            cur.executemany(sql.replace("?", mark), rows)
+
+    started = time.perf_counter()
+    cur.execute(DUE_IDS.replace(":today", mark), (as_of.isoformat(),))
+    cur.fetchall()
+    many("UPDATE deadline SET next_alert_on = ?, status = ?, breached_on = ? WHERE id = ?", writes.deadlines)
+    many(f"INSERT INTO history ({', '.join(HISTORY)}) VALUES ({', '.join('?' * len(HISTORY))})", writes.history)
+    many("UPDATE workflow_instance SET version = ?, history_hash = ? WHERE id = ?", writes.instances)
+    many(f"INSERT INTO outbox ({', '.join(OUTBOX)}) VALUES ({', '.join('?' * len(OUTBOX))})", writes.outbox)
+    raw.commit()
+    elapsed = time.perf_counter() - started
+    raw.close()
+    engine.dispose()
+    copies.drop("replay")
+    return elapsed
+
+
+def naive_once(copies: Copies, source: str, as_of: date) -> tuple[float, int]:
+    """The naive baseline: every open deadline read, and what falls due worked out for each in
+    Python, one row at a time; it writes nothing, so it is faster than a naive sweep would be."""
+    app = App(settings(copies.url(source)), FixedClock(as_of))
+    catalogue = app.catalogue
+    calendar.is_working_day(as_of)
+    with app.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL").scalar()
+        started = time.perf_counter()
+        found = 0
+        rows = conn.exec_driver_sql(
+            "SELECT d.name, d.party, d.due_on, d.status, d.next_alert_on, i.workflow, i.definition_version "
+            "FROM deadline d JOIN workflow_instance i ON i.id = d.instance_id WHERE d.closed_on IS NULL"
+        )
+        for name, party, due_on, status, since, workflow, version in rows:
+            if since is None:
+                continue
+            definition = catalogue.get(workflow, version)
+            due = alerts.due(
+                definition, definition.deadline(name), party, as_date(due_on), status, as_date(since), as_of
+            )
+            found += bool(due.send or due.skip or due.breach_on)
+        elapsed = time.perf_counter() - started
+    app.engine.dispose()
+    return elapsed, found
 
 
 @contextmanager
-def postgres_cluster(folder: Path) -> Iterator[str]:
+def postgres_cluster(folder: Path, settings: Sequence[str] = ()) -> Iterator[str]:
     """A throw-away PostgreSQL cluster on loopback (Debian's binaries, run as the postgres user when
-    this runs as root, as initdb refuses root), with the server's own defaults but fsync."""
+    this runs as root, as initdb refuses root), with the server's own defaults (fsync on) but for
+    ``settings`` ("name=value" each)."""
     bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
     data = folder / "pg"
     os.chmod(folder, 0o777)
@@ -192,7 +315,7 @@ def postgres_cluster(folder: Path) -> Iterator[str]:
         port = s.getsockname()[1]
     subprocess.run(as_postgres + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
                    check=True, capture_output=True)  # fmt: skip
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1" + "".join(f" -c {kv}" for kv in settings)
     subprocess.run(as_postgres + [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
                                   str(folder / "pg.log"), "start"], check=True, capture_output=True)  # fmt: skip
     try:
@@ -207,10 +330,12 @@ def main() -> None:
     parser.add_argument("--deadlines", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="on a throw-away PostgreSQL cluster, not SQLite")
+    parser.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a server setting for that cluster, e.g. shared_buffers=1GB (repeatable)")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ehcp-sweep-") as tmp:
         if args.postgres:
-            with postgres_cluster(Path(tmp)) as server:
+            with postgres_cluster(Path(tmp), args.pg_set) as server:
                 run(Copies(Path(tmp), server), args.deadlines, args.runs, "PostgreSQL")
         else:
             run(Copies(Path(tmp), None), args.deadlines, args.runs, "SQLite")
@@ -235,15 +360,31 @@ def run(copies: Copies, deadlines: int, runs: int, kind: str) -> None:
         ("daily (one day's alerts)", today),
         ("catch-up (30 days without a sweep)", today + timedelta(days=30)),
     ]
-    head = f"{'median ms':>10} {'min ms':>8} {'examined':>9} {'messages':>9} {'breaches':>9}"
-    print(f"\n{'sweep':44} {head}  per deadline")
+    scenarios_done: list[tuple[str, date, float]] = []
+    print(
+        f"\n{'sweep':40} {'median ms':>10} {'min ms':>8} {'examined':>9} {'messages':>9} {'breaches':>9}  per deadline"
+    )
+    replays = {}
     for label, as_of in scenarios:
         done = [sweep_once(copies, "seeded", as_of) for _ in range(runs)]
         times = [r[0] for r in done]
         med = statistics.median(times)
-        _, examined, messages, breaches = done[0]
+        _, examined, messages, breaches, writes = done[0]
+        replays[label] = statistics.median(replay_once(copies, "seeded", as_of, writes) for _ in range(runs))
         per = f"{med / examined * 1e6:,.0f} µs" if examined else "-"
-        print(f"{label:44} {med * 1e3:10.1f} {min(times) * 1e3:8.1f} {examined:9,} {messages:9,} {breaches:9,}  {per}")
+        print(f"{label:40} {med * 1e3:10.1f} {min(times) * 1e3:8.1f} {examined:9,} {messages:9,} {breaches:9,}  {per}")
+        scenarios_done.append((label, as_of, med))
+    print(
+        f"\n{'beside the baselines':40} {'sweep ms':>10} {'bare writes ms':>15} {'ratio':>6} {'naive ms':>9} "
+        f"{'naive/sweep':>12}"
+    )
+    naive = {}
+    for label, as_of, med in scenarios_done:
+        if as_of not in naive:
+            naive[as_of] = statistics.median(naive_once(copies, "seeded", as_of)[0] for _ in range(max(1, runs // 2)))
+        bare = replays[label]
+        print(f"{label:40} {med * 1e3:10.1f} {bare * 1e3:15.1f} {med / bare:6.2f} {naive[as_of] * 1e3:9.0f} "
+              f"{naive[as_of] / med:11.1f}x")  # fmt: skip
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nover {total:,} open deadlines; peak RSS {peak:.0f} MB; Python {sys.version.split()[0]}")
 

@@ -1845,6 +1845,7 @@ def tick(
                     "documents_rendered": ticked.rendered,
                     "documents_not_rendered": ticked.not_rendered,
                     "deadlines_examined": swept.examined,
+                    "swept_elsewhere": swept.elsewhere,  # another process was sweeping: this one did not
                     "breaches": [{**b, "breached_on": b["breached_on"].isoformat()} for b in swept.breaches],
                     # No names, addresses or subjects: this output goes to the service's logs.
                     "queued": [
@@ -1962,6 +1963,7 @@ def scheduler_run(
 
     def go() -> None:
         a = _app(operator_for="the scheduler")
+        a.background_checkpoints = True  # run_forever copies the log back on a thread of its own
         run_forever(a, interval)
 
     _run(go)

@@ -38,10 +38,14 @@ def run_once(app: App, *, send: bool = True, documents: bool = True, progress: P
     """Sweep, send, then render the documents steps queued; ``progress`` shows each phase as it goes."""
     progress = progress or Silent()
     app.catalogue.complete()  # every workflow file read: a broken one is known (and warned of) at once
+    app.engine  # noqa: B018 - the database opened and checked first: a missing one is one clear line
     # The sweep and the sending come first: reminders never wait behind a slow document.
-    with progress.phase("sweeping deadlines") as advance:
-        swept = app.sweeper.sweep()
-        advance(swept.examined)
+    with progress.phase("sweeping deadlines") as advance, SchedulerLock(app, "sweep") as turn:
+        if turn:
+            with Checkpointer.held_off(app.engine):
+                swept = app.sweeper.sweep(on_batch=advance)  # a catch-up's deadlines counted as they go
+        else:  # another process sweeps this database now: this one sends and renders what is queued
+            swept = SweepReport(app.clock.today(), elsewhere=True)
     sent = None
     if send:
         with progress.phase("sending messages") as advance:
@@ -65,6 +69,10 @@ def _job(app: App) -> None:
         log.exception("sweep failed; the next run will catch up")
         return
     swept, sent = ticked.swept, ticked.sent
+    if swept.elsewhere:
+        log.info("another process is sweeping %s now: this one sent %d", swept.as_of.isoformat(),
+                 sent.count("sent") if sent else 0)  # fmt: skip
+        return
     log.info(
         "swept %s: %d documents rendered, %d breaches, %d queued, %d sent, %d to retry, %d failed",
         swept.as_of.isoformat(),
@@ -113,14 +121,23 @@ def run_forever(app: App, interval_minutes: float | None = None) -> None:
 
 
 class SchedulerLock:
-    """One scheduler per database, however many processes serve it: the first to take this lock runs
-    the sweep; the others only serve. SQLite: an exclusive lock on a file beside the database;
-    PostgreSQL: a session advisory lock on a connection held open for the process's life."""
+    """One process at a time per database for a kind of work, however many run.
 
-    KEY = 0x45484350  # "EHCP"
+    - ``scheduler`` (``ehcp serve``): held for the process's life. The first of several web
+      processes to take it runs the scheduler; the others only serve.
+    - ``sweep``: held while one sweep runs. Any number of ``ehcp scheduler run`` processes (and
+      ``ehcp tick``) share a database: one sweeps while the others send and render. Sending and
+      rendering divide their work through the database's claims, and a sweep needs one worker.
 
-    def __init__(self, app: App):
+    SQLite: an exclusive lock on a file beside the database. PostgreSQL: a session advisory lock on
+    a connection held open meanwhile. A process that dies lets go of both."""
+
+    KEYS = {"scheduler": 0x45484350, "sweep": 0x45484353}  # "EHCP", "EHCS"
+
+    def __init__(self, app: App, purpose: str = "scheduler"):
         self.app = app
+        self.purpose = purpose
+        self.key = self.KEYS[purpose]
         self._held: Any = None
 
     def acquire(self) -> bool:
@@ -130,7 +147,7 @@ class SchedulerLock:
         if file is not None:
             import fcntl
 
-            handle = open(f"{file}.scheduler-lock", "a+")  # noqa: SIM115 - held until the process ends
+            handle = open(f"{file}.{self.purpose}-lock", "a+")  # noqa: SIM115 - held until released
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -141,7 +158,7 @@ class SchedulerLock:
         from sqlalchemy import text
 
         conn = self.app.engine.connect()
-        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY}).scalar_one():
+        if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar_one():
             conn.commit()
             self._held = conn
             return True
@@ -155,3 +172,9 @@ class SchedulerLock:
             self._held.invalidate()
         self._held.close()
         self._held = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
+from typing import Any
 
 import pytest
 from conftest import CW, CW2, HOS
@@ -383,3 +385,37 @@ def test_steps_beside_the_background_checkpointer(app: App, clock: FixedClock) -
         finally:
             raw.close()
     busy.engine.dispose()
+
+
+def test_the_sweep_holds_the_checkpointer_off(app: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep writes in many batches: the log is not copied back under it (that made it three times
+    slower), and is again as soon as it ends."""
+    from engine import scheduler
+    from engine.store.database import Checkpointer
+
+    busy = App(app.settings, clock, background_checkpoints=True, create=True)
+    open_simple(busy)
+    if busy.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no log for the process to copy back")
+    checkpointer = Checkpointer(busy.engine, interval=0.002).start()
+    seen: list[int] = []
+    real = type(busy.sweeper).sweep
+
+    def slow_sweep(self: Any, as_of: date | None = None, **kwargs: Any) -> Any:
+        seen.append(checkpointer.checkpoints)
+        time.sleep(0.2)  # a hundred intervals
+        seen.append(checkpointer.checkpoints)
+        return real(self, as_of, **kwargs)
+
+    monkeypatch.setattr(type(busy.sweeper), "sweep", slow_sweep)
+    try:
+        scheduler.run_once(busy, send=False, documents=False)
+        deadline = time.monotonic() + 5
+        while checkpointer.checkpoints <= seen[1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        after = checkpointer.checkpoints
+    finally:
+        checkpointer.stop()
+        busy.engine.dispose()
+    assert seen[1] - seen[0] <= 1  # one begun before the sweep may end during it; no other
+    assert after > seen[1]  # and they go on after it

@@ -441,6 +441,34 @@ def test_two_sweeps_in_parallel_processes_queue_each_message_once(database_url: 
     assert len(history_of(app, "deadline_breached")) == 30
 
 
+def test_a_worker_leaves_the_sweep_to_the_one_sweeping_and_sends(database_url: str, tmp_path: Path) -> None:
+    """Several scheduler processes share a database: one sweeps at a time; the others send."""
+    from engine.scheduler import SchedulerLock, run_once
+    from engine.sweep import describe
+
+    clock = FixedClock(START)
+    app = App(settings(database_url, tmp_path / "outbox", transport="folder"), clock, create=True)
+    for i in range(3):
+        open_case(app, f"Child {i}")
+    clock.set(date(2026, 3, 10))
+    other = App(app.settings, clock)
+    sweeping = SchedulerLock(other, "sweep")
+    assert sweeping.acquire()
+    try:
+        assert not SchedulerLock(app, "sweep").acquire()  # one at a time
+        ticked = run_once(app, documents=False)
+        assert ticked.swept.elsewhere and ticked.swept.examined == 0 and ticked.sent is not None
+        assert alerts_in_outbox(app) == [] and history_of(app, "deadline_breached") == []
+        assert list(describe(ticked.swept)) == ["not swept 2026-03-10: another process is sweeping this database now"]
+    finally:
+        sweeping.release()
+    ticked = run_once(app, documents=False)  # its turn now
+    assert not ticked.swept.elsewhere and len(ticked.swept.messages) == 3 * 4
+    assert len(history_of(app, "deadline_breached")) == 3
+    other.engine.dispose()
+    app.engine.dispose()
+
+
 # -- letters, digests, Notify and the command line ---------------------------------------------
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import DatabaseError
 
@@ -127,7 +128,14 @@ class Checkpointer:
     pages, holding the steps back for that short while only, so that the next step starts the log
     again from its beginning instead of growing it. Waits at most ``wait_ms`` for a writer or a
     reader and, if that is not enough, tries again at the next interval. Only for SQLite.
+
+    A batch writer (the sweep) holds it off while it works (``held_off``): copying back pages that
+    the next batch writes again, and holding the writer back each time, made a sweep three times
+    slower. The log then grows by what the batch wrote (``wal_autocheckpoint`` bounds it), and is
+    copied back at the next interval after.
     """
+
+    _running: ClassVar[dict[int, Checkpointer]] = {}  # by the engine's id: the one running for it
 
     def __init__(self, engine: Engine, interval: float = 0.25, wait_ms: int = 50):
         self.engine = engine
@@ -135,9 +143,13 @@ class Checkpointer:
         self.wait_ms = wait_ms
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+        self._holds = 0
+        self._lock = threading.Lock()
+        self.checkpoints = 0  # made so far
 
     def start(self) -> Checkpointer:
         if self.engine.dialect.name == "sqlite":
+            Checkpointer._running[id(self.engine)] = self
             self._thread.start()
         return self
 
@@ -145,6 +157,24 @@ class Checkpointer:
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join()
+        if Checkpointer._running.get(id(self.engine)) is self:
+            del Checkpointer._running[id(self.engine)]
+
+    @classmethod
+    @contextmanager
+    def held_off(cls, engine: Engine) -> Iterator[None]:
+        """No checkpoint starts on ``engine`` while this is held (a no-op where none runs)."""
+        running = cls._running.get(id(engine))
+        if running is None:
+            yield
+            return
+        with running._lock:
+            running._holds += 1
+        try:
+            yield
+        finally:
+            with running._lock:
+                running._holds -= 1
 
     def _run(self) -> None:
         raw = self.engine.raw_connection()
@@ -153,7 +183,9 @@ class Checkpointer:
             cur = raw.cursor()
             cur.execute(f"PRAGMA busy_timeout={self.wait_ms}")
             while not self._stop.wait(self.interval):
-                self.checkpoint(cur)
+                if not self._holds:
+                    self.checkpoint(cur)
+                    self.checkpoints += 1
         finally:
             raw.close()
 

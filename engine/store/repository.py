@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -270,17 +271,15 @@ class Unit:
         return int(self._exec(sql, params).rowcount)
 
     def contacts_of(self, case_ids: set[int]) -> dict[int, list[ContactRecord]]:
-        """The contacts of several cases, in one query."""
+        """The contacts of several cases, in one query a 500."""
         out: dict[int, list[ContactRecord]] = {}
         ids = sorted(case_ids)
         for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join(f":c{i}" for i in range(len(chunk)))
-            rows = self._exec(
+            rows = self.by_ids(
                 "SELECT case_id, role, name, email, address, prefers, interpreter, accessible_format FROM contact "
-                f"WHERE case_id IN ({marks}) ORDER BY id",
-                {f"c{i}": v for i, v in enumerate(chunk)},
-            ).fetchall()
+                "WHERE case_id {ids} ORDER BY id",
+                ids[start : start + 500],
+            )
             for r in rows:
                 out.setdefault(r[0], []).append(ContactRecord(r[1], r[2], r[3], r[4], r[5] or "email", r[6], r[7]))
         return out
@@ -561,7 +560,7 @@ class Unit:
                 row = "(" + ", ".join(["?"] * len(columns)) + ")"
                 yield (
                     f"(SELECT {names} FROM (VALUES {', '.join([row] * len(chunk))})) AS v",
-                    self._flat(chunk),
+                    self._flat(chunk, columns),
                     len(chunk),
                 )
             else:
@@ -569,18 +568,33 @@ class Unit:
                 names = ", ".join(name for name, _kind in columns)
                 yield f"unnest({arrays}) AS v ({names})", [list(c) for c in zip(*chunk, strict=True)], len(chunk)
 
-    def _flat(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """Rows' values in one list as SQLite takes them; a batch shares a few days and one moment,
-        each converted once."""
+    def _flat(self, rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, str]]) -> list[Any]:
+        """Rows' values in one list as SQLite takes them: the dates and moments of the date columns
+        converted (a batch shares a few, each converted once), the rest as they are."""
+        dated = [n for n, (_name, kind) in enumerate(columns) if kind in ("date", "timestamptz")]
+        if not dated:
+            return list(itertools.chain.from_iterable(rows))
         value = self._store.value
-        converted: dict[date, Any] = {}
-        out: list[Any] = []
-        for row in rows:
-            for v in row:
-                if isinstance(v, date):
-                    v = converted[v] if v in converted else converted.setdefault(v, value(v))
-                out.append(v)
-        return out
+        converted: dict[Any, Any] = {}
+
+        def convert(v: Any) -> Any:
+            c = converted.get(v, converted)
+            if c is converted:
+                c = converted[v] = value(v)
+            return c
+
+        values = [list(c) for c in zip(*rows, strict=True)]
+        for n in dated:
+            values[n] = [convert(v) for v in values[n]]
+        return list(itertools.chain.from_iterable(zip(*values, strict=True)))
+
+    def by_ids(self, sql: str, ids: Sequence[int], *values: Any) -> list[Any]:
+        """Rows of ``sql`` whose ``{ids}`` stands for a condition on the ids given (SQLite: an IN list;
+        PostgreSQL: ``= ANY`` of one array), its other parameters marked ``?`` after it, in order."""
+        if self._store._sqlite:
+            sql = sql.replace("{ids}", f"IN ({', '.join(['?'] * len(ids))})")
+            return list(self._positional(sql, [*ids, *(self._store.value(v) for v in values)]).fetchall())
+        return list(self._positional(sql.replace("{ids}", "= ANY(?)"), [list(ids), *values]).fetchall())
 
     def claim_alerts(self, claims: Sequence[tuple[int, date, date | None]]) -> set[int]:
         """Move many deadlines' next alerts on, one statement a chunk: (id, old, new) each; returns the
@@ -599,18 +613,18 @@ class Unit:
                ("recipient_email", "text"), ("channel", "text"), ("status", "text"), ("created_at", "timestamptz"),
                ("last_error", "text"))  # fmt: skip
 
-    def queue_messages(self, messages: Sequence[Mapping[str, Any]]) -> set[str]:
+    def queue_messages(self, rows: Sequence[Sequence[Any]]) -> set[str]:
         """Queue many messages, one statement a chunk, each unless its key is in the outbox already;
-        returns the keys queued now. Each message: the ``queue_message`` fields, rendered later."""
+        returns the keys queued now. Each row: the values of ``_OUTBOX``'s columns in its order (the
+        ``queue_message`` fields); the text is rendered when the message is sent."""
         queued: set[str] = set()
-        names = [name for name, _kind in self._OUTBOX]
-        rows = [tuple(m[name] for name in names) for m in messages]
+        names = ", ".join(name for name, _kind in self._OUTBOX)
         for table, values, _count in self._tables(rows, self._OUTBOX):
             sql = (  # "WHERE true": SQLite reads ON CONFLICT after a bare SELECT as part of a join
-                f"INSERT INTO outbox ({', '.join(names)}, history_seq, attempts) SELECT *, NULL, 0 FROM {table} "
+                f"INSERT INTO outbox ({names}, history_seq, attempts) SELECT *, NULL, 0 FROM {table} "
                 "WHERE true ON CONFLICT (key) DO NOTHING RETURNING key"
             )
-            queued |= {r[0] for r in self._positional(sql, values).fetchall()}
+            queued.update(r[0] for r in self._positional(sql, values).fetchall())
         return queued
 
     def lock_instances(self, instance_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
