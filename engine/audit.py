@@ -40,9 +40,12 @@ class Verified:
         return not self.breaks
 
 
-def _instances(conn: Connection) -> dict[int, tuple[int, str, str]]:
-    rows = conn.execute(text("SELECT id, case_id, workflow, history_hash FROM workflow_instance")).fetchall()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+def _instances(conn: Connection) -> dict[int, tuple[int, str, str, str, int]]:
+    """id -> (case, workflow, latest entry's hash, state, version)."""
+    rows = conn.execute(
+        text("SELECT id, case_id, workflow, history_hash, state, version FROM workflow_instance")
+    ).fetchall()
+    return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
 
 def _plans(conn: Connection) -> dict[str, str]:
@@ -92,9 +95,11 @@ def _verify(conn: Connection, seal: dict[str, Any] | None, progress: Callable[[i
     if seal is not None:
         sealed = {int(k): (int(v[0]), str(v[1])) for k, v in seal["heads"].items()}
     last: dict[int, str] = {}
+    tips: dict[int, tuple[int, str]] = {}  # each instance's last entry: (seq, the state it left)
 
     def where(row: dict[str, Any]) -> str:
-        case_id, workflow, _ = instances.get(row["instance_id"], (row["case_id"], "?", ""))
+        found = instances.get(row["instance_id"])
+        case_id, workflow = (found[0], found[1]) if found is not None else (row["case_id"], "?")
         return f"case {case_id}, {workflow} (instance {row['instance_id']}), entry {row['seq']}"
 
     for row in _entries(conn):
@@ -112,16 +117,23 @@ def _verify(conn: Connection, seal: dict[str, Any] | None, progress: Callable[[i
                 f"{where(row)}: does not match what it says, or an entry before it was changed, removed or added"
             )
         last[iid] = row["hash"]
+        tips[iid] = (row["seq"], row["to_state"])
         if iid in sealed and sealed[iid][0] == row["seq"]:
             out.sealed_checked += 1
             if row["hash"] != sealed[iid][1]:
                 out.breaks.append(f"{where(row)}: changed since the seal (its hash then was {sealed[iid][1][:12]}…)")
             del sealed[iid]
-    for iid, (case_id, workflow, head) in sorted(instances.items()):
+    for iid, (case_id, workflow, head, state, version) in sorted(instances.items()):
         if last.get(iid, GENESIS) != head:
             out.breaks.append(
                 f"case {case_id}, {workflow} (instance {iid}): its latest entries were removed or added outside "
                 "the service (the instance's own hash does not match its last entry)"
+            )
+        elif tips.get(iid, (0, state)) != (version, state):  # the state is not in the hash: checked here
+            seq, left = tips.get(iid, (0, state))
+            out.breaks.append(
+                f"case {case_id}, {workflow} (instance {iid}): changed outside the service (it is at '{state}', "
+                f"step {version}; its last entry, {seq}, left it at '{left}')"
             )
     for iid, (seq, _) in sorted(sealed.items()):
         found = instances.get(iid)

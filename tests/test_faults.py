@@ -114,19 +114,6 @@ def test_workers_killed_at_random_leave_every_message_sent_once_and_the_record_w
     with app.engine.connect() as conn:
         if database_url.startswith("sqlite"):
             assert conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
-        mismatched = conn.execute(
-            text(
-                "SELECT count(*) FROM workflow_instance i JOIN history h ON h.instance_id = i.id "
-                "AND h.seq = i.version WHERE h.to_state <> i.state"
-            )
-        ).scalar_one()
-        missing = conn.execute(
-            text(
-                "SELECT count(*) FROM workflow_instance i WHERE NOT EXISTS "
-                "(SELECT 1 FROM history h WHERE h.instance_id = i.id AND h.seq = i.version)"
-            )
-        ).scalar_one()
-        assert mismatched == 0 and missing == 0
         breached = conn.execute(text("SELECT count(*) FROM deadline WHERE breached_on IS NOT NULL")).scalar_one()
         entries = conn.execute(text("SELECT count(*) FROM history WHERE trigger = 'deadline_breached'")).scalar_one()
         assert breached == entries > 0
@@ -138,7 +125,8 @@ def test_workers_killed_at_random_leave_every_message_sent_once_and_the_record_w
                 text("SELECT key, provider_id FROM outbox WHERE status = 'sent' AND channel = 'email'")
             )
         }
-    assert audit.verify(app.engine).intact
+    checked = audit.verify(app.engine)  # the chain whole, and every state and version its last entry's
+    assert checked.intact, checked.breaks
     app.engine.dispose()
 
     received = smtp_server.handler.received

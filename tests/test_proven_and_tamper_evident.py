@@ -169,6 +169,19 @@ def test_every_entry_is_chained_and_verify_finds_a_changed_or_removed_entry(data
     # Put back, then the last entry removed: the instance's own hash no longer matches its last entry.
     _tamper(app.engine, "UPDATE history SET actor = 'cw' WHERE id = :id", id=agreed["id"])
     assert verify(app.engine).intact
+    # The case moved on by hand, with no entry: the state is not in the hash, so it is checked beside it.
+    iid = agreed["instance_id"]
+    with app.engine.connect() as conn:
+        state, version = conn.execute(
+            text("SELECT state, version FROM workflow_instance WHERE id = :i"), {"i": iid}
+        ).one()
+    _tamper(app.engine, "UPDATE workflow_instance SET state = 'plan_finalised' WHERE id = :i", i=iid)
+    assert verify(app.engine).breaks == [
+        f"case {case_id}, needs_assessment (instance {iid}): changed outside the service (it is at "
+        f"'plan_finalised', step {version}; its last entry, {version}, left it at '{state}')"
+    ]
+    _tamper(app.engine, "UPDATE workflow_instance SET state = :s WHERE id = :i", s=state, i=iid)
+    assert verify(app.engine).intact
     last = rows[-1]
     _tamper(app.engine, "DELETE FROM history WHERE id = :id", id=last["id"])
     assert verify(app.engine).breaks == [

@@ -33,14 +33,7 @@ def test_a_small_county_runs_a_quarter_and_leaves_the_record_whole(core: App, cl
         assert statuses.get("queued", 0) == 0 and statuses.get("sent", 0) == year.messages
         keys = conn.execute(text("SELECT count(*), count(DISTINCT key) FROM outbox")).one()
         assert keys[0] == keys[1]
-        mismatched = conn.execute(
-            text(
-                "SELECT count(*) FROM workflow_instance i JOIN history h ON h.instance_id = i.id AND h.seq = i.version "
-                "WHERE h.to_state <> i.state"
-            )
-        ).scalar_one()
-        assert mismatched == 0
-    checked = audit.verify(core.engine)
-    assert checked.intact and checked.entries > year.steps
+    checked = audit.verify(core.engine)  # the chain whole, and every state and version its last entry's
+    assert checked.intact and checked.entries > year.steps, checked.breaks
     with pytest.raises(ConfigError, match="empty database"):
         simulate(core, clock, plans=1, requests=0, start=START, days=1)
