@@ -21,6 +21,7 @@ from ..app import App
 from ..documents import read_stored
 from ..errors import ConflictError, EhcpError, InvalidInput, NotAuthorised, NotFound
 from ..portal import FIELDS, KIND_WORDS, MAX_FILES, Access, Portal
+from .views import random_id, sha256_id
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _guard() -> Response | None:
 
 def _access(public_id: str, kind: str | None = "family") -> Access:
     try:
-        found = portal().access(g.person, public_id[:40], kind)
+        found = portal().access(g.person, random_id(public_id), kind)
     except NotFound:
         abort(404)
     g.portal_actor = found.actor
@@ -100,7 +101,8 @@ def sign_in() -> Any:
     email = ""
     if request.method == "POST":
         email = request.form.get("email", "").strip()[:320]
-        if "@" not in email or "." not in email.partition("@")[2] or any(c.isspace() for c in email):
+        # (A control character is no address either: and PostgreSQL refuses a query holding a NUL.)
+        if "@" not in email or "." not in email.partition("@")[2] or not email.isprintable() or " " in email:
             errors["email"] = "Enter an email address in the correct format, like name@example.com"
         else:
             _send(portal().ask_for_link(email))
@@ -315,7 +317,7 @@ def _download(data: bytes, name: str, media_type: str = "application/octet-strea
 def document(public_id: str, sha256: str) -> Response:
     access = _access(public_id)
     try:
-        kind, data = portal().document_for(access, sha256[:64])
+        kind, data = portal().document_for(access, sha256_id(sha256))
     except (NotFound, EhcpError):
         abort(404)
     _audit("portal_downloaded_document", access.case_id, kind)
@@ -326,7 +328,7 @@ def document(public_id: str, sha256: str) -> Response:
 def own_file(public_id: str, file_id: str) -> Response:
     access = _access(public_id, None)
     try:
-        extension, data = portal().upload(access.case_id, file_id[:40], access)
+        extension, data = portal().upload(access.case_id, random_id(file_id), access)
     except (NotFound, EhcpError):
         abort(404)
     _audit("portal_downloaded_file", access.case_id)
@@ -339,7 +341,7 @@ def own_file(public_id: str, file_id: str) -> Response:
 def _request(request_id: str) -> tuple[dict[str, Any], Access]:
     """The advice request waiting for this person, and their access to its case; 404 for any other."""
     try:
-        found = portal().advice_request(g.person, request_id[:40])
+        found = portal().advice_request(g.person, random_id(request_id))
     except NotFound:
         abort(404)
     access: Access = found["access"]

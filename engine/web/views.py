@@ -84,6 +84,7 @@ def create_app(settings: Settings, clock: Clock | None = None, engine_app: App |
     )
     flask.extensions["ehcp"] = core
     flask.extensions["ehcp_accounts"] = Accounts(core.engine, core.directory, core.clock, web)
+    flask.before_request(_unreadable_form)  # before the CSRF check, which cannot take such a form
     CSRFProtect(flask)
     if web.oidc is not None:
         from authlib.integrations.flask_client import OAuth  # type: ignore[import-untyped]
@@ -169,7 +170,18 @@ def _error_page(exc: Any) -> Any:
 
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int]:
-    return render_template("error.html", code=400, reason="The form had expired. Go back and try again."), 400
+    page = "portal/error.html" if request.path.startswith("/portal") else "error.html"
+    return render_template(page, code=400, reason="The form had expired. Go back and try again."), 400
+
+
+def _unreadable_form() -> tuple[str, int] | None:
+    """A form with a part that has no name (a multipart header Werkzeug cannot read gives the name None):
+    refused as unreadable. Flask-WTF's CSRF check looks through the form's names for a prefixed token
+    and fails on None with an AttributeError, a 500 anyone could cause without signing in."""
+    if request.method == "POST" and None in request.form:
+        page = "portal/error.html" if request.path.startswith("/portal") else "error.html"
+        return render_template(page, code=400, reason="The form could not be read. Go back and try again."), 400
+    return None
 
 
 def core() -> App:
@@ -675,7 +687,7 @@ def step(case_id: int, instance_id: int, trigger: str) -> Any:
                     inputs=values,
                     note=note or None,
                     workflow=workflow["workflow"],
-                    expected_version=int(version) if version.isdigit() else None,
+                    expected_version=_number(version),
                     on=on,
                 )
             except (TransitionRefused, NotAuthorised, ConflictError, InvalidInput) as exc:
@@ -685,6 +697,14 @@ def step(case_id: int, instance_id: int, trigger: str) -> Any:
                     if field is None and message.startswith(f"--{option}:"):
                         field, message = option, message.removeprefix(f"--{option}:").strip()
                 errors[field or "form"] = _plain(message)
+            except OverflowError:  # a time limit counted from a date near the calendar's end (the year 9999)
+                given = {n: date.fromisoformat(values[n]) for n, i in spec.inputs.items()
+                         if i.type is InputType.DATE and n in values}  # fmt: skip
+                if on is not None:
+                    given["on"] = on
+                today = core().clock.today()
+                far = max(given, key=lambda n: abs((given[n] - today).days), default="form")
+                errors[far] = "This date is too far from today to count the time limits from: check the year"
             else:
                 return _done(
                     case_id,
@@ -721,6 +741,32 @@ def _done(case_id: int, message: str, action: str, detail: str | None = None) ->
     audit(action, case_id, detail)
     session["done"] = message
     return redirect(url_for("staff.case", case_id=case_id))
+
+
+_RANDOM_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")  # engine.portal's ids: secrets.token_urlsafe
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def random_id(value: str) -> str:
+    """An id the service made, from an address: its characters only, or the page is not found (any other
+    is no record; and PostgreSQL refuses a query holding a NUL, which was a 500)."""
+    if not _RANDOM_ID.fullmatch(value):
+        abort(404)
+    return value
+
+
+def sha256_id(value: str) -> str:
+    """A document's SHA-256 from an address, in lower-case hexadecimal, or the page is not found."""
+    if not _SHA256.fullmatch(value):
+        abort(404)
+    return value
+
+
+def _number(text: str) -> int | None:
+    """A record's number as a form or an address gives it: ASCII digits, and few enough for the database
+    to hold (str.isdigit alone lets through '²', which int() refuses, and numbers no column can store)."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 def _plain(message: str) -> str:
@@ -808,6 +854,7 @@ def document(case_id: int, sha256: str) -> Any:
     from ..documents import WORKFLOW_KINDS, read_stored
 
     _case(case_id)
+    sha256 = sha256_id(sha256)
     with core().engine.connect() as conn:
         row = conn.execute(
             text("SELECT kind, path FROM document WHERE case_id = :c AND sha256 = :h AND status = 'ready' LIMIT 1"),
@@ -881,7 +928,7 @@ def online_invite(case_id: int) -> Any:
     _case_for_casework(case_id)
     contact = request.form.get("contact", "")
     try:
-        sent_to = portal_service().invite(case_id, int(contact) if contact.isdigit() else -1, actor=g.actor)
+        sent_to = portal_service().invite(case_id, _number(contact) or -1, actor=g.actor)
     except NotFound:
         abort(404)
     except (InvalidInput, NotAuthorised) as exc:
@@ -894,11 +941,14 @@ def online_invite(case_id: int) -> Any:
 @bp.route("/cases/<int:case_id>/online/<access_id>/end", methods=["POST"])
 def online_end(case_id: int, access_id: str) -> Any:
     _case_for_casework(case_id)
+    reason = request.form.get("reason", "").strip() or "ended by the caseworker"
     try:
-        reason = request.form.get("reason", "") or "ended by the caseworker"
-        portal_service().end_access(case_id, access_id[:40], reason, actor=g.actor)
+        portal_service().end_access(case_id, random_id(access_id), reason, actor=g.actor)
     except NotFound:
         abort(404)
+    except (InvalidInput, NotAuthorised, ValueError) as exc:  # a reason the record cannot keep (a control character)
+        session["online_error"] = _plain(str(exc))
+        return redirect(url_for("staff.case", case_id=case_id) + "#online")
     return _done(case_id, "Their access to the case has ended", "ended_online_access")
 
 
@@ -912,8 +962,8 @@ def ask_advice(case_id: int) -> Any:
     on_parts: dict[str, str] = {}
     if request.method == "POST":
         # Everyone at once: the advice has arrived when every adviser asked has answered.
-        picked = [c for c in request.form.getlist("contact") if c.isdigit()]
-        chosen = ",".join(picked)
+        picked = [n for n in map(_number, request.form.getlist("contact")) if n is not None]
+        chosen = ",".join(map(str, picked))
         on, on_error, on_parts = _read_on(request.form)
         if not picked:
             errors["contact"] = "Select who to ask for advice"
@@ -923,7 +973,7 @@ def ask_advice(case_id: int) -> Any:
             asked, due = 0, ""
             for contact in picked:
                 try:
-                    due = portal_service().request_advice(case_id, int(contact), actor=g.actor, requested_on=on)
+                    due = portal_service().request_advice(case_id, contact, actor=g.actor, requested_on=on)
                     asked += 1
                 except NotFound:
                     abort(404)
@@ -942,7 +992,7 @@ def ask_advice(case_id: int) -> Any:
 def advice_received(case_id: int, request_id: str) -> Any:
     _case_for_casework(case_id)
     try:
-        portal_service().record_advice_outside(case_id, request_id[:40], actor=g.actor)
+        portal_service().record_advice_outside(case_id, random_id(request_id), actor=g.actor)
     except NotFound:
         abort(404)
     return _done(case_id, "Advice recorded as received today", "recorded_advice")
@@ -952,7 +1002,7 @@ def advice_received(case_id: int, request_id: str) -> Any:
 def advice_withdraw(case_id: int, request_id: str) -> Any:
     _case_for_casework(case_id)
     try:
-        portal_service().withdraw_advice_request(case_id, request_id[:40], actor=g.actor)
+        portal_service().withdraw_advice_request(case_id, random_id(request_id), actor=g.actor)
     except NotFound:
         abort(404)
     return _done(case_id, "The advice request was withdrawn; the adviser's access has ended", "withdrew_advice_request")
@@ -963,7 +1013,7 @@ def online_file(case_id: int, file_id: str) -> Any:
     """A file sent through the online service: a download only, sandboxed, never shown from this site."""
     _case(case_id)
     try:
-        extension, data = portal_service().upload(case_id, file_id[:40])
+        extension, data = portal_service().upload(case_id, random_id(file_id))
     except (NotFound, EhcpError):
         abort(404)
     audit("downloaded_file", case_id)
@@ -990,6 +1040,18 @@ def api_cases() -> Any:
 def api_case(case_id: int) -> Any:
     """One case, as `ehcp case show --json` gives it; 404 for a case this person may not see."""
     return jsonify(_case(case_id))
+
+
+@bp.route("/api/openapi.yaml")
+def openapi() -> Response:
+    """This application's HTTP interface in OpenAPI 3 (engine/web/openapi.yaml), for staff and their tools.
+
+    Behind the sign-in like every other address (401 without it): it holds no personal data, and the same
+    file is in the published source, but a council's internal service need not list its addresses and
+    forms to anyone on the internet, and no address is opened that was not open before."""
+    from importlib.resources import files
+
+    return Response(files("engine.web").joinpath("openapi.yaml").read_bytes(), mimetype="application/yaml")
 
 
 # -- managers ------------------------------------------------------------------------------------
@@ -1168,10 +1230,10 @@ def reports() -> Any:
     if any(until_parts.values()) and until is None:
         errors["to"] = "The last day must be a real date, like 31 3 2027"
     until = until or today
-    since = since or until - timedelta(days=365)
+    since = since or _year_before(until)
     if since > until:
         errors["from"] = "The first day must be before the last day"
-        since = until - timedelta(days=365)
+        since = _year_before(until)
     directory = core().directory
     found = timeliness(core(), since, until, lambda caseworker: may_see(g.actor, caseworker, directory))
     charts = [Markup(svg) for svg in timeliness_charts(found, core().settings.reports)]  # our own escaped SVG
@@ -1189,6 +1251,11 @@ def reports() -> Any:
         date_fields=["from", "to"],
         compared=compared,
     ), (400 if errors else 200)
+
+
+def _year_before(day: date) -> date:
+    """365 days before ``day``, or the first day there is (a report asked to end in the year 1)."""
+    return day - timedelta(days=365) if day - date.min > timedelta(days=365) else date.min
 
 
 @bp.route("/reports/forecast")
@@ -1327,21 +1394,23 @@ def admin_reset(staff_id: str) -> Any:
 def audit_log() -> Any:
     if g.actor.role not in ("auditor", "head_of_service"):
         abort(403)
-    case_id = request.args.get("case", "").strip()
-    who = request.args.get("who", "").strip()[:100]
+    case_id = request.args.get("case", "").strip()[:100]
+    case_number = _number(case_id)
+    # No staff id holds a NUL, and PostgreSQL refuses a query (or the audit log's line) holding one.
+    who = request.args.get("who", "").strip()[:100].replace("\x00", "\ufffd")
     sql = "SELECT at, actor, role, action, case_id, detail, address FROM audit_event"
     where: list[str] = []
     params: dict[str, object] = {}
-    if case_id.isdigit():
+    if case_number is not None:
         where.append("case_id = :c")
-        params["c"] = int(case_id)
+        params["c"] = case_number
     if who:
         where.append("actor = :w")
         params["w"] = who
     sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT 200"
     with core().engine.connect() as conn:
         events = [dict(r) for r in conn.execute(text(sql), params).mappings()]
-    audit("searched_audit", int(case_id) if case_id.isdigit() else None, f"who={who}" if who else None)
+    audit("searched_audit", case_number, f"who={who}" if who else None)
     return render_template("audit.html", events=events, case_id=case_id, who=who)
 
 
