@@ -116,6 +116,11 @@ def test_the_reports_and_the_at_risk_marks_in_a_browser(page: Any, caseload: tup
     page.get_by_role("button", name="Filter cases").click()
     page.get_by_role("heading", name="My cases").wait_for()
     listed = {int(m) for m in re.findall(r"Case (\d+)", page.locator("tbody").inner_text())}
+    while page.get_by_role("link", name="Next page").count():  # 50 to a page: the filter stays on each
+        page.get_by_role("link", name="Next page").click()
+        page.get_by_role("heading", name="My cases").wait_for()
+        assert page.get_by_label("At risk of being missed only").is_checked()
+        listed |= {int(m) for m in re.findall(r"Case (\d+)", page.locator("tbody").inner_text())}
     assert listed == {r["case"] for r in hers}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -271,6 +271,140 @@ def list_cases(db: Sql, state: str | None = None, workflow: str | None = None) -
             "caseworker": caseworker,
         }
         for case_id, name, born, wf, st, closed, next_due, caseworker in rows
+    ]
+
+
+def caseworkers(db: Sql) -> list[str | None]:
+    """Every value a case holds as its caseworker (a staff id, an email address, or none): few, so
+    what a person may see is decided for each in Python and the list then asked for by them."""
+    return [r[0] for r in db.rows("SELECT DISTINCT caseworker FROM ehc_case")]
+
+
+def _open_where(
+    db: Sql,
+    holders: Sequence[str | None] | None,
+    workflow: str | None = None,
+    state: str | None = None,
+    ids: Iterable[int] | None = None,
+    overdue_on: date | None = None,
+    flagged: Mapping[str, Iterable[int]] | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The conditions on open workflows (``i``) of cases (``c``) held by ``holders`` (None: anyone's;
+    a None among them: cases no one holds), of a workflow, at a stage, among ``ids``, with a council
+    time limit (``n.next_due``) before ``overdue_on``, and (``flagged``) among the cases given for
+    their workflow."""
+    where, params = ["i.closed_on IS NULL"], []
+    if holders is not None:
+        named = [h for h in holders if h is not None]
+        held = [f"c.caseworker IN ({', '.join('?' * len(named))})"] if named else []
+        if None in holders:
+            held.append("c.caseworker IS NULL")
+        where.append(f"({' OR '.join(held)})" if held else "1 = 0")
+        params += named
+    if workflow:
+        where.append("i.workflow = ?")
+        params.append(workflow)
+    if state:
+        where.append("i.state = ?")
+        params.append(state)
+    if ids is not None:  # integers, written in: a search can match thousands
+        chosen = sorted({int(i) for i in ids})
+        where.append(f"c.id IN ({', '.join(map(str, chosen))})" if chosen else "1 = 0")
+    if overdue_on is not None:
+        where.append("n.next_due < ?")
+        params.append(db.day(overdue_on))
+    if flagged is not None:
+        either = []
+        for name, cases in sorted(flagged.items()):
+            chosen = sorted({int(i) for i in cases})
+            if chosen:
+                either.append(f"(i.workflow = ? AND c.id IN ({', '.join(map(str, chosen))}))")
+                params.append(name)
+        where.append(f"({' OR '.join(either)})" if either else "1 = 0")
+    return " AND ".join(where), tuple(params)
+
+
+_NEXT_DUE = (
+    "LEFT OUTER JOIN (SELECT instance_id, min(due_on) AS next_due FROM deadline "
+    "WHERE closed_on IS NULL AND party = 'council' GROUP BY instance_id) n ON n.instance_id = i.id "
+)
+
+
+def open_workflows(
+    db: Sql,
+    holders: Sequence[str | None] | None,
+    *,
+    workflow: str | None = None,
+    state: str | None = None,
+    ids: Iterable[int] | None = None,
+    overdue_on: date | None = None,
+    flagged: Mapping[str, Iterable[int]] | None = None,
+    per_page: int | None = None,
+    page: int = 1,
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The open workflows of the cases ``holders`` hold (as ``_open_where`` chooses them), the next
+    council time limit first and those with none last, then by case: all of them, or page ``page`` of
+    ``per_page`` (the last, if there are fewer); with how many there are in all and the page given.
+    The database does the choosing, ordering and counting: a county's list is thousands long."""
+    where, params = _open_where(db, holders, workflow, state, ids, overdue_on, flagged)
+    tables = "FROM workflow_instance i JOIN ehc_case c ON c.id = i.case_id " + _NEXT_DUE
+    limit = ""
+    total = 0
+    if per_page is not None:
+        counted = tables if overdue_on is not None else tables.removesuffix(_NEXT_DUE)  # the join costs most
+        total = int(db.rows(f"SELECT count(*) {counted}WHERE {where}", params)[0][0])
+        page = max(1, min(page, -(-total // per_page)))
+        limit = f" LIMIT {int(per_page)} OFFSET {(page - 1) * int(per_page)}"
+    rows = db.rows(
+        f"SELECT c.id, c.name, c.date_of_birth, i.workflow, i.state, n.next_due, c.caseworker {tables}"
+        f"WHERE {where} ORDER BY CASE WHEN n.next_due IS NULL THEN 1 ELSE 0 END, n.next_due, c.id, i.id{limit}",
+        params,
+    )
+    if per_page is None:
+        total = len(rows)
+    return (
+        [
+            {
+                "id": case_id,
+                "name": name,
+                "date_of_birth": _day(born),
+                "workflow": wf,
+                "state": st,
+                "open": True,
+                "next_due": _day(next_due),
+                "caseworker": caseworker,
+            }
+            for case_id, name, born, wf, st, next_due, caseworker in rows
+        ],
+        total,
+        page,
+    )
+
+
+def open_kinds(db: Sql, holders: Sequence[str | None] | None) -> list[tuple[str, str, str | None]]:
+    """The (workflow, stage, caseworker) of the open workflows of the cases ``holders`` hold: what a
+    list of them can be narrowed by."""
+    where, params = _open_where(db, holders)
+    return [
+        (wf, st, worker)
+        for wf, st, worker in db.rows(
+            "SELECT DISTINCT i.workflow, i.state, c.caseworker FROM workflow_instance i "
+            f"JOIN ehc_case c ON c.id = i.case_id WHERE {where}",
+            params,
+        )
+    ]
+
+
+def names(db: Sql, holders: Sequence[str | None] | None) -> list[tuple[int, str]]:
+    """The id and name of each case ``holders`` hold with a workflow open (for a search by name, made
+    in Python: SQLite's ``lower`` knows only ASCII)."""
+    where, params = _open_where(db, holders)
+    return [
+        (int(i), str(name))
+        for i, name in db.rows(
+            f"SELECT DISTINCT c.id, c.name FROM workflow_instance i JOIN ehc_case c ON c.id = i.case_id WHERE {where}",
+            params,
+        )
     ]
 
 

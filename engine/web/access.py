@@ -10,6 +10,8 @@ role does not allow is "forbidden".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..actor import Actor
 from ..directory import Directory
 from ..roles import CASEWORK_ROLES
@@ -34,6 +36,15 @@ def may_see(actor: Actor, caseworker: str | None, directory: Directory) -> bool:
     if holder.id == actor.id:
         return True
     return team_of(directory, holder.id) == team_of(directory, actor.id)
+
+
+def holders_seen(actor: Actor, held_by: Iterable[str | None], directory: Directory) -> list[str | None] | None:
+    """Of the values cases hold as their caseworker (``held_by``), those whose cases ``actor`` may see
+    (``may_see`` decides each, so a list and a case page never disagree); None when they may see every
+    case. A database is then asked for those cases alone."""
+    if actor.role in SEES_ALL:
+        return None
+    return [who for who in held_by if may_see(actor, who, directory)]
 
 
 def may_change(actor: Actor) -> bool:

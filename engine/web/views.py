@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
@@ -41,7 +42,7 @@ from ..definition.model import InputSpec, InputType
 from ..errors import ConflictError, EhcpError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from ..messages import long_date
 from ..store import reading
-from .access import may_change, may_see
+from .access import holders_seen, may_change, may_see
 from .accounts import Accounts
 
 bp = Blueprint("staff", __name__)
@@ -443,11 +444,21 @@ def sign_in_setup(token: str) -> Any:
 # -- cases ---------------------------------------------------------------------------------------
 
 
-def _visible_cases() -> list[dict[str, Any]]:
+PAGE_SIZE = 50  # open workflows a page of the case list shows
+
+
+def _holders() -> list[str | None] | None:
+    """The caseworker values of the cases this person may see (None: every case)."""
     with core().read() as db:
-        rows = reading.list_cases(db)
-    directory = core().directory
-    return [r for r in rows if may_see(g.actor, r["caseworker"], directory)]
+        held_by = reading.caseworkers(db)
+    return holders_seen(g.actor, held_by, core().directory)
+
+
+def _visible_cases() -> list[dict[str, Any]]:
+    """Every open workflow of the cases this person may see (the API's list, the team board)."""
+    with core().read() as db:
+        rows, _total, _page = reading.open_workflows(db, _holders())
+    return rows
 
 
 @bp.route("/")
@@ -457,49 +468,68 @@ def home() -> Response:
 
 @bp.route("/cases")
 def cases() -> Any:
+    """The open workflows of the cases this person may see, a page at a time, the next time limit
+    first; narrowed by name or number, workflow, stage, team, overdue or at risk. The database
+    chooses, orders and counts them (a county's list is thousands long)."""
     if g.actor.role == "administrator":
         abort(403)
     today = core().clock.today()
     query = request.args.get("q", "").strip()[:100]
-    workflow = request.args.get("workflow", "")
+    workflow = request.args.get("workflow", "")[:100]
     overdue_only = request.args.get("overdue") == "yes"
-    stage = request.args.get("stage", "")
-    team_ = request.args.get("team", "")
-    rows = [r for r in _visible_cases() if r["open"]]
-    workflows = sorted({r["workflow"] for r in rows})
-    stages = sorted({r["state"] for r in rows if not workflow or r["workflow"] == workflow})
+    at_risk_only = request.args.get("at_risk") == "yes"
+    stage = request.args.get("stage", "")[:100]
+    team_ = request.args.get("team", "")[:200]
+    number = request.args.get("page", "1")[:6]
+    page = int(number) if number.isascii() and number.isdigit() and int(number) > 0 else 1
     directory = core().directory
-    for r in rows:
-        holder = directory.find(r["caseworker"]) if r["caseworker"] else None
-        r["team"] = holder.team_name() if holder is not None else ""
-    teams = sorted({r["team"] for r in rows if r["team"]})
-    if workflow:
-        rows = [r for r in rows if r["workflow"] == workflow]
-    if stage:
-        rows = [r for r in rows if r["state"] == stage]
-    if team_:
-        rows = [r for r in rows if r["team"] == team_]
-    if query:
-        needle = query.lower().removeprefix("case ").strip()
-        rows = [r for r in rows if needle in r["name"].lower() or needle == str(r["id"])]
-    risky: dict[tuple[int, str], dict[str, Any]] = {}
-    for found in _risks()[0].flagged:  # the riskiest first: one per workflow of a case
-        risky.setdefault((found["case"], found["workflow"]), found)
+    holders = _holders()
+    with core().read() as db:
+        kinds = reading.open_kinds(db, holders)
+        workflows = sorted({wf for wf, _st, _w in kinds})
+        stages = sorted({st for wf, st, _w in kinds if not workflow or wf == workflow})
+        team_of_holder = {}
+        for _wf, _st, worker in kinds:
+            holder = directory.find(worker) if worker else None
+            team_of_holder[worker] = holder.team_name() if holder is not None else ""
+        teams = sorted({t for t in team_of_holder.values() if t})
+        chosen = holders
+        if team_:
+            chosen = [w for w, t in team_of_holder.items() if t == team_]
+        ids = None
+        if query:
+            needle = query.casefold().removeprefix("case ").strip()
+            ids = [i for i, name in reading.names(db, chosen) if needle in name.casefold() or needle == str(i)]
+        risky: dict[tuple[int, str], dict[str, Any]] = {}
+        for found in _risks()[0].flagged:  # the riskiest first: one per workflow of a case
+            risky.setdefault((found["case"], found["workflow"]), found)
+        flagged: dict[str, set[int]] | None = None
+        if at_risk_only:
+            flagged = {}
+            for case_id, name in risky:
+                flagged.setdefault(name, set()).add(case_id)
+        filters: dict[str, Any] = {
+            "workflow": workflow or None,
+            "state": stage or None,
+            "ids": ids,
+            "overdue_on": today if overdue_only else None,
+            "flagged": flagged,
+        }
+        rows, total, page = reading.open_workflows(db, chosen, **filters, per_page=PAGE_SIZE, page=page)
+    pages = max(1, -(-total // PAGE_SIZE))
     for r in rows:
         due = date.fromisoformat(r["next_due"]) if r["next_due"] else None
         r["days_left"] = (due - today).days if due else None
         r["risk"] = risky.get((r["id"], r["workflow"]))
-    if overdue_only:
-        rows = [r for r in rows if r["days_left"] is not None and r["days_left"] < 0]
-    at_risk_only = request.args.get("at_risk") == "yes"
-    if at_risk_only:
-        rows = [r for r in rows if r["risk"] is not None]
-    rows.sort(key=lambda r: (r["days_left"] is None, r["days_left"] if r["days_left"] is not None else 0, r["id"]))
     titles = {name: core().catalogue.latest(name).title for name in workflows}
-    audit("listed_cases", detail=f"{len(rows)} shown")
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    audit("listed_cases", detail=f"{total} found, page {page} of {pages}")
     return render_template(
         "cases.html",
         rows=rows,
+        total=total,
+        first=(page - 1) * PAGE_SIZE + 1,
+        pagination=_pagination(page, pages, args),
         workflows=workflows,
         titles=titles,
         query=query,
@@ -511,6 +541,30 @@ def cases() -> Any:
         teams=teams if len(teams) > 1 else [],
         team=team_,
     )
+
+
+def _pagination(page: int, pages: int, args: dict[str, str]) -> dict[str, Any] | None:
+    """The GOV.UK pagination component's parameters: the first and last pages, this one and those
+    beside it, with an ellipsis for the rest; every link keeps the filters."""
+    if pages < 2:
+        return None
+
+    def href(n: int) -> str:
+        values: dict[str, Any] = {**args, "page": n}
+        return url_for("staff.cases", **values)
+
+    items: list[dict[str, Any]] = []
+    for n in range(1, pages + 1):
+        if n in (1, pages) or abs(n - page) <= 1:
+            items.append({"number": n, "href": href(n), "current": n == page})
+        elif items and not items[-1].get("ellipsis"):
+            items.append({"ellipsis": True})
+    found: dict[str, Any] = {"items": items, "landmarkLabel": "Pages of cases"}
+    if page > 1:
+        found["previous"] = {"href": href(page - 1)}
+    if page < pages:
+        found["next"] = {"href": href(page + 1)}
+    return found
 
 
 def _case(case_id: int) -> dict[str, Any]:
@@ -1081,11 +1135,9 @@ def team() -> Any:
     this_week = [d for d in due if d["days_left"] >= 0]
     escalated = [d for d in overdue if d["status"] == "breached"]
     unallocated = sorted({r["id"]: r for r in visible.values() if not r["caseworker"]}.values(), key=lambda r: r["id"])
-    load = []
-    for member in _team_members():
-        open_cases = {r["id"] for r in visible.values() if r["caseworker"] == member.id}
-        late = {d["case_id"] for d in overdue if d["caseworker"] == member.id}
-        load.append({"member": member, "cases": len(open_cases), "overdue": len(late)})
+    held = Counter(r["caseworker"] for r in visible.values())
+    late = Counter(worker for _case, worker in {(d["case_id"], d["caseworker"]) for d in overdue})
+    load = [{"member": m, "cases": held[m.id], "overdue": late[m.id]} for m in _team_members()]
     with core().engine.connect() as conn:
         failed = [
             dict(r)

@@ -1,0 +1,213 @@
+"""The staff case list over more cases than fit a page, through the web application (Flask's test
+client, signed in through the sign-in forms), on SQLite and PostgreSQL: the database chooses, orders
+and counts the rows, and what it lists is exactly what ``access.may_see`` lets each person see, page
+after page; filters and pages go together; a search by name knows more than ASCII."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pyotp
+import pytest
+from conftest import ROOT
+from sqlalchemy import text
+
+from engine.app import App
+from engine.clock import FixedClock
+from engine.config import Settings, StaffMember
+from engine.web.access import may_see
+from engine.web.accounts import Accounts
+from engine.web.views import PAGE_SIZE, create_app
+
+TODAY = date(2026, 11, 16)
+STAFF = [
+    StaffMember(id="casey", name="Casey", email="casey@example.org", role="caseworker", manager="morgan"),
+    StaffMember(id="jo", name="Jo", email="jo@example.org", role="caseworker", manager="morgan"),
+    StaffMember(id="morgan", name="Morgan", email="morgan@example.org", role="team_manager"),
+    StaffMember(id="pat", name="Pat", email="pat@example.org", role="caseworker", manager="lee"),
+    StaffMember(id="lee", name="Lee", email="lee@example.org", role="team_manager"),
+    StaffMember(id="robin", name="Robin", email="robin@example.org", role="head_of_service"),
+    StaffMember(id="sam", name="Sam", email="sam@example.org", role="auditor"),
+]
+PASSWORD = "a long enough pass phrase for the list"
+# Who holds each case, in turn: staff ids, Jo by her email address as a person might type it, no one,
+# and someone since removed from the staff list.
+HOLDERS = ["casey", "jo", "pat", " Jo@Example.ORG", None, "casey", "pat", "gone.person", "jo", "pat"]
+NAMES = ["Zoë Ünal", "Amir Khan", "Ada Lovelace-Smith", "Øyvind Berg", "Case Study"]
+
+
+@dataclass
+class Listing:
+    core: App
+    flask: Any
+    cases: dict[int, str | None]  # case id: who holds it
+
+
+@pytest.fixture
+def listing(database_url: str, tmp_path: Path) -> Iterator[Listing]:
+    settings = Settings(
+        database_url=database_url,
+        workflows_dir=str(ROOT / "workflows"),
+        templates_dir=str(ROOT / "templates"),
+        documents_dir=str(tmp_path / "documents"),
+        staff=STAFF,
+    )
+    clock = FixedClock(TODAY - timedelta(days=200))
+    core = App(settings, clock, create=True)
+    morgan = core.directory.actor("morgan")
+    cases: dict[int, str | None] = {}
+    for n in range(160):  # requests over 200 days: their limits fall due on many days, some passed
+        clock.set(TODAY - timedelta(days=200 - n))
+        holder = HOLDERS[n % len(HOLDERS)]
+        case_id = core.cases.open_case(
+            name=f"{NAMES[n % len(NAMES)]} {n}",
+            date_of_birth=date(2016, 1, 1),
+            workflow="needs_assessment",
+            actor=morgan,
+            inputs={"request_received_on": clock.today(), "requested_by": "parent"},
+            caseworker="casey",
+        ).case_id
+        cases[case_id] = holder
+        if n % 7 == 0:  # a closed one: refused, and the family told
+            core.cases.fire(case_id, "refuse_to_assess", actor=morgan, inputs={"reasons": "Needs met at school."})
+    with core.engine.begin() as conn:  # holders as a council's record has them, not as open_case checks
+        for case_id, holder in cases.items():
+            conn.execute(text("UPDATE ehc_case SET caseworker = :w WHERE id = :c"), {"w": holder, "c": case_id})
+    clock.set(TODAY)
+    yield Listing(core, create_app(settings, clock, engine_app=core), cases)
+    core.engine.dispose()
+
+
+def _signed_in(listing: Listing, staff_id: str) -> Any:
+    client = listing.flask.test_client()
+    core = listing.core
+    secret = Accounts(core.engine, core.directory, core.clock, core.settings.web).set_password(staff_id, PASSWORD)
+
+    def token(page: Any) -> str:
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+        assert found is not None
+        return found.group(1)
+
+    client.post("/sign-in", data={"login": staff_id, "password": PASSWORD, "csrf_token": token(client.get("/sign-in"))})
+    code = pyotp.TOTP(secret).at(core.clock.now())
+    done = client.post("/sign-in/code", data={"code": code, "csrf_token": token(client.get("/sign-in/code"))})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/")
+    return client
+
+
+def _page(client: Any, address: str) -> tuple[list[tuple[int, str]], int, dict[str, str]]:
+    """The rows a page lists (case and next time limit's words), the total its caption gives, and its
+    pagination's links by their words."""
+    answer = client.get(address)
+    assert answer.status_code == 200, answer.status_code
+    html = answer.get_data(as_text=True)
+    body = html.split('<tbody class="govuk-table__body">', 1)[1].split("</tbody>", 1)[0] if "<tbody" in html else ""
+    rows: list[tuple[int, str]] = []
+    for row in body.split("<tr ")[1:]:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        number = re.search(r'href="/cases/(\d+)"', cells[0])
+        assert number is not None
+        rows.append((int(number.group(1)), cells[3]))
+    caption = re.search(r"([\d,]+) open workflows?", html)
+    links: dict[str, str] = {}
+    nav = re.search(r'<nav class="govuk-pagination.*?</nav>', html, re.S)
+    for href, words in re.findall(r'<a[^>]*href="([^"]+)"[^>]*>(.*?)</a>', nav.group(0) if nav else "", re.S):
+        plain = " ".join(re.sub(r"<[^>]+>", " ", words).split())
+        links[plain] = href.replace("&amp;", "&")
+    return rows, int(caption.group(1).replace(",", "")) if caption else 0, links
+
+
+def _open(listing: Listing) -> set[int]:
+    with listing.core.engine.connect() as conn:
+        return {r[0] for r in conn.execute(text("SELECT case_id FROM workflow_instance WHERE closed_on IS NULL"))}
+
+
+def _days(words: str) -> float:
+    """How soon a row's next time limit falls, from its words (none: last)."""
+    if "None open" in words:
+        return float("inf")
+    if "Due today" in words:
+        return 0
+    found = re.search(r"(\d+) days (overdue|left)", words)
+    assert found is not None, words
+    return -int(found.group(1)) if found.group(2) == "overdue" else int(found.group(1))
+
+
+@pytest.mark.parametrize("who", ["casey", "morgan", "lee", "robin", "sam"])
+def test_every_page_together_lists_exactly_the_cases_the_person_may_see_soonest_first(
+    listing: Listing, who: str
+) -> None:
+    client = _signed_in(listing, who)
+    actor = listing.core.directory.actor(who)
+    expected = {c for c in _open(listing) if may_see(actor, listing.cases[c], listing.core.directory)}
+    assert expected and len(expected) < len(listing.cases) or who in ("robin", "sam")
+    seen: list[int] = []
+    order: list[float] = []
+    address: str | None = "/cases"
+    pages = 0
+    while address is not None:
+        rows, total, links = _page(client, address)
+        assert 0 < len(rows) <= PAGE_SIZE
+        assert total == len(expected)  # one open workflow a case here
+        seen += [case for case, _words in rows]
+        order += [_days(words) for _case, words in rows]
+        address = links.get("Next page")
+        pages += 1
+    assert sorted(seen) == sorted(expected), "each case the person may see once, and no other"
+    assert order == sorted(order), "the next time limit first, those with none last"
+    assert pages == -(-len(expected) // PAGE_SIZE)
+
+
+def test_a_search_filters_and_pages_together_and_knows_more_than_ascii(listing: Listing) -> None:
+    client = _signed_in(listing, "robin")
+    rows, total, _links = _page(client, "/cases?q=ZOË")  # "Zoë" in capitals: not what SQLite's lower knows
+    zoe = {c for c in _open(listing) if (c - 1) % len(NAMES) == 0}
+    assert {case for case, _ in rows} == zoe and total == len(zoe)
+    rows, total, _links = _page(client, "/cases?q=case+17")  # case 17, and each whose name has 17 in it
+    named = {c for c in _open(listing) if c == 17 or "17" in str(c - 1)}
+    assert {case for case, _ in rows} == named and 17 in named
+    # A filter that matches more than a page: its pages keep it.
+    rows, total, links = _page(client, "/cases?overdue=yes")
+    assert total > PAGE_SIZE and len(rows) == PAGE_SIZE
+    assert all(_days(words) < 0 for _case, words in rows)
+    second = links["Next page"]
+    assert parse_qs(urlsplit(second).query) == {"overdue": ["yes"], "page": ["2"]}
+    more, again, _ = _page(client, second)
+    assert again == total and not {c for c, _ in more} & {c for c, _ in rows}
+    assert all(_days(words) < 0 for _case, words in more)
+
+
+def test_a_page_past_the_end_shows_the_last_and_a_page_that_is_no_number_the_first(listing: Listing) -> None:
+    client = _signed_in(listing, "robin")
+    first, total, _ = _page(client, "/cases")
+    last_number = -(-total // PAGE_SIZE)
+    last, _, _ = _page(client, f"/cases?page={last_number}")
+    for address in ("/cases?page=999", "/cases?page=99999999999999999999", f"/cases?page={last_number + 1}"):
+        assert _page(client, address)[0] == last, address
+    for address in ("/cases?page=0", "/cases?page=-1", "/cases?page=²", "/cases?page=abc", "/cases?page="):
+        assert _page(client, address)[0] == first, address
+
+
+def test_a_team_filter_keeps_that_team_and_no_one_else(listing: Listing) -> None:
+    client = _signed_in(listing, "robin")
+    directory = listing.core.directory
+    morgan = directory.actor("morgan")
+    for team, colleague in (("morgan", "casey"), ("lee", "pat")):
+        rows, total, links = _page(client, f"/cases?team={team}")
+        listed = {c for c, _ in rows}
+        while "Next page" in links:
+            more, _, links = _page(client, links["Next page"])
+            listed |= {c for c, _ in more}
+        holders = {listing.cases[c] for c in listed}
+        assert total == len(listed) and listed
+        if team == "morgan":  # Jo by her email address too; no one's and the removed person's are no team's
+            assert {h.strip().lower() if h else h for h in holders} == {"casey", "jo", "jo@example.org"}
+            assert all(may_see(morgan, h, directory) for h in holders)
+        else:
+            assert holders == {colleague}
