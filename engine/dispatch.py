@@ -17,7 +17,9 @@ before ``sent`` is committed. The claim then stays ``sending`` until its lease
 (``notifications.retry.sending_lease_seconds``) runs out and the message is sent again. Marking
 it sent before sending would instead lose it on the same crash, and a missed reminder about a
 statutory deadline costs more than a repeated one. The repeat carries the same Message-ID (SMTP)
-or reference (GOV.UK Notify), both made from the message's key, so it can be recognised.
+or reference (GOV.UK Notify), both made from the message's key, so it can be recognised. On
+PostgreSQL the record of a message sent is committed without waiting for the disk
+(``Unit.mark_sent``): the database server's own crash just after could lose it, with the same repeat.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ _ROW = (
     "LEFT JOIN deadline d ON d.id = o.deadline_id LEFT JOIN workflow_instance di ON di.id = d.instance_id "
     "WHERE o.id = :id"
 )  # a reminder's or escalation's deadline comes with it: rendered without another query
+_ROWS = _ROW.replace("WHERE o.id = :id", "WHERE o.id {ids}")  # a claimed batch's, read as it is claimed
 ALERTS = ("reminder", "escalation")
 CLAIM_BATCH = (
     20  # messages a dispatcher claims at once  # queued by the sweep as what they are, rendered here when sent
@@ -182,10 +185,11 @@ class Dispatcher:
                 now = self.clock.now()
                 with self.store.unit() as unit:
                     claimed = unit.claim_due_messages(now, room)
+                    rows = {row[0]: row for row in unit.by_ids(_ROWS, claimed)} if claimed else {}
                 if not claimed:
                     break
                 for message_id in claimed:
-                    attempt = self._send(message_id)
+                    attempt = self._send(message_id, rows.get(message_id))
                     report.attempts.append(attempt)
                     if on_attempt is not None:
                         on_attempt(attempt)
@@ -207,11 +211,13 @@ class Dispatcher:
                 return None  # another dispatcher has it
         return self._send(message_id)
 
-    def _send(self, message_id: int) -> Attempt:
-        """Send one message this dispatcher has claimed, and record what happened."""
+    def _send(self, message_id: int, row: Any = None) -> Attempt:
+        """Send one message this dispatcher has claimed (``row``: as read with the claim), and record
+        what happened."""
         now = self.clock.now()
-        with self.store.unit() as unit:
-            row = unit.fetch(_ROW, {"id": message_id})[0]
+        if row is None:
+            with self.store.unit() as unit:
+                row = unit.fetch(_ROW, {"id": message_id})[0]
         (mid, key, kind, case_id, instance_id, seq, template, role, name, email, channel, attempts, subject, body) = (
             row[:14]
         )

@@ -405,6 +405,28 @@ def test_a_crash_between_sending_and_marking_sent_repeats_that_one_message_after
     assert app.dispatcher().dispatch().attempts == []
 
 
+def test_only_the_record_of_a_message_sent_skips_waiting_for_the_disk(database_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL the sent record's transaction alone commits without waiting for the disk (its loss
+    in a server crash is the repeat above); every other transaction, the claim included, waits."""
+    app = App(settings(database_url, tmp_path / "outbox"), FixedClock(START), create=True)
+    open_case(app, parent_email="pat@example.org")
+    app.cases.fire(1, "agree_to_assess", actor=CW)
+    postgres = not database_url.startswith("sqlite")
+
+    def durable(unit: Any) -> str | None:
+        return str(unit.fetch("SHOW synchronous_commit", {})[0][0]) if postgres else None
+
+    with app.store.unit() as unit:
+        (claimed,) = unit.claim_due_messages(app.clock.now(), 1)
+        assert durable(unit) in ("on", None)
+    with app.store.unit() as unit:
+        unit.mark_sent(claimed, app.clock.now(), "provider-1", "Subject", "Body")
+        assert durable(unit) == ("off" if postgres else None)
+    with app.store.unit() as unit:  # SET LOCAL: the next transaction on the same connection waits again
+        assert durable(unit) in ("on", None)
+        assert unit.fetch("SELECT status FROM outbox WHERE id = :i", {"i": claimed})[0][0] == "sent"
+
+
 def _sweep_in_another_process(url: str, outbox: str, day: str, barrier: Any, out: Any) -> None:
     app = App(settings(url, Path(outbox), transport="folder", batch=7), FixedClock(date.fromisoformat(day)))
     barrier.wait()

@@ -856,6 +856,13 @@ class Unit:
         )
 
     def mark_sent(self, message_id: int, now: datetime, provider_id: str, subject: str, body: str) -> None:
+        """Record a message sent. On PostgreSQL this transaction alone does not wait for the disk
+        (``synchronous_commit`` off): the database server crashing in the moment after could lose the
+        record, and the message, still claimed, is sent again when its lease runs out, as after a
+        dispatcher's crash between sending and recording (the repeat engine.dispatch documents).
+        Waiting for the disk once a message cost more than the rest of its database work."""
+        if not self._store._sqlite:
+            self._exec("SET LOCAL synchronous_commit TO OFF", {})
         self._exec(
             "UPDATE outbox SET status = 'sent', sent_at = :now, provider_id = :pid, subject = :subject, "
             "body = :body, last_error = NULL WHERE id = :id AND status = 'sending'",
