@@ -196,7 +196,7 @@ class Cases:
         """
         may_change_cases(actor, "open a case")
         today = self._step_date(on)
-        name = self._check_case(name, date_of_birth, self.clock.today(), contacts, caseworker)
+        name = self._check_case(name, date_of_birth, today, contacts, caseworker)
         if today < date_of_birth:
             raise InvalidInput(f"--on: {today.isoformat()} is before the date of birth ({date_of_birth.isoformat()})")
         if school_pattern not in SCHOOL_PATTERNS:

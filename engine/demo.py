@@ -15,7 +15,7 @@ from . import phases, sen2
 from .app import App
 from .cases import Cases
 from .clock import FixedClock
-from .errors import ConfigError
+from .errors import ConfigError, TransitionRefused
 from .plans import Plans
 from .store import queries
 from .store.repository import ContactRecord
@@ -616,6 +616,20 @@ def seed_caseload(app: App, count: int, seed: int, today: date) -> int:
                 plan_book.edit(opened.case_id, generated_plan(rng, first), actor=worker)
             elif step.trigger in ("propose_amendments", "issue_draft_plan"):
                 plan_book.edit(opened.case_id, {"F": amended_provision(rng, first)}, actor=worker)
+            if step.min_gap > 1:
+                # Waiting out a period (the time to appeal): its last day moves past weekends, bank
+                # holidays, Christmas and August (tribunal rule 12), so the story's gap is not always
+                # enough. Wait a day at a time; a period still running today leaves the case waiting.
+                while day <= today:
+                    try:
+                        cases.fire(opened.case_id, step.trigger, actor=worker, inputs=step.inputs(day))
+                        break
+                    except TransitionRefused:
+                        day += timedelta(days=1)
+                        clock.set(day)
+                else:
+                    break  # still running today: the case waits for it
+                continue
             cases.fire(opened.case_id, step.trigger, actor=worker, inputs=step.inputs(day))
     # Children moving between phases this academic year get their 15 February or 31 March date.
     clock.set(today)

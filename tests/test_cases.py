@@ -37,6 +37,25 @@ def open_simple(app: App, contacts: list[ContactRecord] | None = None) -> int:
     ).case_id
 
 
+def test_the_age_limit_is_that_on_the_day_the_case_opened(app: App, clock: FixedClock) -> None:
+    """A case recorded late (``--on`` a past day) is checked as it stood that day: 24 then and older
+    now is allowed, 26 then is not. (Checked against today, the record of a past case broke as the
+    years passed.)"""
+    clock.set(date(2027, 6, 1))
+
+    def open_on(day: date, born: date) -> int:
+        return app.cases.open_case(
+            name="Test Young Person", date_of_birth=born, workflow="simple", actor=CW,
+            inputs={"received_on": day.isoformat()}, caseworker="cw", on=day,
+        ).case_id  # fmt: skip
+
+    assert open_on(date(2025, 1, 6), date(2000, 6, 1)) > 0  # 24 on the day; 27 by "today"
+    with pytest.raises(InvalidInput, match="more than 25 years ago"):
+        open_on(date(2025, 1, 6), date(1998, 6, 1))  # 26 on the day
+    with pytest.raises(InvalidInput, match="in the future|before the date of birth"):
+        open_on(date(2025, 1, 6), date(2025, 3, 1))  # not born yet on the day
+
+
 def table_counts(app: App) -> dict[str, int]:
     with app.engine.connect() as conn:
         return {

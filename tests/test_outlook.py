@@ -14,7 +14,7 @@ from test_reports import START, assessment
 from walking import Cli, walk_config
 
 from engine.app import App
-from engine.clock import FixedClock
+from engine.clock import FixedClock, SystemClock
 from engine.outlook import at_risk, forecast
 
 T = date(2026, 3, 2)  # a Monday
@@ -111,5 +111,6 @@ def test_the_command_line_forecast_at_risk_and_measure(tmp_path: Path) -> None:
     assert "for managers and auditors" in cli("report", "at-risk", "--measure", ok=False)
     manager = cli.acting_as("morgan.demo")
     measured = json.loads(manager("report", "at-risk", "--measure", "--json"))
-    assert measured["limits_asked"] == 0 and measured["lead_days"] == 28 and measured["to"] < date.today().isoformat()
-    manager("report", "at-risk", "--measure", "--to", date.today().isoformat(), ok=False)  # outcomes not yet known
+    today = SystemClock().today().isoformat()  # the command's today: the date in England, not this machine's
+    assert measured["limits_asked"] == 0 and measured["lead_days"] == 28 and measured["to"] < today
+    manager("report", "at-risk", "--measure", "--to", today, ok=False)  # outcomes not yet known

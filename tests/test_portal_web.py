@@ -100,7 +100,7 @@ def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
     settings = load_settings(config)
-    today = date.today()
+    today = SystemClock().today()
     app = App(settings, FixedClock(today - timedelta(days=30)), create=True)
     clock = app.clock
     assert isinstance(clock, FixedClock)
@@ -200,7 +200,7 @@ def test_a_parent_signs_in_sees_their_case_and_sends_views_and_comments(page: An
     accessible(page, "portal-case")
     main = page.locator("main").inner_text()
     assert "Where things are now" in main and "What we must do, and by when" in main
-    last_day = date.today() - timedelta(days=3) + timedelta(days=14)
+    last_day = SystemClock().today() - timedelta(days=3) + timedelta(days=14)
     assert f"{last_day.day} {last_day:%B %Y}" in main, "the last day to comment on the draft"
     assert "Casey Demo" in main and "casey.demo@example.org" in main, "who their caseworker is"
     assert "Draft EHC plan (PDF)" in main
@@ -239,7 +239,7 @@ def test_a_parent_signs_in_sees_their_case_and_sends_views_and_comments(page: An
     page.locator("#files").set_input_files([{"name": "letter.pdf", "mimeType": "application/pdf", "buffer": PDF}])
     page.get_by_role("button", name="Send my comments").click()
     panel = page.locator(".govuk-panel").inner_text()
-    today = date.today()
+    today = SystemClock().today()
     assert "Comments on the draft plan" in panel and f"{today.day} {today:%B %Y}" in panel
     assert "This was on time" in page.locator("main").inner_text()
 
@@ -275,7 +275,7 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
     views_url = page.url
     page.locator("#files").set_input_files([{"name": "drawing.png", "mimeType": "image/png", "buffer": png()}])
     page.get_by_role("button", name="Send").click()
-    app = App(load_settings(site.config), FixedClock(date.today()))
+    app = App(load_settings(site.config), FixedClock(SystemClock().today()))
     try:
         file_id = Portal(app).for_case(site.cases["a"])["sent"][0]["files"][0]["id"]
     finally:
@@ -285,7 +285,7 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
     assert own.status == 200 and own.body() == png()
     assert own.headers["content-disposition"].startswith("attachment;")
     assert own.headers["content-security-policy"].startswith("sandbox")
-    app = App(load_settings(site.config), FixedClock(date.today()))
+    app = App(load_settings(site.config), FixedClock(SystemClock().today()))
     try:  # the psychologist's request on case c: another person's, so not b's either
         request_id = Portal(app).advice_requests(site.cases["c"])[0]["id"]
     finally:
@@ -324,7 +324,7 @@ def test_another_family_reaches_nothing_of_the_first(page: Any, site: Site) -> N
 
 def test_an_old_link_is_refused_and_a_new_one_can_be_asked_for(page: Any, site: Site) -> None:
     link = site.link("parent.b@example.org")
-    app = App(load_settings(site.config), FixedClock(date.today()))
+    app = App(load_settings(site.config), FixedClock(SystemClock().today()))
     try:  # the invitation's days have passed: a minute ago by the server's clock (a FixedClock's now is noon)
         with app.store.unit() as unit:
             unit.execute("UPDATE portal_link SET expires_at = :x", {"x": SystemClock().now() - timedelta(minutes=1)})
@@ -361,7 +361,7 @@ def test_an_educational_psychologist_answers_and_the_limit_is_met(page: Any, sit
     page.get_by_role("link", name=NAMES[2]).click()
     accessible(page, "portal-advice")
     main = page.locator("main").inner_text()
-    due = date.today() - timedelta(days=7) + timedelta(weeks=6)
+    due = SystemClock().today() - timedelta(days=7) + timedelta(weeks=6)
     assert f"{due.day} {due:%B %Y}" in main and "regulation 8" in main
     letter = page.request.get(page.url + "/letter.pdf")  # the letter asking a psychologist for advice
     assert letter.status == 200 and letter.body().startswith(b"%PDF")
@@ -372,7 +372,7 @@ def test_an_educational_psychologist_answers_and_the_limit_is_met(page: Any, sit
     assert "This was on time" in page.locator("main").inner_text()
     page.get_by_role("link", name="Back to your page").click()
     assert "There is nothing for you here now" in page.locator("main").inner_text(), "access ends with the request"
-    app = App(load_settings(site.config), FixedClock(date.today()))
+    app = App(load_settings(site.config), FixedClock(SystemClock().today()))
     try:
         with app.store.unit() as unit:
             state = unit.fetch("SELECT state FROM workflow_instance WHERE case_id = :c", {"c": site.cases["c"]})[0][0]
@@ -382,12 +382,12 @@ def test_an_educational_psychologist_answers_and_the_limit_is_met(page: Any, sit
     finally:
         app.engine.dispose()
     assert state == "advice_received"
-    assert status == "met" and str(closed)[:10] == date.today().isoformat()
+    assert status == "met" and str(closed)[:10] == SystemClock().today().isoformat()
 
 
 def test_no_email_names_the_child_or_says_what_was_decided(page: Any, site: Site) -> None:
     sign_in_by_link(page, site, "parent.a@example.org")  # an invitation, a code; more by the sweep below
-    app = App(load_settings(site.config), FixedClock(date.today()))
+    app = App(load_settings(site.config), FixedClock(SystemClock().today()))
     try:
         app.cases.fire(site.cases["c"], "decide_to_issue", actor=CW)  # a decision, to the family
         app.dispatcher().dispatch()
@@ -421,7 +421,7 @@ def test_a_caseworker_asks_advisers_at_once_and_sees_what_is_missing(page: Any, 
     page.get_by_label(re.compile("Demo EP service")).check()
     page.get_by_label(re.compile("Demo ICB")).check()
     page.get_by_role("button", name="Ask for advice").click()
-    due = date.today() + timedelta(weeks=6)
+    due = SystemClock().today() + timedelta(weeks=6)
     page.get_by_text(f"Advice asked of 2: due by {due:%A} {due.day} {due:%B %Y}").wait_for()  # raises unless it shows
     table = page.get_by_role("table", name=re.compile("Advice asked for")).inner_text()
     assert table.count("Missing") == 2 and "by post or email" in table
@@ -429,7 +429,7 @@ def test_a_caseworker_asks_advisers_at_once_and_sees_what_is_missing(page: Any, 
     page.get_by_role("button", name="Record it arrived today from Demo ICB").click()
     table = page.get_by_role("table", name=re.compile("Advice asked for")).inner_text()
     assert table.count("Missing") == 1
-    app = App(load_settings(site.config), FixedClock(date.today()))
+    app = App(load_settings(site.config), FixedClock(SystemClock().today()))
     try:  # the psychologist's invitation is queued for the sweep (the server here runs none): it holds a link
         with app.store.unit() as unit:
             [(body,)] = unit.fetch(

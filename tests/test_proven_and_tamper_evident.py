@@ -23,7 +23,7 @@ from engine.actor import Actor
 from engine.app import App
 from engine.audit import read_seal, verify, write_seal
 from engine.cli import app as cli_app
-from engine.clock import FixedClock
+from engine.clock import FixedClock, SystemClock
 from engine.config import Settings, StaffMember, load_settings
 from engine.directory import Directory
 from engine.documents import read_stored
@@ -403,7 +403,7 @@ def test_work_on_the_whole_installation_is_for_its_own_account_or_an_administrat
     with pytest.raises(NotAuthorised, match="you are casey.demo"):
         operator(load_settings(config), directory, "a restore", environ={"SUDO_USER": "casey"}, uid=0)
     # The sweep never runs ahead of today: it would record breaches that have not happened.
-    err = Cli(config)("tick", "--as-of", (date.today() + timedelta(days=30)).isoformat(), ok=False)
+    err = Cli(config)("tick", "--as-of", (SystemClock().today() + timedelta(days=30)).isoformat(), ok=False)
     assert "the sweep never runs ahead of today" in err
 
 

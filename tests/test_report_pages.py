@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +53,8 @@ def caseload(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, App]]:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
     settings = load_settings(config)
-    app = App(settings, FixedClock(date.today()), create=True)
-    seed_caseload(app, 90, seed=7, today=date.today())
+    app = App(settings, FixedClock(SystemClock().today()), create=True)
+    seed_caseload(app, 90, seed=7, today=SystemClock().today())
     accounts = Accounts(app.engine, app.directory, SystemClock(), settings.web)
     secrets = {s["id"]: accounts.set_password(s["id"], PASSWORD) for s in [*STAFF, HEAD]}
     with serving(config, port) as url:
@@ -65,7 +64,7 @@ def caseload(database_url: str, tmp_path: Path) -> Iterator[tuple[Site, App]]:
 
 def test_the_reports_and_the_at_risk_marks_in_a_browser(page: Any, caseload: tuple[Site, App]) -> None:
     site, app = caseload
-    today = date.today()
+    today = SystemClock().today()
     morgan = app.directory.actor("morgan.demo")
     expected = at_risk(app, today, lambda cw: may_see(morgan, cw, app.directory))
     assert expected.flagged, "a year of generated history, a third of it slow: some limits are at risk"

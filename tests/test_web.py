@@ -104,7 +104,7 @@ def _site(database_url: str, tmp_path: Path, port: int, oidc: dict[str, str] | N
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
     settings = load_settings(config)
-    app = App(settings, FixedClock(date.today() - timedelta(days=40)), create=True)
+    app = App(settings, FixedClock(SystemClock().today() - timedelta(days=40)), create=True)
     accounts = Accounts(app.engine, app.directory, SystemClock(), settings.web)
     secrets = {s["id"]: accounts.set_password(s["id"], PASSWORD) for s in STAFF}
 
@@ -114,7 +114,10 @@ def _site(database_url: str, tmp_path: Path, port: int, oidc: dict[str, str] | N
             date_of_birth=date(2015, 2, 3),
             workflow="needs_assessment",
             actor=Actor(caseworker, "caseworker"),
-            inputs={"request_received_on": (date.today() - timedelta(days=40)).isoformat(), "requested_by": "parent"},
+            inputs={
+                "request_received_on": (SystemClock().today() - timedelta(days=40)).isoformat(),
+                "requested_by": "parent",
+            },
             contacts=[ContactRecord("parent", f"Parent of {name}", "parent@example.org")],
             caseworker=caseworker,
         ).case_id
@@ -243,7 +246,7 @@ def test_a_caseworker_signs_in_with_a_code_and_takes_steps_through_the_forms(pag
     page.get_by_label(re.compile("reasons for the decision", re.I)).fill("Needs can be met from the school's resources")
     page.locator("#on-day").fill("1")
     page.locator("#on-month").fill("1")
-    page.locator("#on-year").fill(str(date.today().year + 2))
+    page.locator("#on-year").fill(str(SystemClock().today().year + 2))
     page.get_by_role("button", name="Decide not to issue an EHC plan").click()
     assert "after today" in page.locator("#on-error").inner_text()
     for part in ("day", "month", "year"):
@@ -498,7 +501,7 @@ def test_a_caseworker_takes_a_case_from_request_to_final_plan_in_the_browser(pag
     assert "0 of 0 (–); 1 with an exception left out" in summary
     charts = page.locator("svg[role='img']")
     assert charts.count() == 4 and "New plans within 20 weeks" in charts.nth(0).locator("title").text_content()
-    month = date.today().strftime("%Y-%m")
+    month = SystemClock().today().strftime("%Y-%m")
     assert month in page.get_by_role("table", name="By month issued").inner_text()
 
 
