@@ -102,6 +102,13 @@ def main() -> None:
             ).scalar()
             case = conn.execute(text("SELECT id FROM ehc_case WHERE caseworker = 'cw1' ORDER BY id LIMIT 1")).scalar()
         print(f"{open_cases:,} cases open on {clock.today()}; the caseworker holds a 40th, a manager's team a 4th\n")
+        from engine.outlook import at_risk
+
+        started = time.perf_counter()
+        made = at_risk(core, clock.today())
+        took = time.perf_counter() - started
+        print(f"the at-risk answer made afresh: {took:.1f} s for {len(made.rows):,} open limits (the pages that")
+        print("mark risks keep it a minute; the first asked for after the record has changed waits for it)\n")
         flask = create_app(settings, clock, engine_app=core)
         accounts = Accounts(core.engine, core.directory, clock, settings.web)
         print(f"{'page':30} {'as':16} {'median ms':>10} {'rows':>6} {'KB':>7}")

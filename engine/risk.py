@@ -158,10 +158,29 @@ class Model:
     """The curves learnt from every limit as recorded at the end of ``day``."""
 
     day: date
-    # (kind, state) -> (time spent there, time from entering it to the limit closing, closed), longest stay first
+    # (kind, state) -> (time spent there, time from entering it to the limit closing, closed)
     by_stage: dict[tuple[Kind, str], list[tuple[int, int, bool]]] = field(default_factory=dict)
     by_kind: dict[Kind, Survival] = field(default_factory=dict)
     by_share: Survival | None = None
+    # Each stage's samples, longest stay first, with their stays negated (ascending, for bisect); and the
+    # curve of each stage's longest n stays: limits that have spent as long at a stage share one.
+    _stays: dict[tuple[Kind, str], tuple[list[tuple[int, int, bool]], list[int]]] = field(
+        default_factory=dict, repr=False
+    )
+    _curves: dict[tuple[Kind, str, int], Survival] = field(default_factory=dict, repr=False)
+
+    def _stayed(self, kind: Kind, state: str, spent: int) -> tuple[Survival, int]:
+        """The curve of the limits that stayed at ``state`` at least ``spent`` days, and how many they are."""
+        found = self._stays.get((kind, state))
+        if found is None:
+            longest = sorted(self.by_stage.get((kind, state), ()), key=lambda sample: -sample[0])
+            found = self._stays[(kind, state)] = (longest, [-stay for stay, _r, _e in longest])
+        longest, negated = found
+        n = bisect.bisect_right(negated, -spent)  # every stay >= spent
+        curve = self._curves.get((kind, state, n))
+        if curve is None:
+            curve = self._curves[(kind, state, n)] = Survival((r, ended) for _stay, r, ended in longest[:n])
+        return curve, n
 
     def chance(self, limit: Limit, words: dict[str, str] | None = None, *, stages: bool = True) -> Risk:
         """The chance ``limit``, open when ``day`` began, will still be open after its due day
@@ -175,8 +194,7 @@ class Model:
             base = max(entered, limit.starts_on)
             spent = max((day - base).days, 0)
             # The limits that stayed at this stage at least as long as this one has, so far.
-            like = [(r, ended) for stay, r, ended in self.by_stage.get((limit.kind, state), ()) if stay >= spent]
-            curve = Survival(like)
+            curve, like = self._stayed(limit.kind, state, spent)
             allowed = (limit.due_on - base).days
             known, finished = curve.known(spent - 1, allowed)
             if known >= MIN_AT_RISK:
@@ -186,7 +204,7 @@ class Model:
                     limit.id,
                     chance,
                     "stage",
-                    f"{spent} days at “{name}” so far, {left} days left. Of {len(like)} limits like this one "
+                    f"{spent} days at “{name}” so far, {left} days left. Of {like} limits like this one "
                     f"that stayed at that stage {spent} days or more ({finished} finished), "
                     f"{round(100 * chance)}% took longer than this one has left.",
                     known,
