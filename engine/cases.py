@@ -196,9 +196,9 @@ class Cases:
         """
         may_change_cases(actor, "open a case")
         today = self._step_date(on)
-        name = self._check_case(name, date_of_birth, today, contacts, caseworker)
-        if today < date_of_birth:
+        if on is not None and today < date_of_birth:  # a date of birth after today is said so below
             raise InvalidInput(f"--on: {today.isoformat()} is before the date of birth ({date_of_birth.isoformat()})")
+        name = self._check_case(name, date_of_birth, today, contacts, caseworker)  # the age as on the day
         if school_pattern not in SCHOOL_PATTERNS:
             raise InvalidInput(f"--school-pattern: '{school_pattern}' is not one of {', '.join(SCHOOL_PATTERNS)}")
         info = CaseInfo(caseworker, date_of_birth, list(contacts))
