@@ -211,3 +211,31 @@ def test_a_team_filter_keeps_that_team_and_no_one_else(listing: Listing) -> None
             assert all(may_see(morgan, h, directory) for h in holders)
         else:
             assert holders == {colleague}
+
+
+def test_a_head_of_service_narrows_the_team_board_to_one_team(listing: Listing) -> None:
+    def board(client: Any, address: str) -> tuple[set[int], set[str], str]:
+        answer = client.get(address)
+        assert answer.status_code == 200
+        html = answer.get_data(as_text=True)
+        cases = {int(c) for c in re.findall(r'href="/cases/(\d+)"', html)}
+        load = set(re.findall(r'<td class="govuk-table__cell">[^<(]+\((\w[\w.]*)\)</td>', html))
+        return cases, load, html
+
+    directory = listing.core.directory
+    robin = _signed_in(listing, "robin")
+    every, load, html = board(robin, "/team")
+    assert load == {"casey", "jo", "pat"} and 'name="team"' in html
+    theirs, load, html = board(robin, "/team?team=morgan")
+    assert load == {"casey", "jo"} and "Team board: morgan" in html
+    assert theirs and theirs < every
+    assert {(listing.cases[c] or "").strip().lower() for c in theirs} <= {"casey", "jo", "jo@example.org"}
+    assert "Not allocated" not in html, "a case no one holds is no team's"
+    others, load, _ = board(robin, "/team?team=lee")
+    assert load == {"pat"} and others and not others & theirs
+    assert board(robin, "/team?team=nobody")[0] == every, "a team that is not one: every team"
+    # A team manager's board is their team's, with nothing to choose.
+    morgan = _signed_in(listing, "morgan")
+    mine, load, html = board(morgan, "/team?team=lee")
+    assert load == {"casey", "jo"} and 'name="team"' not in html
+    assert all(may_see(directory.actor("morgan"), listing.cases[c], directory) for c in mine)

@@ -1123,10 +1123,23 @@ def _team_members() -> list[Any]:
 
 @bp.route("/team")
 def team() -> Any:
+    """A team manager's board for their team; a head of service's for every team, or (``team``) one."""
+    from ..outlook import AtRisk
+
     if g.actor.role not in ("team_manager", "head_of_service"):
         abort(403)
     today = core().clock.today()
+    members = _team_members()
+    teams = sorted({m.team_name() for m in members}) if g.actor.role == "head_of_service" else []
+    team_ = request.args.get("team", "")[:200]
+    team_ = team_ if team_ in teams else ""
     visible = {r["id"]: r for r in _visible_cases() if r["open"]}
+    if team_:  # the cases its members (and its manager) hold; a case no one holds is no team's
+        directory = core().directory
+        held_by = {w: directory.find(w) for w in {r["caseworker"] for r in visible.values()} if w}
+        ours = {w for w, holder in held_by.items() if holder is not None and holder.team_name() == team_}
+        visible = {i: r for i, r in visible.items() if r["caseworker"] in ours}
+        members = [m for m in members if m.team_name() == team_]
     with core().read() as db:
         due = [d for d in reading.due(db, today + timedelta(days=7), today) if d["case_id"] in visible]
     for d in due:
@@ -1137,7 +1150,7 @@ def team() -> Any:
     unallocated = sorted({r["id"]: r for r in visible.values() if not r["caseworker"]}.values(), key=lambda r: r["id"])
     held = Counter(r["caseworker"] for r in visible.values())
     late = Counter(worker for _case, worker in {(d["case_id"], d["caseworker"]) for d in overdue})
-    load = [{"member": m, "cases": held[m.id], "overdue": late[m.id]} for m in _team_members()]
+    load = [{"member": m, "cases": held[m.id], "overdue": late[m.id]} for m in members]
     with core().engine.connect() as conn:
         failed = [
             dict(r)
@@ -1147,12 +1160,16 @@ def team() -> Any:
                     "WHERE status = 'failed' ORDER BY id DESC LIMIT 500"
                 )
             ).mappings()
-            if r["case_id"] in visible or (r["case_id"] is None and g.actor.role == "head_of_service")
+            if r["case_id"] in visible or (r["case_id"] is None and g.actor.role == "head_of_service" and not team_)
         ]
     risks = _risks_seen()
-    audit("viewed_team_board")
+    if team_:
+        risks = AtRisk(risks.day, risks.threshold, [r for r in risks.rows if r["case"] in visible])
+    audit("viewed_team_board", detail=f"team {team_}" if team_ else None)
     return render_template(
         "team.html",
+        teams=teams,
+        team=team_,
         found=risks,
         failed=failed,
         overdue=overdue,
