@@ -123,8 +123,8 @@ def main() -> None:
                     page = client.get(url)
                     times.append(time.perf_counter() - started)
                 body = page.get_data(as_text=True)
-                rows = len(re.findall(r"<tr class=\"govuk-table__row\"", body)) or len(page.json or []) if (
-                    url.startswith("/api")) else len(re.findall(r"<tr class=\"govuk-table__row\"", body))  # fmt: skip
+                api = url.startswith("/api")
+                rows = len(page.json or []) if api else len(re.findall(r"<tr class=\"govuk-table__row\"", body))
                 print(f"{label:30} {role:16} {statistics.median(times) * 1e3:10.0f} {rows:6,} {len(body) / 1024:7.0f}")
         core.engine.dispose()
 

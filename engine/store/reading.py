@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,24 +242,15 @@ def case_view(db: Sql, case_id: int, as_of: date | None = None) -> dict[str, Any
     }
 
 
-def list_cases(db: Sql, state: str | None = None, workflow: str | None = None) -> list[dict[str, Any]]:
-    """Every case's workflows (open or closed) with their state and next council deadline."""
-    where, params = [], []
-    if state:
-        where.append("i.state = ?")
-        params.append(state)
-    if workflow:
-        where.append("i.workflow = ?")
-        params.append(workflow)
-    rows = db.rows(
-        "SELECT c.id, c.name, c.date_of_birth, i.workflow, i.state, i.closed_on, n.next_due, c.caseworker "
-        "FROM ehc_case c JOIN workflow_instance i ON i.case_id = c.id "
-        "LEFT OUTER JOIN (SELECT instance_id, min(due_on) AS next_due FROM deadline "
-        "WHERE closed_on IS NULL AND party = 'council' GROUP BY instance_id) n ON n.instance_id = i.id "
-        + (f"WHERE {' AND '.join(where)} " if where else "")
-        + "ORDER BY c.id, i.id",
-        tuple(params),
-    )
+_NEXT_DUE = (  # each workflow's next council time limit, as n.next_due
+    "LEFT OUTER JOIN (SELECT instance_id, min(due_on) AS next_due FROM deadline "
+    "WHERE closed_on IS NULL AND party = 'council' GROUP BY instance_id) n ON n.instance_id = i.id "
+)
+_WORKFLOW_ROW = "c.id, c.name, c.date_of_birth, i.workflow, i.state, i.closed_on, n.next_due, c.caseworker"
+
+
+def _workflow_rows(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows of ``_WORKFLOW_ROW`` as the case lists show them."""
     return [
         {
             "id": case_id,
@@ -274,25 +266,48 @@ def list_cases(db: Sql, state: str | None = None, workflow: str | None = None) -
     ]
 
 
+def list_cases(db: Sql, state: str | None = None, workflow: str | None = None) -> list[dict[str, Any]]:
+    """Every case's workflows (open or closed) with their state and next council deadline."""
+    where, params = [], []
+    if state:
+        where.append("i.state = ?")
+        params.append(state)
+    if workflow:
+        where.append("i.workflow = ?")
+        params.append(workflow)
+    rows = db.rows(
+        f"SELECT {_WORKFLOW_ROW} FROM ehc_case c JOIN workflow_instance i ON i.case_id = c.id {_NEXT_DUE}"
+        + (f"WHERE {' AND '.join(where)} " if where else "")
+        + "ORDER BY c.id, i.id",
+        tuple(params),
+    )
+    return _workflow_rows(rows)
+
+
 def caseworkers(db: Sql) -> list[str | None]:
     """Every value a case holds as its caseworker (a staff id, an email address, or none): few, so
     what a person may see is decided for each in Python and the list then asked for by them."""
     return [r[0] for r in db.rows("SELECT DISTINCT caseworker FROM ehc_case")]
 
 
+@dataclass(frozen=True)
+class Narrowing:
+    """What a list of open workflows is narrowed to (each None: not narrowed by it): a workflow, a
+    stage, cases among ``ids``, a council time limit (``n.next_due``) before ``overdue_on``, and
+    (``flagged``) the cases given for each workflow."""
+
+    workflow: str | None = None
+    state: str | None = None
+    ids: Iterable[int] | None = None
+    overdue_on: date | None = None
+    flagged: Mapping[str, Iterable[int]] | None = None
+
+
 def _open_where(
-    db: Sql,
-    holders: Sequence[str | None] | None,
-    workflow: str | None = None,
-    state: str | None = None,
-    ids: Iterable[int] | None = None,
-    overdue_on: date | None = None,
-    flagged: Mapping[str, Iterable[int]] | None = None,
+    db: Sql, holders: Sequence[str | None] | None, narrowing: Narrowing = Narrowing()
 ) -> tuple[str, tuple[Any, ...]]:
     """The conditions on open workflows (``i``) of cases (``c``) held by ``holders`` (None: anyone's;
-    a None among them: cases no one holds), of a workflow, at a stage, among ``ids``, with a council
-    time limit (``n.next_due``) before ``overdue_on``, and (``flagged``) among the cases given for
-    their workflow."""
+    a None among them: cases no one holds), narrowed by ``narrowing``."""
     where, params = ["i.closed_on IS NULL"], []
     if holders is not None:
         named = [h for h in holders if h is not None]
@@ -301,21 +316,21 @@ def _open_where(
             held.append("c.caseworker IS NULL")
         where.append(f"({' OR '.join(held)})" if held else "1 = 0")
         params += named
-    if workflow:
+    if narrowing.workflow:
         where.append("i.workflow = ?")
-        params.append(workflow)
-    if state:
+        params.append(narrowing.workflow)
+    if narrowing.state:
         where.append("i.state = ?")
-        params.append(state)
-    if ids is not None:  # integers, written in: a search can match thousands
-        chosen = sorted({int(i) for i in ids})
+        params.append(narrowing.state)
+    if narrowing.ids is not None:  # integers, written in: a search can match thousands
+        chosen = sorted({int(i) for i in narrowing.ids})
         where.append(f"c.id IN ({', '.join(map(str, chosen))})" if chosen else "1 = 0")
-    if overdue_on is not None:
+    if narrowing.overdue_on is not None:
         where.append("n.next_due < ?")
-        params.append(db.day(overdue_on))
-    if flagged is not None:
+        params.append(db.day(narrowing.overdue_on))
+    if narrowing.flagged is not None:
         either = []
-        for name, cases in sorted(flagged.items()):
+        for name, cases in sorted(narrowing.flagged.items()):
             chosen = sorted({int(i) for i in cases})
             if chosen:
                 either.append(f"(i.workflow = ? AND c.id IN ({', '.join(map(str, chosen))}))")
@@ -324,21 +339,11 @@ def _open_where(
     return " AND ".join(where), tuple(params)
 
 
-_NEXT_DUE = (
-    "LEFT OUTER JOIN (SELECT instance_id, min(due_on) AS next_due FROM deadline "
-    "WHERE closed_on IS NULL AND party = 'council' GROUP BY instance_id) n ON n.instance_id = i.id "
-)
-
-
 def open_workflows(
     db: Sql,
     holders: Sequence[str | None] | None,
+    narrowing: Narrowing = Narrowing(),
     *,
-    workflow: str | None = None,
-    state: str | None = None,
-    ids: Iterable[int] | None = None,
-    overdue_on: date | None = None,
-    flagged: Mapping[str, Iterable[int]] | None = None,
     per_page: int | None = None,
     page: int = 1,
 ) -> tuple[list[dict[str, Any]], int, int]:
@@ -346,39 +351,22 @@ def open_workflows(
     council time limit first and those with none last, then by case: all of them, or page ``page`` of
     ``per_page`` (the last, if there are fewer); with how many there are in all and the page given.
     The database does the choosing, ordering and counting: a county's list is thousands long."""
-    where, params = _open_where(db, holders, workflow, state, ids, overdue_on, flagged)
+    where, params = _open_where(db, holders, narrowing)
     tables = "FROM workflow_instance i JOIN ehc_case c ON c.id = i.case_id " + _NEXT_DUE
     limit = ""
     total = 0
     if per_page is not None:
-        counted = tables if overdue_on is not None else tables.removesuffix(_NEXT_DUE)  # the join costs most
+        # The join costs most: counted without it unless a time limit narrows the list.
+        counted = tables if narrowing.overdue_on is not None else tables.removesuffix(_NEXT_DUE)
         total = int(db.rows(f"SELECT count(*) {counted}WHERE {where}", params)[0][0])
         page = max(1, min(page, -(-total // per_page)))
         limit = f" LIMIT {int(per_page)} OFFSET {(page - 1) * int(per_page)}"
     rows = db.rows(
-        f"SELECT c.id, c.name, c.date_of_birth, i.workflow, i.state, n.next_due, c.caseworker {tables}"
+        f"SELECT {_WORKFLOW_ROW} {tables}"
         f"WHERE {where} ORDER BY CASE WHEN n.next_due IS NULL THEN 1 ELSE 0 END, n.next_due, c.id, i.id{limit}",
         params,
     )
-    if per_page is None:
-        total = len(rows)
-    return (
-        [
-            {
-                "id": case_id,
-                "name": name,
-                "date_of_birth": _day(born),
-                "workflow": wf,
-                "state": st,
-                "open": True,
-                "next_due": _day(next_due),
-                "caseworker": caseworker,
-            }
-            for case_id, name, born, wf, st, next_due, caseworker in rows
-        ],
-        total,
-        page,
-    )
+    return _workflow_rows(rows), total if per_page is not None else len(rows), page
 
 
 def open_kinds(db: Sql, holders: Sequence[str | None] | None) -> list[tuple[str, str, str | None]]:

@@ -42,7 +42,7 @@ from ..definition.model import InputSpec, InputType
 from ..errors import ConflictError, EhcpError, InvalidInput, NotAuthorised, NotFound, TransitionRefused
 from ..messages import long_date
 from ..store import reading
-from .access import holders_seen, may_change, may_see
+from .access import holders_seen, may_change, may_see, team_of
 from .accounts import Accounts
 
 bp = Blueprint("staff", __name__)
@@ -447,17 +447,15 @@ def sign_in_setup(token: str) -> Any:
 PAGE_SIZE = 50  # open workflows a page of the case list shows
 
 
-def _holders() -> list[str | None] | None:
+def _holders(db: reading.Sql) -> list[str | None] | None:
     """The caseworker values of the cases this person may see (None: every case)."""
-    with core().read() as db:
-        held_by = reading.caseworkers(db)
-    return holders_seen(g.actor, held_by, core().directory)
+    return holders_seen(g.actor, reading.caseworkers(db), core().directory)
 
 
 def _visible_cases() -> list[dict[str, Any]]:
     """Every open workflow of the cases this person may see (the API's list, the team board)."""
     with core().read() as db:
-        rows, _total, _page = reading.open_workflows(db, _holders())
+        rows, _total, _page = reading.open_workflows(db, _holders(db))
     return rows
 
 
@@ -483,15 +481,12 @@ def cases() -> Any:
     number = request.args.get("page", "1")[:6]
     page = int(number) if number.isascii() and number.isdigit() and int(number) > 0 else 1
     directory = core().directory
-    holders = _holders()
     with core().read() as db:
+        holders = _holders(db)
         kinds = reading.open_kinds(db, holders)
         workflows = sorted({wf for wf, _st, _w in kinds})
         stages = sorted({st for wf, st, _w in kinds if not workflow or wf == workflow})
-        team_of_holder = {}
-        for _wf, _st, worker in kinds:
-            holder = directory.find(worker) if worker else None
-            team_of_holder[worker] = holder.team_name() if holder is not None else ""
+        team_of_holder = {worker: team_of(directory, worker) or "" for _wf, _st, worker in kinds}
         teams = sorted({t for t in team_of_holder.values() if t})
         chosen = holders
         if team_:
@@ -508,14 +503,8 @@ def cases() -> Any:
             flagged = {}
             for case_id, name in risky:
                 flagged.setdefault(name, set()).add(case_id)
-        filters: dict[str, Any] = {
-            "workflow": workflow or None,
-            "state": stage or None,
-            "ids": ids,
-            "overdue_on": today if overdue_only else None,
-            "flagged": flagged,
-        }
-        rows, total, page = reading.open_workflows(db, chosen, **filters, per_page=PAGE_SIZE, page=page)
+        narrowing = reading.Narrowing(workflow or None, stage or None, ids, today if overdue_only else None, flagged)
+        rows, total, page = reading.open_workflows(db, chosen, narrowing, per_page=PAGE_SIZE, page=page)
     pages = max(1, -(-total // PAGE_SIZE))
     for r in rows:
         due = date.fromisoformat(r["next_due"]) if r["next_due"] else None
@@ -1136,8 +1125,7 @@ def team() -> Any:
     visible = {r["id"]: r for r in _visible_cases() if r["open"]}
     if team_:  # the cases its members (and its manager) hold; a case no one holds is no team's
         directory = core().directory
-        held_by = {w: directory.find(w) for w in {r["caseworker"] for r in visible.values()} if w}
-        ours = {w for w, holder in held_by.items() if holder is not None and holder.team_name() == team_}
+        ours = {w for w in {r["caseworker"] for r in visible.values()} if team_of(directory, w) == team_}
         visible = {i: r for i, r in visible.items() if r["caseworker"] in ours}
         members = [m for m in members if m.team_name() == team_]
     with core().read() as db:
