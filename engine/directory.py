@@ -48,5 +48,13 @@ class Directory:
     def digest_readers(self) -> list[StaffMember]:
         return [s for s in self._by_id.values() if s.digest]
 
+    def team_label(self, team: str) -> str:
+        """How a team is shown: the name config.yaml gives it, or, for the team a manager leads by
+        default (named by the manager's staff id), "<the manager's name>'s team"."""
+        if any(s.team == team for s in self._by_id.values()):
+            return team
+        lead = self._by_id.get(team)
+        return f"{lead.name}'s team" if lead is not None else team
+
     def with_role(self, role: str) -> list[StaffMember]:
         return [s for s in self._by_id.values() if s.role == role]

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -227,7 +228,8 @@ def test_a_head_of_service_narrows_the_team_board_to_one_team(listing: Listing) 
     every, load, html = board(robin, "/team")
     assert load == {"casey", "jo", "pat"} and 'name="team"' in html
     theirs, load, html = board(robin, "/team?team=morgan")
-    assert load == {"casey", "jo"} and "Team board: morgan" in html
+    assert load == {"casey", "jo"} and "Team board: Morgan's team" in unescape(html)
+    assert '<option value="morgan" selected>Morgan&#39;s team</option>' in html, "teams are named, not ids"
     assert theirs and theirs < every
     assert {(listing.cases[c] or "").strip().lower() for c in theirs} <= {"casey", "jo", "jo@example.org"}
     assert "Not allocated" not in html, "a case no one holds is no team's"
@@ -239,3 +241,18 @@ def test_a_head_of_service_narrows_the_team_board_to_one_team(listing: Listing) 
     mine, load, html = board(morgan, "/team?team=lee")
     assert load == {"casey", "jo"} and 'name="team"' not in html
     assert all(may_see(directory.actor("morgan"), listing.cases[c], directory) for c in mine)
+
+
+def test_a_team_is_shown_by_its_name_or_its_managers() -> None:
+    from engine.directory import Directory
+
+    directory = Directory(
+        [
+            *STAFF,
+            StaffMember(id="sam", name="Sam", email="sam@example.org", role="caseworker", team="North"),
+            StaffMember(id="ng", name="Nat", email="nat@example.org", role="team_manager", team="North"),
+        ]
+    )
+    assert directory.team_label("morgan") == "Morgan's team"  # the team a manager leads by default
+    assert directory.team_label("North") == "North"  # a team config.yaml names
+    assert directory.team_label("gone") == "gone"  # a manager since removed: the id is all there is

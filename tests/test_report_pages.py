@@ -128,9 +128,9 @@ def test_the_sen2_return_and_a_childs_details_in_a_browser(page: Any, caseload: 
     sign_in(page, site, "robin.demo")
     # The head of service's team board, narrowed to one team (no script: a form that is sent).
     page.goto(site.url + "/team")
-    page.get_by_label("Team", exact=True).select_option("morgan.demo")
+    page.get_by_label("Team", exact=True).select_option(label="Morgan Demo's team")
     page.get_by_role("button", name="Show this team").click()
-    page.get_by_role("heading", name="Team board: morgan.demo").wait_for()
+    page.get_by_role("heading", name="Team board: Morgan Demo's team").wait_for()
     assert "Pat Other" not in page.locator("main").inner_text()
     accessible(page, "team-board-one-team")
     page.get_by_role("link", name="Reports").click()

@@ -487,7 +487,7 @@ def cases() -> Any:
         workflows = sorted({wf for wf, _st, _w in kinds})
         stages = sorted({st for wf, st, _w in kinds if not workflow or wf == workflow})
         team_of_holder = {worker: team_of(directory, worker) or "" for _wf, _st, worker in kinds}
-        teams = sorted({t for t in team_of_holder.values() if t})
+        teams = sorted({t for t in team_of_holder.values() if t}, key=directory.team_label)
         chosen = holders
         if team_:
             chosen = [w for w, t in team_of_holder.items() if t == team_]
@@ -527,7 +527,7 @@ def cases() -> Any:
         at_risk_only=at_risk_only,
         stages=stages,
         stage=stage,
-        teams=teams if len(teams) > 1 else [],
+        teams=[(t, directory.team_label(t)) for t in teams] if len(teams) > 1 else [],
         team=team_,
     )
 
@@ -1119,12 +1119,14 @@ def team() -> Any:
         abort(403)
     today = core().clock.today()
     members = _team_members()
-    teams = sorted({m.team_name() for m in members}) if g.actor.role == "head_of_service" else []
+    directory = core().directory
+    teams = (
+        sorted({m.team_name() for m in members}, key=directory.team_label) if g.actor.role == "head_of_service" else []
+    )
     team_ = request.args.get("team", "")[:200]
     team_ = team_ if team_ in teams else ""
     visible = {r["id"]: r for r in _visible_cases() if r["open"]}
     if team_:  # the cases its members (and its manager) hold; a case no one holds is no team's
-        directory = core().directory
         ours = {w for w in {r["caseworker"] for r in visible.values()} if team_of(directory, w) == team_}
         visible = {i: r for i, r in visible.items() if r["caseworker"] in ours}
         members = [m for m in members if m.team_name() == team_]
@@ -1156,8 +1158,9 @@ def team() -> Any:
     audit("viewed_team_board", detail=f"team {team_}" if team_ else None)
     return render_template(
         "team.html",
-        teams=teams,
+        teams=[(t, directory.team_label(t)) for t in teams],
         team=team_,
+        team_label=directory.team_label(team_) if team_ else "",
         found=risks,
         failed=failed,
         overdue=overdue,
