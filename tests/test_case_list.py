@@ -256,3 +256,46 @@ def test_a_team_is_shown_by_its_name_or_its_managers() -> None:
     assert directory.team_label("morgan") == "Morgan's team"  # the team a manager leads by default
     assert directory.team_label("North") == "North"  # a team config.yaml names
     assert directory.team_label("gone") == "gone"  # a manager since removed: the id is all there is
+
+
+def _links(header: str) -> dict[str, str]:
+    return {rel: url for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', header)}
+
+
+@pytest.mark.parametrize("who", ["casey", "lee", "robin"])
+def test_the_api_pages_follow_one_another_to_exactly_what_the_person_may_see(listing: Listing, who: str) -> None:
+    client = _signed_in(listing, who)
+    actor = listing.core.directory.actor(who)
+    expected = {c for c in _open(listing) if may_see(actor, listing.cases[c], listing.core.directory)}
+    seen: list[int] = []
+    due: list[str] = []
+    address: str | None = "/api/cases?per_page=17"  # pages that do not divide the rows evenly
+    pages = 0
+    while address is not None:
+        answer = client.get(address)
+        assert answer.status_code == 200
+        assert int(answer.headers["X-Total-Count"]) == len(expected)
+        rows = answer.get_json()
+        assert 0 < len(rows) <= 17
+        seen += [r["id"] for r in rows]
+        due += [r["next_due"] or "9999-12-31" for r in rows]
+        links = _links(answer.headers["Link"])
+        assert parse_qs(urlsplit(links["last"]).query)["page"] == [str(-(-len(expected) // 17))]
+        address = links.get("next")
+        pages += 1
+    assert sorted(seen) == sorted(expected), "each case the person may see once, and no other"
+    assert due == sorted(due), "the next time limit first, those with none last"
+    assert pages == -(-len(expected) // 17)
+    past = client.get(f"/api/cases?per_page=17&page={pages + 1}")  # a client paging on until empty stops
+    assert past.status_code == 200 and past.get_json() == [] and "next" not in _links(past.headers["Link"])
+    assert len(client.get("/api/cases").get_json()) == min(100, len(expected))  # 100 a page unless asked
+
+
+def test_the_api_says_what_is_wrong_with_a_page_it_cannot_give(listing: Listing) -> None:
+    client = _signed_in(listing, "robin")
+    for query in ("page=0", "page=-1", "page=abc", "page=²", "page=", "per_page=0", "per_page=1001",
+                  "page=99999999999999999999"):  # fmt: skip
+        answer = client.get(f"/api/cases?{query}")
+        assert answer.status_code == 400, query
+        name = query.split("=")[0]
+        assert answer.get_json()["error"].startswith(f"{name}: a whole number from 1 to"), query

@@ -346,10 +346,12 @@ def open_workflows(
     *,
     per_page: int | None = None,
     page: int = 1,
+    clamp: bool = True,
 ) -> tuple[list[dict[str, Any]], int, int]:
     """The open workflows of the cases ``holders`` hold (as ``_open_where`` chooses them), the next
     council time limit first and those with none last, then by case: all of them, or page ``page`` of
-    ``per_page`` (the last, if there are fewer); with how many there are in all and the page given.
+    ``per_page`` (the last, if there are fewer, unless ``clamp`` is false: then none); with how many
+    there are in all and the page given.
     The database does the choosing, ordering and counting: a county's list is thousands long."""
     where, params = _open_where(db, holders, narrowing)
     tables = "FROM workflow_instance i JOIN ehc_case c ON c.id = i.case_id " + _NEXT_DUE
@@ -359,7 +361,7 @@ def open_workflows(
         # The join costs most: counted without it unless a time limit narrows the list.
         counted = tables if narrowing.overdue_on is not None else tables.removesuffix(_NEXT_DUE)
         total = int(db.rows(f"SELECT count(*) {counted}WHERE {where}", params)[0][0])
-        page = max(1, min(page, -(-total // per_page)))
+        page = max(1, min(page, -(-total // per_page)) if clamp else page)
         limit = f" LIMIT {int(per_page)} OFFSET {(page - 1) * int(per_page)}"
     rows = db.rows(
         f"SELECT {_WORKFLOW_ROW} {tables}"

@@ -445,6 +445,7 @@ def sign_in_setup(token: str) -> Any:
 
 
 PAGE_SIZE = 50  # open workflows a page of the case list shows
+API_PAGE, API_PAGE_MOST = 100, 1000  # /api/cases: rows a page unless asked, and at most
 
 
 def _holders(db: reading.Sql) -> list[str | None] | None:
@@ -453,7 +454,7 @@ def _holders(db: reading.Sql) -> list[str | None] | None:
 
 
 def _visible_cases() -> list[dict[str, Any]]:
-    """Every open workflow of the cases this person may see (the API's list, the team board)."""
+    """Every open workflow of the cases this person may see (the team board)."""
     with core().read() as db:
         rows, _total, _page = reading.open_workflows(db, _holders(db))
     return rows
@@ -1071,12 +1072,33 @@ def online_file(case_id: int, file_id: str) -> Any:
 
 @bp.route("/api/cases")
 def api_cases() -> Any:
-    """The open workflows of the cases this person may see."""
+    """The open workflows of the cases this person may see, the next time limit first, a page at a
+    time (``page``, ``per_page``): the links to the next, previous, first and last pages in a Link
+    header (RFC 8288), the number in all in X-Total-Count. A page past the last is empty."""
     if g.actor.role == "administrator":
         abort(403)
-    rows = [r for r in _visible_cases() if r["open"]]
-    audit("listed_cases", detail=f"api: {len(rows)} shown")
-    return jsonify(rows)
+    wanted: dict[str, int] = {}
+    for name, default, most in (("page", 1, 10**6), ("per_page", API_PAGE, API_PAGE_MOST)):
+        given = request.args.get(name, str(default))
+        if not (given.isascii() and given.isdigit() and 1 <= int(given[:8]) <= most):
+            return jsonify({"error": f"{name}: a whole number from 1 to {most:,}"}), 400
+        wanted[name] = int(given)
+    page, per_page = wanted["page"], wanted["per_page"]
+    with core().read() as db:
+        rows, total, _page = reading.open_workflows(db, _holders(db), per_page=per_page, page=page, clamp=False)
+    last = max(1, -(-total // per_page))
+    links = {"first": 1, "last": last}
+    if page < last:
+        links["next"] = page + 1
+    if 1 < page <= last + 1:
+        links["prev"] = page - 1
+    response = jsonify(rows)
+    response.headers["Link"] = ", ".join(
+        f'<{url_for("staff.api_cases", page=n, per_page=per_page)}>; rel="{rel}"' for rel, n in links.items()
+    )
+    response.headers["X-Total-Count"] = str(total)
+    audit("listed_cases", detail=f"api: {len(rows)} shown, page {page} of {last}")
+    return response
 
 
 @bp.route("/api/cases/<int:case_id>")
