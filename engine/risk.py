@@ -99,26 +99,39 @@ class Survival:
     """A Kaplan–Meier curve from (time, ended) pairs: ``S(t)``, the share still going after ``t``."""
 
     def __init__(self, samples: Iterable[tuple[float, bool]]):
-        times = sorted(samples)
-        self.count = len(times)
-        self._all = [t for t, _ in times]
-        self._ended = [t for t, e in times if e]
-        self._going = [t for t, e in times if not e]
+        tally: dict[float, list[int]] = {}  # time -> [ended there, samples there]
+        for t, ended in samples:
+            _count(tally, t, ended)
+        self._build(tally)
+
+    @classmethod
+    def of_tally(cls, tally: dict[float, list[int]]) -> Survival:
+        """The curve of samples counted by time: time -> [ended there, samples there]."""
+        curve = cls.__new__(cls)
+        curve._build(tally)
+        return curve
+
+    def _build(self, tally: dict[float, list[int]]) -> None:
+        # Every sample's time, in order, once: the curve steps where some ended; how many samples
+        # ended, and went on, up to each time, for the counts past a time.
+        self._keys = sorted(tally)
         self._times: list[float] = []
         self._survival: list[float] = []
-        at_risk, s, n = self.count, 1.0, 0
-        while n < len(times):
-            t = times[n][0]
-            ended = left = 0
-            while n < len(times) and times[n][0] == t:
-                ended += times[n][1]
-                left += 1
-                n += 1
+        self._upto_all = [0]
+        self._upto_ended = [0]
+        self.count = sum(n for _e, n in tally.values())
+        at_risk, s, all_, ended_ = self.count, 1.0, 0, 0
+        for t in self._keys:
+            ended, left = tally[t]
             if ended:
                 s *= 1.0 - ended / at_risk
                 self._times.append(t)
                 self._survival.append(s)
             at_risk -= left
+            all_ += left
+            ended_ += ended
+            self._upto_all.append(all_)
+            self._upto_ended.append(ended_)
 
     def at(self, t: float) -> float:
         """S(t) = P(T > t)."""
@@ -127,14 +140,15 @@ class Survival:
 
     def beyond(self, t: float) -> int:
         """How many samples got further than ``t`` (ended later, or still going when last seen)."""
-        return self.count - bisect.bisect_right(self._all, t)
+        return self.count - self._upto_all[bisect.bisect_right(self._keys, t)]
 
     def known(self, reached: float, limit: float) -> tuple[int, int]:
         """Of the samples that got further than ``reached``: how many are known to have ended by
         ``limit`` or gone past it (ended at any time, or still going beyond ``limit``), and how many
         of those ended. A sample still going but not yet at ``limit`` says nothing either way."""
-        ended = len(self._ended) - bisect.bisect_right(self._ended, reached)
-        past = len(self._going) - bisect.bisect_right(self._going, max(reached, limit))
+        ended = self._upto_ended[-1] - self._upto_ended[bisect.bisect_right(self._keys, reached)]
+        n = bisect.bisect_right(self._keys, max(reached, limit))
+        past = (self.count - self._upto_ended[-1]) - (self._upto_all[n] - self._upto_ended[n])
         return ended + past, ended
 
 
@@ -162,24 +176,38 @@ class Model:
     by_stage: dict[tuple[Kind, str], list[tuple[int, int, bool]]] = field(default_factory=dict)
     by_kind: dict[Kind, Survival] = field(default_factory=dict)
     by_share: Survival | None = None
-    # Each stage's samples, longest stay first, with their stays negated (ascending, for bisect); and the
-    # curve of each stage's longest n stays: limits that have spent as long at a stage share one.
-    _stays: dict[tuple[Kind, str], tuple[list[tuple[int, int, bool]], list[int]]] = field(
+    # Each stage's samples, longest stay first, with their stays negated (ascending, for bisect), and
+    # their tallies (``Survival.of_tally``) at every ``_EVERY``-th; and the curve of each stage's
+    # longest n stays: limits that have spent as long at a stage share one. A curve is made from the
+    # nearest tally before it and the few samples after, not from all its samples again (a county's
+    # 806 curves of thousands of samples each took 3.3 s).
+    _stays: dict[tuple[Kind, str], tuple[list[tuple[int, int, bool]], list[int], list[dict[float, list[int]]]]] = field(
         default_factory=dict, repr=False
     )
     _curves: dict[tuple[Kind, str, int], Survival] = field(default_factory=dict, repr=False)
+    _EVERY = 64
 
     def _stayed(self, kind: Kind, state: str, spent: int) -> tuple[Survival, int]:
         """The curve of the limits that stayed at ``state`` at least ``spent`` days, and how many they are."""
         found = self._stays.get((kind, state))
         if found is None:
             longest = sorted(self.by_stage.get((kind, state), ()), key=lambda sample: -sample[0])
-            found = self._stays[(kind, state)] = (longest, [-stay for stay, _r, _e in longest])
-        longest, negated = found
+            tallies: list[dict[float, list[int]]] = []
+            tally: dict[float, list[int]] = {}
+            for i, (_stay, r, ended) in enumerate(longest):
+                if i % self._EVERY == 0:
+                    tallies.append({t: list(c) for t, c in tally.items()})
+                _count(tally, r, ended)
+            found = self._stays[(kind, state)] = (longest, [-stay for stay, _r, _e in longest], tallies)
+        longest, negated, tallies = found
         n = bisect.bisect_right(negated, -spent)  # every stay >= spent
         curve = self._curves.get((kind, state, n))
         if curve is None:
-            curve = self._curves[(kind, state, n)] = Survival((r, ended) for _stay, r, ended in longest[:n])
+            start = min(n // self._EVERY, len(tallies) - 1) if tallies else 0
+            tally = {t: list(c) for t, c in tallies[start].items()} if tallies else {}
+            for _stay, r, ended in longest[start * self._EVERY : n]:
+                _count(tally, r, ended)
+            curve = self._curves[(kind, state, n)] = Survival.of_tally(tally)
         return curve, n
 
     def chance(self, limit: Limit, words: dict[str, str] | None = None, *, stages: bool = True) -> Risk:
@@ -241,6 +269,15 @@ class Model:
                     known,
                 )
         return Risk(limit.id, None, "none", "Not enough finished limits like this one to tell yet.", 0)
+
+
+def _count(tally: dict[float, list[int]], t: float, ended: bool) -> None:
+    found = tally.get(t)
+    if found is None:
+        tally[t] = [int(ended), 1]
+    else:
+        found[0] += ended
+        found[1] += 1
 
 
 def _conditional(curve: Survival, reached: float, limit: float) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.risk import MIN_AT_RISK, Limit, Survival, backtest, learn
 
@@ -115,3 +117,40 @@ def test_the_backtest_counts_breaches_caught_and_missed_and_false_alarms() -> No
     assert d["brier_score"] < d["brier_score_of_past_rate"]
     # Nothing after the period's end is known: a limit due later is never asked about.
     assert backtest(limits, DAY0 + timedelta(days=900), DAY0 + timedelta(days=1000)).asked == 0
+
+
+def _by_hand(samples: list[tuple[int, bool]], t: float) -> float:
+    """S(t) as the textbook writes it: over each time an ending happened by ``t``, the share of those
+    still at risk then that did not end there."""
+    s = 1.0
+    for u in sorted({x for x, ended in samples if ended and x <= t}):
+        at_risk = sum(1 for x, _e in samples if x >= u)
+        s *= 1.0 - sum(1 for x, e in samples if e and x == u) / at_risk
+    return s
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 60), st.booleans()), max_size=300),
+    st.lists(st.integers(0, 45), min_size=1, max_size=12),
+)
+@settings(max_examples=150, deadline=None)
+def test_each_stages_curves_are_those_of_the_limits_that_stayed_as_long(
+    samples: list[tuple[int, int, bool]], asked: list[int]
+) -> None:
+    """The curves a stage's limits share, made from tallies kept along the way, answer exactly as a
+    curve made afresh from the limits that stayed at least as long, and as the textbook's formula."""
+    model = learn([], DAY0)
+    model.by_stage[(K, "drafting")] = samples
+    for spent in asked:  # in any order: a curve made after a longer or shorter one is the same
+        curve, like = model._stayed(K, "drafting", spent)
+        stayed = [(r, ended) for stay, r, ended in samples if stay >= spent]
+        afresh = Survival(stayed)
+        assert like == len(stayed) == curve.count
+        for t in (-1, 0, 1, 5, 17.5, 30, 59, 60, 61):
+            assert curve.at(t) == afresh.at(t) == pytest.approx(_by_hand(stayed, t))
+            assert curve.beyond(t) == afresh.beyond(t) == sum(1 for r, _e in stayed if r > t)
+            for limit in (0, 10, 42):
+                known = curve.known(t, limit)
+                ended = sum(1 for r, e in stayed if e and r > t)
+                going = sum(1 for r, e in stayed if not e and r > max(t, limit))
+                assert known == afresh.known(t, limit) == (ended + going, ended)
