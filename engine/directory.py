@@ -49,12 +49,23 @@ class Directory:
         return [s for s in self._by_id.values() if s.digest]
 
     def team_label(self, team: str) -> str:
-        """How a team is shown: the name config.yaml gives it, or, for the team a manager leads by
-        default (named by the manager's staff id), "<the manager's name>'s team"."""
+        """How a team is shown: the name config.yaml gives it; for the team a manager leads by default
+        (named by the manager's staff id), "<the manager's name>'s team"; for a caseworker with no
+        team or manager, their name."""
         if any(s.team == team for s in self._by_id.values()):
             return team
         lead = self._by_id.get(team)
-        return f"{lead.name}'s team" if lead is not None else team
+        if lead is None:
+            return team
+        return f"{lead.name}'s team" if lead.role == "team_manager" else lead.name
+
+    def team_choices(self, teams: list[str]) -> list[tuple[str, str]]:
+        """(team, label) for a select, in the labels' order; two teams that would read alike (a team
+        config.yaml names "Morgan's team" beside the team Morgan leads) each say which they are."""
+        labels = {t: self.team_label(t) for t in teams}
+        twice = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+        shown = {t: f"{label} ({t})" if label in twice else label for t, label in labels.items()}
+        return sorted(shown.items(), key=lambda choice: (choice[1], choice[0]))
 
     def with_role(self, role: str) -> list[StaffMember]:
         return [s for s in self._by_id.values() if s.role == role]

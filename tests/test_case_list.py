@@ -256,6 +256,14 @@ def test_a_team_is_shown_by_its_name_or_its_managers() -> None:
     assert directory.team_label("morgan") == "Morgan's team"  # the team a manager leads by default
     assert directory.team_label("North") == "North"  # a team config.yaml names
     assert directory.team_label("gone") == "gone"  # a manager since removed: the id is all there is
+    alone = Directory([*STAFF, StaffMember(id="kim", name="Kim", email="kim@example.org", role="caseworker")])
+    assert alone.team_label("kim") == "Kim"  # a caseworker with no team or manager leads no team
+    # A team config.yaml calls "Morgan's team" beside the one Morgan leads: each says which it is.
+    alike = Directory([*STAFF, StaffMember(id="al", name="Al", email="al@example.org", role="caseworker",
+                                           team="Morgan's team")])  # fmt: skip
+    assert alike.team_choices(["morgan", "Morgan's team", "lee"]) == [
+        ("lee", "Lee's team"), ("Morgan's team", "Morgan's team (Morgan's team)"), ("morgan", "Morgan's team (morgan)")
+    ]  # fmt: skip
 
 
 def _links(header: str) -> dict[str, str]:
@@ -294,8 +302,10 @@ def test_the_api_pages_follow_one_another_to_exactly_what_the_person_may_see(lis
 def test_the_api_says_what_is_wrong_with_a_page_it_cannot_give(listing: Listing) -> None:
     client = _signed_in(listing, "robin")
     for query in ("page=0", "page=-1", "page=abc", "page=²", "page=", "per_page=0", "per_page=1001",
-                  "page=99999999999999999999"):  # fmt: skip
+                  "page=99999999999999999999", "per_page=00000001000000", "page=0000000100000000",
+                  "page=000000019999999999999999999999", "page=00000001" + "9" * 5000):  # fmt: skip
         answer = client.get(f"/api/cases?{query}")
         assert answer.status_code == 400, query
         name = query.split("=")[0]
         assert answer.get_json()["error"].startswith(f"{name}: a whole number from 1 to"), query
+    assert len(client.get("/api/cases?per_page=00000003").get_json()) == 3  # leading zeros, in range: fine

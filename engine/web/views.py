@@ -488,7 +488,7 @@ def cases() -> Any:
         workflows = sorted({wf for wf, _st, _w in kinds})
         stages = sorted({st for wf, st, _w in kinds if not workflow or wf == workflow})
         team_of_holder = {worker: team_of(directory, worker) or "" for _wf, _st, worker in kinds}
-        teams = sorted({t for t in team_of_holder.values() if t}, key=directory.team_label)
+        teams = directory.team_choices(sorted({t for t in team_of_holder.values() if t}))
         chosen = holders
         if team_:
             chosen = [w for w, t in team_of_holder.items() if t == team_]
@@ -528,7 +528,7 @@ def cases() -> Any:
         at_risk_only=at_risk_only,
         stages=stages,
         stage=stage,
-        teams=[(t, directory.team_label(t)) for t in teams] if len(teams) > 1 else [],
+        teams=teams if len(teams) > 1 else [],
         team=team_,
     )
 
@@ -1080,7 +1080,7 @@ def api_cases() -> Any:
     wanted: dict[str, int] = {}
     for name, default, most in (("page", 1, 10**6), ("per_page", API_PAGE, API_PAGE_MOST)):
         given = request.args.get(name, str(default))
-        if not (given.isascii() and given.isdigit() and 1 <= int(given[:8]) <= most):
+        if not (given.isascii() and given.isdigit() and len(given) <= 8 and 1 <= int(given) <= most):
             return jsonify({"error": f"{name}: a whole number from 1 to {most:,}"}), 400
         wanted[name] = int(given)
     page, per_page = wanted["page"], wanted["per_page"]
@@ -1143,10 +1143,10 @@ def team() -> Any:
     members = _team_members()
     directory = core().directory
     teams = (
-        sorted({m.team_name() for m in members}, key=directory.team_label) if g.actor.role == "head_of_service" else []
+        directory.team_choices(sorted({m.team_name() for m in members})) if g.actor.role == "head_of_service" else []
     )
     team_ = request.args.get("team", "")[:200]
-    team_ = team_ if team_ in teams else ""
+    team_ = team_ if team_ in dict(teams) else ""
     visible = {r["id"]: r for r in _visible_cases() if r["open"]}
     if team_:  # the cases its members (and its manager) hold; a case no one holds is no team's
         ours = {w for w in {r["caseworker"] for r in visible.values()} if team_of(directory, w) == team_}
@@ -1180,9 +1180,9 @@ def team() -> Any:
     audit("viewed_team_board", detail=f"team {team_}" if team_ else None)
     return render_template(
         "team.html",
-        teams=[(t, directory.team_label(t)) for t in teams],
+        teams=teams,
         team=team_,
-        team_label=directory.team_label(team_) if team_ else "",
+        team_label=dict(teams).get(team_, ""),
         found=risks,
         failed=failed,
         overdue=overdue,
