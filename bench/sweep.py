@@ -262,31 +262,39 @@ class Writes(NamedTuple):
 def replay_once(copies: Copies, source: str, as_of: date, writes: Writes) -> float:
     """The same rows written by the bare driver in one transaction, with the same settings, after
     the same query for what is due: no decisions, no guards, no Python but the driver's."""
-    url = copies.copy(source, "replay")
+    with _bare(copies, source, "replay") as (raw, cur, mark):
+
+        def many(sql: str, rows: list[tuple[Any, ...]]) -> None:
+            if rows:
+                cur.executemany(sql.replace("?", mark), rows)
+
+        started = time.perf_counter()
+        cur.execute(DUE_IDS.replace(":today", mark), (as_of.isoformat(),))
+        cur.fetchall()
+        many("UPDATE deadline SET next_alert_on = ?, status = ?, breached_on = ? WHERE id = ?", writes.deadlines)
+        many(f"INSERT INTO history ({', '.join(HISTORY)}) VALUES ({', '.join('?' * len(HISTORY))})", writes.history)
+        many("UPDATE workflow_instance SET version = ?, history_hash = ? WHERE id = ?", writes.instances)
+        many(f"INSERT INTO outbox ({', '.join(OUTBOX)}) VALUES ({', '.join('?' * len(OUTBOX))})", writes.outbox)
+        raw.commit()
+        return time.perf_counter() - started
+
+
+@contextmanager
+def _bare(copies: Copies, source: str, name: str) -> Iterator[tuple[Any, Any, str]]:
+    """A fresh copy ``name`` of ``source`` through the bare driver, with the same settings as the sweep's,
+    its due index read once as the sweep's would be: (connection, cursor, parameter marker); dropped after."""
+    url = copies.copy(source, name)
     engine = connect(url, background_checkpoints=True)
     raw = engine.raw_connection()
-    cur = raw.cursor()
-    mark = "?" if url.startswith("sqlite") else "%s"
-    cur.execute("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL")
-    cur.fetchall()
-
-    def many(sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            cur.executemany(sql.replace("?", mark), rows)
-
-    started = time.perf_counter()
-    cur.execute(DUE_IDS.replace(":today", mark), (as_of.isoformat(),))
-    cur.fetchall()
-    many("UPDATE deadline SET next_alert_on = ?, status = ?, breached_on = ? WHERE id = ?", writes.deadlines)
-    many(f"INSERT INTO history ({', '.join(HISTORY)}) VALUES ({', '.join('?' * len(HISTORY))})", writes.history)
-    many("UPDATE workflow_instance SET version = ?, history_hash = ? WHERE id = ?", writes.instances)
-    many(f"INSERT INTO outbox ({', '.join(OUTBOX)}) VALUES ({', '.join('?' * len(OUTBOX))})", writes.outbox)
-    raw.commit()
-    elapsed = time.perf_counter() - started
-    raw.close()
-    engine.dispose()
-    copies.drop("replay")
-    return elapsed
+    try:
+        cur = raw.cursor()
+        cur.execute("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL")
+        cur.fetchall()
+        yield raw, cur, "?" if url.startswith("sqlite") else "%s"
+    finally:
+        raw.close()
+        engine.dispose()
+        copies.drop(name)
 
 
 def floor_once(copies: Copies, source: str, as_of: date, writes: Writes) -> float:
@@ -294,47 +302,37 @@ def floor_once(copies: Copies, source: str, as_of: date, writes: Writes) -> floa
     untimed), then written by one statement a table in one transaction after the same query for what
     is due: no client, no driver, no round trip a row. No sweep, however written, writes these rows
     in less time on the same database."""
-    url = copies.copy(source, "floor")
-    engine = connect(url, background_checkpoints=True)
-    raw = engine.raw_connection()
-    cur = raw.cursor()
-    mark = "?" if url.startswith("sqlite") else "%s"
-    staged = {
-        "t_deadline": ("deadline", ("next_alert_on", "status", "breached_on", "id"), writes.deadlines),
-        "t_history": ("history", HISTORY, writes.history),
-        "t_instance": ("workflow_instance", ("version", "history_hash", "id"), writes.instances),
-        "t_outbox": ("outbox", OUTBOX, writes.outbox),
-    }
-    for temp, (table, columns, rows) in staged.items():
-        cur.execute(f"CREATE TEMPORARY TABLE {temp} AS SELECT {', '.join(columns)} FROM {table} WHERE 1 = 0")
-        if rows:
-            cur.executemany(f"INSERT INTO {temp} VALUES ({', '.join([mark] * len(columns))})", rows)
-        cur.execute(f"ANALYZE {temp}")
-    cur.execute("SELECT count(*) FROM deadline WHERE next_alert_on IS NOT NULL")
-    cur.fetchall()
-    if mark == "%s":  # PostgreSQL's planner would hash the staged rows and read every deadline (110 ms
-        cur.execute("SET enable_hashjoin = off")  # more at 770,000 than a lookup by id a row)
-        cur.execute("SET enable_mergejoin = off")
-    raw.commit()
-    started = time.perf_counter()
-    cur.execute(DUE_IDS.replace(":today", mark), (as_of.isoformat(),))
-    cur.fetchall()
-    cur.execute(
-        "UPDATE deadline SET next_alert_on = t.next_alert_on, status = t.status, breached_on = t.breached_on "
-        "FROM t_deadline AS t WHERE deadline.id = t.id"
-    )
-    cur.execute(f"INSERT INTO history ({', '.join(HISTORY)}) SELECT {', '.join(HISTORY)} FROM t_history")
-    cur.execute(
-        "UPDATE workflow_instance SET version = t.version, history_hash = t.history_hash "
-        "FROM t_instance AS t WHERE workflow_instance.id = t.id"
-    )
-    cur.execute(f"INSERT INTO outbox ({', '.join(OUTBOX)}) SELECT {', '.join(OUTBOX)} FROM t_outbox")
-    raw.commit()
-    elapsed = time.perf_counter() - started
-    raw.close()
-    engine.dispose()
-    copies.drop("floor")
-    return elapsed
+    with _bare(copies, source, "floor") as (raw, cur, mark):
+        staged = {
+            "t_deadline": ("deadline", ("next_alert_on", "status", "breached_on", "id"), writes.deadlines),
+            "t_history": ("history", HISTORY, writes.history),
+            "t_instance": ("workflow_instance", ("version", "history_hash", "id"), writes.instances),
+            "t_outbox": ("outbox", OUTBOX, writes.outbox),
+        }
+        for temp, (table, columns, rows) in staged.items():
+            cur.execute(f"CREATE TEMPORARY TABLE {temp} AS SELECT {', '.join(columns)} FROM {table} WHERE 1 = 0")
+            if rows:
+                cur.executemany(f"INSERT INTO {temp} VALUES ({', '.join([mark] * len(columns))})", rows)
+            cur.execute(f"ANALYZE {temp}")
+        if mark == "%s":  # PostgreSQL's planner would hash the staged rows and read every deadline (110 ms
+            cur.execute("SET enable_hashjoin = off")  # more at 770,000 than a lookup by id a row)
+            cur.execute("SET enable_mergejoin = off")
+        raw.commit()
+        started = time.perf_counter()
+        cur.execute(DUE_IDS.replace(":today", mark), (as_of.isoformat(),))
+        cur.fetchall()
+        cur.execute(
+            "UPDATE deadline SET next_alert_on = t.next_alert_on, status = t.status, breached_on = t.breached_on "
+            "FROM t_deadline AS t WHERE deadline.id = t.id"
+        )
+        cur.execute(f"INSERT INTO history ({', '.join(HISTORY)}) SELECT {', '.join(HISTORY)} FROM t_history")
+        cur.execute(
+            "UPDATE workflow_instance SET version = t.version, history_hash = t.history_hash "
+            "FROM t_instance AS t WHERE workflow_instance.id = t.id"
+        )
+        cur.execute(f"INSERT INTO outbox ({', '.join(OUTBOX)}) SELECT {', '.join(OUTBOX)} FROM t_outbox")
+        raw.commit()
+        return time.perf_counter() - started
 
 
 def naive_once(copies: Copies, source: str, as_of: date) -> tuple[float, int]:

@@ -3,6 +3,9 @@ shell has established who is asking (``engine.identity``)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from .actor import Actor
 from .config import StaffMember
 from .errors import NotAuthorised
@@ -59,12 +62,12 @@ class Directory:
             return team
         return f"{lead.name}'s team" if lead.role == "team_manager" else lead.name
 
-    def team_choices(self, teams: list[str]) -> list[tuple[str, str]]:
+    def team_choices(self, teams: Iterable[str]) -> list[tuple[str, str]]:
         """(team, label) for a select, in the labels' order; two teams that would read alike (a team
         config.yaml names "Morgan's team" beside the team Morgan leads) each say which they are."""
-        labels = {t: self.team_label(t) for t in teams}
-        twice = {label for label in labels.values() if list(labels.values()).count(label) > 1}
-        shown = {t: f"{label} ({t})" if label in twice else label for t, label in labels.items()}
+        labels = {t: self.team_label(t) for t in set(teams)}
+        times = Counter(labels.values())
+        shown = {t: f"{label} ({t})" if times[label] > 1 else label for t, label in labels.items()}
         return sorted(shown.items(), key=lambda choice: (choice[1], choice[0]))
 
     def with_role(self, role: str) -> list[StaffMember]:

@@ -196,7 +196,7 @@ class Model:
             tally: dict[float, list[int]] = {}
             for i, (_stay, r, ended) in enumerate(longest):
                 if i % self._EVERY == 0:
-                    tallies.append({t: list(c) for t, c in tally.items()})
+                    tallies.append(_copied(tally))
                 _count(tally, r, ended)
             found = self._stays[(kind, state)] = (longest, [-stay for stay, _r, _e in longest], tallies)
         longest, negated, tallies = found
@@ -204,7 +204,7 @@ class Model:
         curve = self._curves.get((kind, state, n))
         if curve is None:
             start = min(n // self._EVERY, len(tallies) - 1) if tallies else 0
-            tally = {t: list(c) for t, c in tallies[start].items()} if tallies else {}
+            tally = _copied(tallies[start]) if tallies else {}
             for _stay, r, ended in longest[start * self._EVERY : n]:
                 _count(tally, r, ended)
             curve = self._curves[(kind, state, n)] = Survival.of_tally(tally)
@@ -278,6 +278,10 @@ def _count(tally: dict[float, list[int]], t: float, ended: bool) -> None:
     else:
         found[0] += ended
         found[1] += 1
+
+
+def _copied(tally: dict[float, list[int]]) -> dict[float, list[int]]:
+    return {t: list(c) for t, c in tally.items()}
 
 
 def _conditional(curve: Survival, reached: float, limit: float) -> float:

@@ -488,7 +488,7 @@ def cases() -> Any:
         workflows = sorted({wf for wf, _st, _w in kinds})
         stages = sorted({st for wf, st, _w in kinds if not workflow or wf == workflow})
         team_of_holder = {worker: team_of(directory, worker) or "" for _wf, _st, worker in kinds}
-        teams = directory.team_choices(sorted({t for t in team_of_holder.values() if t}))
+        teams = directory.team_choices(t for t in team_of_holder.values() if t)
         chosen = holders
         if team_:
             chosen = [w for w, t in team_of_holder.items() if t == team_]
@@ -1142,9 +1142,7 @@ def team() -> Any:
     today = core().clock.today()
     members = _team_members()
     directory = core().directory
-    teams = (
-        directory.team_choices(sorted({m.team_name() for m in members})) if g.actor.role == "head_of_service" else []
-    )
+    teams = directory.team_choices(m.team_name() for m in members) if g.actor.role == "head_of_service" else []
     team_ = request.args.get("team", "")[:200]
     team_ = team_ if team_ in dict(teams) else ""
     visible = {r["id"]: r for r in _visible_cases() if r["open"]}
